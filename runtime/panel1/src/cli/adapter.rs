@@ -1,0 +1,277 @@
+//! `panel1 adapter check|run`.
+use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_SANDBOX, EXIT_USAGE};
+use clap::{Args, Subcommand};
+use panel1_sandbox::{
+    ArtifactStore, CallRequest, EgressPolicy, EgressRule, Grants, HostContext, Limits,
+    LoadedAdapter, Operation, Outcome, Sandbox, SandboxConfig, SecretBinding,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum AdapterCommand {
+    /// Validate a component and print a JSON report (world version,
+    /// operations, imports, capabilities, size, sha256). Exits 3 if the
+    /// component is invalid.
+    Check {
+        /// The component (.wasm).
+        file: PathBuf,
+    },
+    /// Run one operation in the sandbox and print the outcome, metrics, log
+    /// and HTTP exchanges as JSON.
+    #[command(
+        after_help = "Exit codes:\n  0  the adapter succeeded\n  1  the adapter returned a typed error (invalid-input, auth-failed, not-found, conflict, transient, permanent, unsupported)\n  2  the sandbox stopped the call (out-of-fuel, deadline, memory-limit, guest-trap, invalid-output)\n  3  invalid component, invalid input or usage"
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The component (.wasm).
+    file: PathBuf,
+    /// Operation: info, test-connection, provision, suspend, unsuspend,
+    /// terminate, status, change-package, change-password, list-services,
+    /// usage, login-url.
+    #[arg(long)]
+    op: String,
+    /// Operation input as JSON, or @FILE to read it from a file.
+    #[arg(long)]
+    input: Option<String>,
+    /// Server setting KEY=VALUE (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Secret NAME=VALUE@HOST[:PORT][,HOST…] bound to the listed
+    /// destinations (repeatable). VALUE may be env:VAR to read it from the
+    /// environment instead of the command line.
+    #[arg(long = "secret", value_name = "NAME=VALUE@HOSTS")]
+    secrets: Vec<String>,
+    /// Allowed destination `[METHODS ]scheme://host[:port][/path-prefix]`
+    /// (repeatable). Nothing is allowed by default.
+    #[arg(long = "allow", value_name = "RULE")]
+    allow: Vec<String>,
+    /// Let --allow rules with host names reach internal addresses (loopback,
+    /// private, link-local). Rules naming an IP literal always may.
+    #[arg(long)]
+    allow_internal: bool,
+    /// Grant the secrets-reveal capability (plaintext secrets in the guest).
+    #[arg(long)]
+    grant_reveal: bool,
+    /// Fuel budget (CPU).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Memory limit for the sum of the instance's memories, in MiB.
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// Wall-clock limit in milliseconds.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Idempotency key passed to the adapter.
+    #[arg(long, default_value = "cli-run")]
+    idempotency_key: String,
+    /// Attempt number passed to the adapter.
+    #[arg(long, default_value_t = 1)]
+    attempt: u32,
+    /// Precompiled-artifact directory (compiled code is cached there).
+    #[arg(long, env = "PANEL1_ARTIFACT_DIR")]
+    artifacts: Option<PathBuf>,
+}
+
+pub async fn run(cmd: AdapterCommand) -> u8 {
+    match cmd {
+        AdapterCommand::Check { file } => check(file).await,
+        AdapterCommand::Run(args) => run_op(args).await,
+    }
+}
+
+fn usage(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("panel1: {msg}");
+    EXIT_USAGE
+}
+
+fn print(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn load(
+    sandbox: &Sandbox,
+    file: &PathBuf,
+    artifacts: Option<&PathBuf>,
+) -> Result<Arc<LoadedAdapter>, u8> {
+    let bytes =
+        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+    let loaded = match artifacts {
+        Some(dir) => {
+            let store = ArtifactStore::open(dir).map_err(usage)?;
+            sandbox.load_with_artifacts(&bytes, &store)
+        }
+        None => sandbox.load(&bytes),
+    };
+    loaded.map_err(|e| usage(format!("{}: {e}", file.display())))
+}
+
+async fn check(file: PathBuf) -> u8 {
+    let sandbox = match Sandbox::new(SandboxConfig::default()) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let adapter = match load(&sandbox, &file, None) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    // `info` is static and network-free: run it to list the operations.
+    let req = CallRequest {
+        operation: Operation::Info,
+        input: Value::Null,
+        idempotency_key: "check".into(),
+        attempt: 1,
+    };
+    let info = match sandbox
+        .call(&adapter, Arc::new(HostContext::default()), &req)
+        .await
+    {
+        Ok(r) => match r.outcome {
+            Outcome::Ok { result } => result,
+            other => {
+                return usage(format!(
+                    "{}: `info` failed: {}",
+                    file.display(),
+                    json!(other)
+                ))
+            }
+        },
+        Err(e) => return usage(e),
+    };
+    let mut report = serde_json::to_value(&adapter.report).unwrap_or_default();
+    report["file"] = json!(file.display().to_string());
+    report["adapter"] = info;
+    print(&report);
+    EXIT_OK
+}
+
+fn parse_kv(s: &str, what: &str) -> Result<(String, String), u8> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| usage(format!("{what} `{s}` must be KEY=VALUE")))
+}
+
+fn parse_secret(s: &str) -> Result<SecretBinding, u8> {
+    let (name, rest) = parse_kv(s, "--secret")?;
+    let (value, hosts) = rest.rsplit_once('@').ok_or_else(|| {
+        usage(format!(
+            "--secret `{name}=…` needs @HOST: the destinations it may be sent to"
+        ))
+    })?;
+    let value = match value.strip_prefix("env:") {
+        Some(var) => std::env::var(var).map_err(|_| {
+            usage(format!(
+                "--secret {name}: environment variable {var} is not set"
+            ))
+        })?,
+        None => value.to_string(),
+    };
+    let destinations = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(String::from)
+        .collect();
+    Ok(SecretBinding {
+        name,
+        value,
+        destinations,
+    })
+}
+
+fn build_context(args: &RunArgs) -> Result<HostContext, u8> {
+    let mut config = BTreeMap::new();
+    for kv in &args.config {
+        let (k, v) = parse_kv(kv, "--config")?;
+        config.insert(k, v);
+    }
+    let secrets = args
+        .secrets
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rules = Vec::new();
+    for text in &args.allow {
+        let mut rule = EgressRule::parse(text).map_err(usage)?;
+        rule.allow_internal = args.allow_internal;
+        rules.push(rule);
+    }
+    let mut limits = Limits::default();
+    if let Some(f) = args.fuel {
+        limits.fuel = f;
+    }
+    if let Some(m) = args.memory_mb {
+        limits.memory_bytes = m << 20;
+    }
+    if let Some(t) = args.timeout_ms {
+        limits.timeout_ms = t;
+    }
+    Ok(HostContext {
+        config,
+        secrets,
+        egress: EgressPolicy::new(rules),
+        grants: Grants {
+            secrets_reveal: args.grant_reveal,
+        },
+        limits,
+    })
+}
+
+async fn run_op(args: RunArgs) -> u8 {
+    let operation: Operation = match args.op.parse() {
+        Ok(op) => op,
+        Err(e) => return usage(e),
+    };
+    let input: Value = match &args.input {
+        None => Value::Null,
+        Some(text) => {
+            let text = match text.strip_prefix('@') {
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(t) => t,
+                    Err(e) => return usage(format!("cannot read input file {path}: {e}")),
+                },
+                None => text.clone(),
+            };
+            match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => return usage(format!("--input is not valid JSON: {e}")),
+            }
+        }
+    };
+    let context = match build_context(&args) {
+        Ok(c) => Arc::new(c),
+        Err(code) => return code,
+    };
+    let sandbox = match Sandbox::new(SandboxConfig::default()) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let adapter = match load(&sandbox, &args.file, args.artifacts.as_ref()) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let req = CallRequest {
+        operation,
+        input,
+        idempotency_key: args.idempotency_key.clone(),
+        attempt: args.attempt,
+    };
+    let report = match sandbox.call(&adapter, context, &req).await {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    print(&serde_json::to_value(&report).unwrap_or_default());
+    match report.outcome {
+        Outcome::Ok { .. } => EXIT_OK,
+        Outcome::AdapterError { .. } => EXIT_ADAPTER_ERROR,
+        Outcome::SandboxError { .. } => EXIT_SANDBOX,
+    }
+}

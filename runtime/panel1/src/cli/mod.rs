@@ -1,0 +1,39 @@
+//! Command-line interface.
+mod adapter;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The adapter succeeded.
+pub const EXIT_OK: u8 = 0;
+/// The adapter returned a typed error.
+pub const EXIT_ADAPTER_ERROR: u8 = 1;
+/// The sandbox stopped the call (limit or trap).
+pub const EXIT_SANDBOX: u8 = 2;
+/// Invalid component, invalid input or usage.
+pub const EXIT_USAGE: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "panel1",
+    version,
+    about = "Panel1: provisioning for hosting platforms, with sandboxed WebAssembly adapters"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Inspect and run adapter components.
+    #[command(subcommand)]
+    Adapter(adapter::AdapterCommand),
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Adapter(cmd) => adapter::run(cmd).await,
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,372 @@
+//! One operation call: a fresh store from the cached `InstancePre`, limits
+//! armed, the typed export invoked, every failure mapped to a kind.
+use crate::bindings::{guest, wit, Provisioning};
+use crate::egress::{EgressShared, HttpExchange};
+use crate::error::SandboxError;
+use crate::host_state::{HostContext, HostState};
+use crate::limiter::MemoryLimitExceeded;
+use crate::loader::LoadedAdapter;
+use crate::log_buffer::{LogBuffer, LogEntry, LogLevel};
+use crate::payload::{self, *};
+use panel1_types::{AdapterErrorKind, CallMetrics, Operation};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::{Store, Trap};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub operation: Operation,
+    /// Operation input as JSON (see `payload`); `null` for none.
+    pub input: Value,
+    /// Stable across retries (the task id).
+    pub idempotency_key: String,
+    pub attempt: u32,
+}
+
+/// How the call ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The adapter succeeded; its result as JSON.
+    Ok { result: Value },
+    /// The adapter returned a typed error.
+    AdapterError {
+        kind: AdapterErrorKind,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// The sandbox stopped the call (limit, trap, invalid output).
+    SandboxError {
+        kind: panel1_types::SandboxErrorKind,
+        message: String,
+    },
+}
+
+/// Everything recorded about one call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    pub outcome: Outcome,
+    pub metrics: CallMetrics,
+    pub log: Vec<LogEntry>,
+    pub http: Vec<HttpExchange>,
+}
+
+impl CallReport {
+    pub fn sandbox_error(&self) -> Option<&Outcome> {
+        matches!(self.outcome, Outcome::SandboxError { .. }).then_some(&self.outcome)
+    }
+}
+
+/// The input did not match the operation's shape; nothing ran.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid input for `{operation}`: {message}")]
+pub struct InputError {
+    pub operation: Operation,
+    pub message: String,
+}
+
+enum Typed {
+    Info,
+    Test(wit::TestRequest),
+    Provision(wit::ProvisionRequest),
+    Service(Operation, wit::ServiceRequest),
+    ChangePackage(wit::ChangePackageRequest),
+    ChangePassword(wit::ChangePasswordRequest),
+    List(wit::ListRequest),
+}
+
+fn typed(req: &CallRequest, deadline_ms: u64) -> Result<Typed, InputError> {
+    let ctx = wit::CallContext {
+        idempotency_key: req.idempotency_key.clone(),
+        attempt: req.attempt.max(1),
+        deadline_ms,
+    };
+    let err = |message: String| InputError {
+        operation: req.operation,
+        message,
+    };
+    Ok(match req.operation {
+        Operation::Info => {
+            payload::parse::<EmptyInput>(&req.input).map_err(err)?;
+            Typed::Info
+        }
+        Operation::TestConnection => {
+            payload::parse::<EmptyInput>(&req.input).map_err(err)?;
+            Typed::Test(wit::TestRequest { ctx })
+        }
+        Operation::Provision => {
+            let i: ProvisionInput = payload::parse(&req.input).map_err(err)?;
+            Typed::Provision(wit::ProvisionRequest {
+                ctx,
+                service: i.service.to_wit(),
+                password_secret: i.password_secret,
+            })
+        }
+        Operation::Suspend
+        | Operation::Unsuspend
+        | Operation::Terminate
+        | Operation::Status
+        | Operation::Usage
+        | Operation::LoginUrl => {
+            let i: ServiceOpInput = payload::parse(&req.input).map_err(err)?;
+            Typed::Service(
+                req.operation,
+                wit::ServiceRequest {
+                    ctx,
+                    service: i.service.to_wit(),
+                    reason: i.reason,
+                },
+            )
+        }
+        Operation::ChangePackage => {
+            let i: ChangePackageInput = payload::parse(&req.input).map_err(err)?;
+            Typed::ChangePackage(wit::ChangePackageRequest {
+                ctx,
+                service: i.service.to_wit(),
+                plan: i.plan,
+            })
+        }
+        Operation::ChangePassword => {
+            let i: ChangePasswordInput = payload::parse(&req.input).map_err(err)?;
+            Typed::ChangePassword(wit::ChangePasswordRequest {
+                ctx,
+                service: i.service.to_wit(),
+                password_secret: i.password_secret,
+            })
+        }
+        Operation::ListServices => {
+            let i: ListInput = payload::parse(&req.input).map_err(err)?;
+            Typed::List(wit::ListRequest {
+                ctx,
+                cursor: i.cursor,
+                limit: i.limit,
+            })
+        }
+    })
+}
+
+type GuestResult = Result<Value, wit::AdapterError>;
+
+fn map_ok<T>(r: Result<T, wit::AdapterError>, f: impl Fn(&T) -> Value) -> GuestResult {
+    r.map(|v| f(&v))
+}
+
+async fn dispatch(
+    b: &Provisioning,
+    store: &mut Store<HostState>,
+    call: Typed,
+) -> wasmtime::Result<GuestResult> {
+    let a: &guest::Guest = b.panel1_provisioning_adapter();
+    Ok(match call {
+        Typed::Info => Ok(info_json(&a.call_info(&mut *store).await?)),
+        Typed::Test(r) => map_ok(
+            a.call_test_connection(&mut *store, &r).await?,
+            connection_json,
+        ),
+        Typed::Provision(r) => map_ok(a.call_provision(&mut *store, &r).await?, status_json),
+        Typed::Service(op, r) => match op {
+            Operation::Suspend => map_ok(a.call_suspend(&mut *store, &r).await?, status_json),
+            Operation::Unsuspend => map_ok(a.call_unsuspend(&mut *store, &r).await?, status_json),
+            Operation::Terminate => map_ok(a.call_terminate(&mut *store, &r).await?, status_json),
+            Operation::Status => map_ok(a.call_status(&mut *store, &r).await?, status_json),
+            Operation::Usage => map_ok(a.call_usage(&mut *store, &r).await?, usage_json),
+            _ => map_ok(a.call_login_url(&mut *store, &r).await?, login_json),
+        },
+        Typed::ChangePackage(r) => {
+            map_ok(a.call_change_package(&mut *store, &r).await?, status_json)
+        }
+        Typed::ChangePassword(r) => {
+            map_ok(a.call_change_password(&mut *store, &r).await?, status_json)
+        }
+        Typed::List(r) => map_ok(a.call_list_services(&mut *store, &r).await?, page_json),
+    })
+}
+
+fn adapter_error(e: wit::AdapterError) -> Outcome {
+    let (kind, message, retry_after_ms) = match e {
+        wit::AdapterError::InvalidInput(m) => (AdapterErrorKind::InvalidInput, m, None),
+        wit::AdapterError::AuthFailed(m) => (AdapterErrorKind::AuthFailed, m, None),
+        wit::AdapterError::NotFound(m) => (AdapterErrorKind::NotFound, m, None),
+        wit::AdapterError::Conflict(m) => (AdapterErrorKind::Conflict, m, None),
+        wit::AdapterError::Transient(t) => {
+            (AdapterErrorKind::Transient, t.message, t.retry_after_ms)
+        }
+        wit::AdapterError::Permanent(m) => (AdapterErrorKind::Permanent, m, None),
+        wit::AdapterError::Unsupported(m) => (AdapterErrorKind::Unsupported, m, None),
+    };
+    Outcome::AdapterError {
+        kind,
+        message,
+        retry_after_ms,
+    }
+}
+
+/// Map a wasmtime error from instantiation or the call to a typed kind.
+fn classify(e: &wasmtime::Error, budget: u64, timeout_ms: u64, log: &LogBuffer) -> SandboxError {
+    if let Some(limit) = e.downcast_ref::<MemoryLimitExceeded>() {
+        return SandboxError::MemoryLimit {
+            limit: limit.limit,
+            requested: limit.requested,
+        };
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => SandboxError::OutOfFuel { budget },
+            Trap::Interrupt => SandboxError::Deadline { timeout_ms },
+            Trap::StackOverflow => {
+                SandboxError::GuestTrap("stack overflow: the guest exhausted its call stack".into())
+            }
+            Trap::UnreachableCodeReached => {
+                // A Rust guest's panic prints its message to stderr, then aborts.
+                let panic = log
+                    .entries()
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.source == "stderr" && e.message.contains("panicked"))
+                    .map(|e| e.message);
+                match panic {
+                    Some(msg) => SandboxError::GuestTrap(format!("guest panicked: {msg}")),
+                    None => SandboxError::GuestTrap(
+                        "guest executed `unreachable` (abort or panic)".into(),
+                    ),
+                }
+            }
+            other => SandboxError::GuestTrap(other.to_string()),
+        };
+    }
+    let text = format!("{e:#}");
+    let lower = text.to_ascii_lowercase();
+    let lifting = [
+        "utf-8",
+        "utf8",
+        "discriminant",
+        "out of bounds",
+        "out-of-bounds",
+        "realloc",
+        "unaligned",
+        "invalid",
+    ];
+    if lifting.iter().any(|w| lower.contains(w)) {
+        SandboxError::InvalidOutput(format!("the guest returned malformed data: {text}"))
+    } else {
+        SandboxError::GuestTrap(text)
+    }
+}
+
+pub(crate) struct CallEnv<'a> {
+    pub engine: &'a wasmtime::Engine,
+    pub resolver: Arc<dyn crate::egress::resolver::Resolver>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub epoch_tick: Duration,
+}
+
+pub(crate) async fn run(
+    env: CallEnv<'_>,
+    adapter: &LoadedAdapter,
+    context: Arc<HostContext>,
+    req: &CallRequest,
+) -> Result<CallReport, InputError> {
+    let limits = context.limits.clone();
+    let started = Instant::now();
+    let deadline = started + limits.timeout();
+    let typed_call = typed(req, limits.timeout_ms)?;
+
+    let redact: Vec<String> = context.secrets.iter().map(|s| s.value.clone()).collect();
+    let log = LogBuffer::new(limits.log_max_bytes, redact);
+    let egress = Arc::new(EgressShared::new(
+        context.clone(),
+        env.resolver,
+        env.tls,
+        deadline,
+        log.clone(),
+    ));
+    let mut store = Store::new(
+        env.engine,
+        HostState::new(context, log.clone(), egress.clone()),
+    );
+    store.limiter(|s| &mut s.limiter);
+    let fuel_ok = store.set_fuel(limits.fuel).is_ok();
+    // Ticks to the deadline, rounded up, plus one so a call never gets less
+    // than its timeout.
+    let tick_ms = env.epoch_tick.as_millis().max(1) as u64;
+    store.set_epoch_deadline(limits.timeout_ms.div_ceil(tick_ms) + 1);
+    store.epoch_deadline_trap();
+
+    // The epoch stops wasm code; this timeout stops host calls (HTTP) that
+    // would otherwise keep the call alive past its deadline.
+    let pre = adapter.pre.clone();
+    let result = tokio::time::timeout(limits.timeout() + env.epoch_tick * 2, async {
+        let bindings = pre.instantiate_async(&mut store).await?;
+        dispatch(&bindings, &mut store, typed_call).await
+    })
+    .await;
+
+    let outcome = match result {
+        Err(_elapsed) => Outcome::from(SandboxError::Deadline {
+            timeout_ms: limits.timeout_ms,
+        }),
+        Ok(Err(e)) => Outcome::from(classify(&e, limits.fuel, limits.timeout_ms, &log)),
+        Ok(Ok(Err(adapter_err))) => adapter_error(adapter_err),
+        Ok(Ok(Ok(value))) => {
+            let size = serde_json::to_vec(&value)
+                .map(|v| v.len() as u64)
+                .unwrap_or(u64::MAX);
+            if size > limits.max_output_bytes {
+                Outcome::from(SandboxError::InvalidOutput(format!(
+                    "the result is {size} bytes, over the limit of {} bytes",
+                    limits.max_output_bytes
+                )))
+            } else {
+                Outcome::Ok { result: value }
+            }
+        }
+    };
+    if let Outcome::SandboxError { kind, message } = &outcome {
+        log.host(
+            LogLevel::Error,
+            &format!("call stopped: {message}"),
+            vec![("kind".into(), kind.to_string())],
+        );
+    }
+
+    let remaining = if fuel_ok {
+        store.get_fuel().unwrap_or(0)
+    } else {
+        limits.fuel
+    };
+    let metrics = CallMetrics {
+        fuel_consumed: limits.fuel.saturating_sub(remaining),
+        wall_us: started.elapsed().as_micros() as u64,
+        peak_memory_bytes: store.data().limiter.peak_total,
+        http_requests: egress.counters.requests.load(Ordering::Relaxed),
+        http_denied: egress.counters.denied.load(Ordering::Relaxed),
+        http_bytes_sent: egress.counters.bytes_sent.load(Ordering::Relaxed),
+        http_bytes_received: egress.counters.bytes_received.load(Ordering::Relaxed),
+        log_bytes_dropped: log.dropped_bytes(),
+        trap_kind: match &outcome {
+            Outcome::SandboxError { kind, .. } => Some(kind.to_string()),
+            _ => None,
+        },
+    };
+    drop(store);
+    Ok(CallReport {
+        outcome,
+        metrics,
+        log: log.entries(),
+        http: egress.exchanges(),
+    })
+}
+
+impl From<SandboxError> for Outcome {
+    fn from(e: SandboxError) -> Outcome {
+        Outcome::SandboxError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Validation at load: the bytes are a component, it exports the adapter
+//! interface of a supported world version, and every import is one the host
+//! provides. The capabilities it needs are reported to the operator.
+use crate::error::SandboxError;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+/// World versions this host can run (`wit/<version>/`).
+pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0"];
+
+/// What a component asks of the host, derived from its imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Outbound HTTP (`wasi:http/outgoing-handler`), under the egress policy.
+    Http,
+    /// Secret placeholders (`panel1:provisioning/secrets`).
+    Secrets,
+    /// Secret plaintext (`secrets-reveal`): must also be granted.
+    SecretsReveal,
+    Config,
+    Log,
+    /// stdout/stderr, captured into the operation log.
+    Stdio,
+    /// Clocks and randomness.
+    ClocksRandom,
+    /// Filesystem interfaces: linked, but no directory is ever preopened.
+    FilesystemNone,
+    /// Socket interfaces: linked, every socket operation is denied.
+    SocketsDenied,
+    /// Environment/arguments/exit: linked, environment is empty.
+    Environment,
+}
+
+/// The `adapter check` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentReport {
+    pub world_version: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    pub capabilities: Vec<Capability>,
+}
+
+impl ComponentReport {
+    pub fn needs(&self, cap: Capability) -> bool {
+        self.capabilities.contains(&cap)
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A cheap check before handing bytes to the compiler.
+pub fn ensure_component_bytes(bytes: &[u8]) -> Result<(), SandboxError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(SandboxError::InvalidComponent(
+            "not a WebAssembly binary (missing the \\0asm magic number)".into(),
+        ));
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(SandboxError::InvalidComponent(
+            "this is a core WebAssembly module, not a component; build for wasm32-wasip2 or run `wasm-tools component new`".into(),
+        )),
+        _ => Err(SandboxError::InvalidComponent("unknown WebAssembly binary version/layer".into())),
+    }
+}
+
+/// Interfaces the host links, by package; any version 0.2.x of WASI.
+const WASI_PROVIDED: &[(&str, &[&str])] = &[
+    ("wasi:io", &["error", "poll", "streams"]),
+    ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
+    ("wasi:random", &["random", "insecure", "insecure-seed"]),
+    (
+        "wasi:cli",
+        &[
+            "environment",
+            "exit",
+            "stdin",
+            "stdout",
+            "stderr",
+            "terminal-input",
+            "terminal-output",
+            "terminal-stdin",
+            "terminal-stdout",
+            "terminal-stderr",
+        ],
+    ),
+    ("wasi:filesystem", &["types", "preopens"]),
+    (
+        "wasi:sockets",
+        &[
+            "network",
+            "instance-network",
+            "udp",
+            "udp-create-socket",
+            "tcp",
+            "tcp-create-socket",
+            "ip-name-lookup",
+        ],
+    ),
+    ("wasi:http", &["types", "outgoing-handler"]),
+];
+
+const PANEL1_PROVIDED: &[&str] = &["types", "secrets", "secrets-reveal", "config", "log"];
+
+/// `ns:pkg/iface@ver` → (`ns:pkg`, `iface`, `ver`).
+fn split_name(name: &str) -> Option<(&str, &str, &str)> {
+    let (path, version) = name.split_once('@').unwrap_or((name, ""));
+    let (pkg, iface) = path.split_once('/')?;
+    Some((pkg, iface, version))
+}
+
+fn capability_of(import: &str, world_version: &str) -> Result<Option<Capability>, String> {
+    let Some((pkg, iface, version)) = split_name(import) else {
+        return Err(format!(
+            "imports `{import}`, which is not an interface the host provides"
+        ));
+    };
+    if pkg == "panel1:provisioning" {
+        if version != world_version || !PANEL1_PROVIDED.contains(&iface) {
+            return Err(format!(
+                "imports `{import}`, which the host does not provide (world version {world_version} provides {})",
+                PANEL1_PROVIDED.join(", ")
+            ));
+        }
+        return Ok(match iface {
+            "secrets" => Some(Capability::Secrets),
+            "secrets-reveal" => Some(Capability::SecretsReveal),
+            "config" => Some(Capability::Config),
+            "log" => Some(Capability::Log),
+            _ => None,
+        });
+    }
+    let known = WASI_PROVIDED
+        .iter()
+        .find(|(p, _)| *p == pkg)
+        .is_some_and(|(_, ifaces)| ifaces.contains(&iface));
+    if !known || !version.starts_with("0.2.") {
+        return Err(format!(
+            "imports `{import}`, which the host does not provide (the host provides panel1:provisioning and WASI 0.2 io, clocks, random, cli, filesystem, sockets and http/outgoing-handler)"
+        ));
+    }
+    Ok(Some(match (pkg, iface) {
+        ("wasi:http", _) => Capability::Http,
+        ("wasi:cli", i) if i.starts_with("std") || i.starts_with("terminal") => Capability::Stdio,
+        ("wasi:cli", _) => Capability::Environment,
+        ("wasi:filesystem", _) => Capability::FilesystemNone,
+        ("wasi:sockets", _) => Capability::SocketsDenied,
+        ("wasi:clocks" | "wasi:random", _) => Capability::ClocksRandom,
+        _ => return Ok(None),
+    }))
+}
+
+/// Check a compiled component and describe it.
+pub fn check(
+    engine: &Engine,
+    component: &Component,
+    bytes: &[u8],
+) -> Result<ComponentReport, SandboxError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let adapter_versions: Vec<&str> = exports
+        .iter()
+        .filter_map(|e| e.strip_prefix("panel1:provisioning/adapter@"))
+        .collect();
+    let world_version = match adapter_versions
+        .iter()
+        .find(|v| SUPPORTED_WORLD_VERSIONS.contains(v))
+    {
+        Some(v) => v.to_string(),
+        None if !adapter_versions.is_empty() => {
+            return Err(SandboxError::InvalidComponent(format!(
+                "exports panel1:provisioning/adapter@{}, but this host supports world versions {}",
+                adapter_versions.join(", @"),
+                SUPPORTED_WORLD_VERSIONS.join(", ")
+            )))
+        }
+        None => {
+            return Err(SandboxError::InvalidComponent(format!(
+                "does not export the `panel1:provisioning/adapter` interface (it exports: {})",
+                if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                }
+            )))
+        }
+    };
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let mut capabilities = Vec::new();
+    for import in &imports {
+        match capability_of(import, &world_version) {
+            Ok(Some(cap)) if !capabilities.contains(&cap) => capabilities.push(cap),
+            Ok(_) => {}
+            Err(msg) => return Err(SandboxError::InvalidComponent(msg)),
+        }
+    }
+    capabilities.sort();
+    Ok(ComponentReport {
+        world_version,
+        sha256: sha256_hex(bytes),
+        size_bytes: bytes.len() as u64,
+        exports,
+        imports,
+        capabilities,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_imports() {
+        assert_eq!(
+            capability_of("wasi:http/outgoing-handler@0.2.10", "0.1.0"),
+            Ok(Some(Capability::Http))
+        );
+        assert_eq!(
+            capability_of("wasi:cli/stderr@0.2.3", "0.1.0"),
+            Ok(Some(Capability::Stdio))
+        );
+        assert_eq!(
+            capability_of("wasi:cli/environment@0.2.3", "0.1.0"),
+            Ok(Some(Capability::Environment))
+        );
+        assert_eq!(
+            capability_of("panel1:provisioning/secrets-reveal@0.1.0", "0.1.0"),
+            Ok(Some(Capability::SecretsReveal))
+        );
+        let err = capability_of("evil:extras/raw-sockets@0.1.0", "0.1.0").unwrap_err();
+        assert!(err.contains("evil:extras/raw-sockets@0.1.0"));
+        assert!(capability_of("wasi:http/incoming-handler@0.2.0", "0.1.0").is_err());
+        assert!(capability_of("wasi:keyvalue/store@0.2.0", "0.1.0").is_err());
+        assert!(capability_of("panel1:provisioning/log@0.2.0", "0.1.0").is_err());
+    }
+
+    #[test]
+    fn rejects_non_components() {
+        assert!(ensure_component_bytes(b"hello world").is_err());
+        let core = b"\0asm\x01\0\0\0";
+        let e = ensure_component_bytes(core).unwrap_err();
+        assert!(e.to_string().contains("core WebAssembly module"));
+        assert!(ensure_component_bytes(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

@@ -1,0 +1,115 @@
+//! Outbound HTTP for guests: the `wasi:http` hook that enforces the egress
+//! policy, injects secrets and connects to checked addresses only.
+pub mod address;
+mod hooks;
+pub mod policy;
+pub mod resolver;
+pub mod secrets;
+mod sender;
+
+pub use hooks::EgressHooks;
+
+use crate::host_state::HostContext;
+use crate::log_buffer::LogBuffer;
+use resolver::Resolver;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// One outbound request as recorded on the attempt (secrets redacted: URLs
+/// and headers keep placeholders, never values).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpExchange {
+    pub method: String,
+    pub url: String,
+    /// The address actually connected to.
+    pub address: Option<String>,
+    pub status: Option<u16>,
+    /// Why the host refused the request, if it did.
+    pub denied: Option<String>,
+    /// Transport failure, if any.
+    pub error: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub duration_us: u64,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub requests: AtomicU32,
+    pub denied: AtomicU32,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+}
+
+/// Egress state of one call, shared with the request futures the hook spawns.
+pub struct EgressShared {
+    /// Policy, secrets and limits of the call.
+    pub context: Arc<HostContext>,
+    pub resolver: Arc<dyn Resolver>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub deadline: Instant,
+    pub log: LogBuffer,
+    pub counters: Counters,
+    pub inflight: tokio::sync::Semaphore,
+    pub exchanges: Mutex<Vec<HttpExchange>>,
+}
+
+impl EgressShared {
+    pub fn new(
+        context: Arc<HostContext>,
+        resolver: Arc<dyn Resolver>,
+        tls: Arc<rustls::ClientConfig>,
+        deadline: Instant,
+        log: LogBuffer,
+    ) -> Self {
+        let permits = context.limits.http_max_concurrent.max(1) as usize;
+        EgressShared {
+            context,
+            resolver,
+            tls,
+            deadline,
+            log,
+            counters: Counters::default(),
+            inflight: tokio::sync::Semaphore::new(permits),
+            exchanges: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn record(&self, exchange: HttpExchange) {
+        self.counters
+            .bytes_sent
+            .fetch_add(exchange.bytes_sent, Ordering::Relaxed);
+        self.counters
+            .bytes_received
+            .fetch_add(exchange.bytes_received, Ordering::Relaxed);
+        if exchange.denied.is_some() {
+            self.counters.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(exchange);
+    }
+
+    pub fn exchanges(&self) -> Vec<HttpExchange> {
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The TLS client configuration: Mozilla's roots (webpki-roots), ring.
+pub fn default_tls_config() -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}

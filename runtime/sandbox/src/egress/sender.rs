@@ -1,0 +1,446 @@
+//! Our own HTTP/1.1 sender: policy check → secret binding check → host-side
+//! DNS → resolved-address check → connect to that exact address → TLS with
+//! the original name (SNI and certificate) → send, all under the call's
+//! remaining time and size caps.
+use super::address::classify_ip;
+use super::policy::EgressRule;
+use super::secrets::{self, Context, Secret};
+use super::{EgressShared, HttpExchange};
+use crate::log_buffer::LogLevel;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+struct Attempt {
+    shared: Arc<EgressShared>,
+    started: Instant,
+    exchange: HttpExchange,
+}
+
+impl Attempt {
+    /// Refuse the request: nothing has left the host.
+    fn deny(mut self, reason: String, err: Error) -> Error {
+        self.shared.log.host(
+            LogLevel::Warn,
+            &format!("egress denied: {reason}"),
+            vec![
+                ("method".into(), self.exchange.method.clone()),
+                ("url".into(), self.exchange.url.clone()),
+            ],
+        );
+        self.exchange.denied = Some(reason);
+        self.finish();
+        err
+    }
+
+    fn fail(mut self, what: String, err: Error) -> Error {
+        self.shared.log.host(
+            LogLevel::Warn,
+            &format!("outbound request failed: {what}"),
+            vec![("url".into(), self.exchange.url.clone())],
+        );
+        self.exchange.error = Some(what);
+        self.finish();
+        err
+    }
+
+    fn finish(mut self) {
+        self.exchange.duration_us = self.started.elapsed().as_micros() as u64;
+        self.shared.record(self.exchange);
+    }
+}
+
+pub async fn send(
+    shared: Arc<EgressShared>,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<http::Response<WasiBody>, Error> {
+    let (parts, body) = request.into_parts();
+    let uri = parts.uri.clone();
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "http" { 80 } else { 443 });
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let method = parts.method.as_str().to_string();
+    let attempt = Attempt {
+        shared: shared.clone(),
+        started: Instant::now(),
+        exchange: HttpExchange {
+            method: method.clone(),
+            url: uri.to_string(),
+            address: None,
+            status: None,
+            denied: None,
+            error: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            duration_us: 0,
+        },
+    };
+
+    let n = shared.counters.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if n > shared.context.limits.http_max_requests {
+        let why = format!(
+            "request limit of {} per call reached",
+            shared.context.limits.http_max_requests
+        );
+        return Err(attempt.deny(why, Error::HttpRequestDenied));
+    }
+    let policy_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let rule: EgressRule =
+        match shared
+            .context
+            .egress
+            .check(&scheme, &policy_host, port, &method, &path)
+        {
+            Ok(rule) => rule.clone(),
+            Err(denial) => return Err(attempt.deny(denial.0, Error::HttpRequestDenied)),
+        };
+
+    // The request body, buffered under the cap (secrets may sit in it).
+    let body = match collect_limited(body, shared.context.limits.http_max_request_bytes).await {
+        Ok(b) => b,
+        Err(e) => return Err(attempt.fail("request body too large or unreadable".into(), e)),
+    };
+
+    // Secrets: every placeholder must name a secret bound to this host.
+    let mut names = secrets::referenced(path.as_bytes());
+    for (_, v) in parts.headers.iter() {
+        names.extend(secrets::referenced(v.as_bytes()));
+    }
+    names.extend(secrets::referenced(&body));
+    let mut used: Vec<Secret> = Vec::new();
+    for name in names {
+        match shared.context.secrets.iter().find(|s| s.name == name) {
+            None => {
+                let why = format!("placeholder for unknown secret `{name}`");
+                return Err(attempt.deny(why, Error::HttpRequestDenied));
+            }
+            Some(s) if !s.bound_to(&host, port) => {
+                let why = format!("secret `{name}` is not bound to {host}:{port}");
+                return Err(attempt.deny(why, Error::HttpRequestDenied));
+            }
+            Some(s) => {
+                if !used.iter().any(|u| u.name == s.name) {
+                    used.push(s.clone())
+                }
+            }
+        }
+    }
+    let path = String::from_utf8_lossy(&secrets::substitute(
+        path.as_bytes(),
+        &used,
+        Context::UrlComponent,
+    ))
+    .into_owned();
+    let body_ctx = body_context(parts.headers.get(CONTENT_TYPE));
+    let body = Bytes::from(secrets::substitute(&body, &used, body_ctx));
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in parts.headers.iter() {
+        if k == HOST || k == CONTENT_LENGTH {
+            continue;
+        }
+        let value = secrets::substitute(v.as_bytes(), &used, Context::Header);
+        match HeaderValue::from_bytes(&value) {
+            Ok(v) => {
+                headers.append(k.clone(), v);
+            }
+            Err(_) => {
+                return Err(attempt.deny(
+                    format!("header `{k}` is invalid after secret substitution"),
+                    Error::HttpRequestDenied,
+                ))
+            }
+        }
+    }
+
+    let _permit = shared
+        .inflight
+        .acquire()
+        .await
+        .map_err(|_| Error::ConnectionLimitReached)?;
+
+    // Time budget: the policy's timeouts, never past the call's deadline.
+    let remaining = shared.deadline.saturating_duration_since(Instant::now());
+    let connect_budget = remaining.min(Duration::from_millis(
+        shared.context.limits.http_connect_timeout_ms,
+    ));
+    let mut total_budget = remaining.min(Duration::from_millis(
+        shared.context.limits.http_request_timeout_ms,
+    ));
+    if let Some(t) = options.as_ref().and_then(|o| o.first_byte_timeout) {
+        total_budget = total_budget.min(t);
+    }
+    if remaining.is_zero() {
+        return Err(attempt.fail("no time left in the call".into(), Error::ConnectionTimeout));
+    }
+
+    // Resolve on the host, then check every address we might connect to.
+    let candidates: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            match tokio::time::timeout(connect_budget, shared.resolver.resolve(&host, port)).await {
+                Ok(Ok(addrs)) => addrs,
+                Ok(Err(e)) => {
+                    return Err(attempt.fail(
+                        format!("DNS lookup of `{host}` failed: {e}"),
+                        Error::DnsError {
+                            rcode: Some("lookup failed".into()),
+                            info_code: None,
+                        },
+                    ))
+                }
+                Err(_) => {
+                    return Err(attempt.fail(
+                        format!("DNS lookup of `{host}` timed out"),
+                        Error::DnsTimeout,
+                    ))
+                }
+            }
+        }
+    };
+    let mut allowed = Vec::new();
+    let mut refused = Vec::new();
+    for addr in candidates {
+        let class = classify_ip(addr.ip());
+        if rule.permits_address(addr.ip(), class.is_internal()) {
+            allowed.push(addr);
+        } else {
+            refused.push(format!("{} ({})", addr.ip(), class.as_str()));
+        }
+    }
+    if allowed.is_empty() {
+        let why = if refused.is_empty() {
+            format!("`{host}` resolved to no address")
+        } else {
+            format!(
+                "`{host}` resolved to {} which the policy does not allow",
+                refused.join(", ")
+            )
+        };
+        return Err(attempt.deny(why, Error::DestinationIpProhibited));
+    }
+
+    let deadline = Instant::now() + total_budget;
+    let (stream, addr) = match connect_any(&allowed, connect_budget).await {
+        Ok(s) => s,
+        Err(e) => return Err(attempt.fail(e.0, e.1)),
+    };
+    let mut attempt = attempt;
+    attempt.exchange.address = Some(addr.to_string());
+
+    let io: Box<dyn Io> = if scheme == "https" {
+        let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+            Ok(n) => n,
+            Err(_) => {
+                return Err(attempt.fail(
+                    format!("`{host}` is not a valid TLS server name"),
+                    Error::TlsProtocolError,
+                ))
+            }
+        };
+        let connector = tokio_rustls::TlsConnector::from(shared.tls.clone());
+        match tokio::time::timeout_at(deadline.into(), connector.connect(name, stream)).await {
+            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Err(e)) => {
+                return Err(attempt.fail(
+                    format!("TLS handshake with {host}: {e}"),
+                    Error::TlsCertificateError,
+                ))
+            }
+            Err(_) => {
+                return Err(attempt.fail("TLS handshake timed out".into(), Error::ConnectionTimeout))
+            }
+        }
+    } else {
+        Box::new(stream)
+    };
+
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            return Err(attempt.fail(format!("HTTP handshake: {e}"), Error::HttpProtocolError))
+        }
+    };
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+
+    let authority = match uri.port_u16() {
+        Some(p) => format!("{policy_host}:{p}"),
+        None => policy_host.clone(),
+    };
+    let mut builder = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(path.as_str());
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+        h.insert(
+            HOST,
+            HeaderValue::from_str(&authority).unwrap_or(HeaderValue::from_static("invalid")),
+        );
+    }
+    let sent = body.len() as u64;
+    let outgoing = match builder.body(Full::new(body)) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(attempt.fail(
+                format!("building request: {e}"),
+                Error::HttpRequestUriInvalid,
+            ))
+        }
+    };
+    attempt.exchange.bytes_sent = sent;
+
+    let response = match tokio::time::timeout_at(deadline.into(), sender.send_request(outgoing))
+        .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return Err(attempt.fail(format!("sending request: {e}"), Error::ConnectionTerminated))
+        }
+        Err(_) => {
+            return Err(attempt.fail(
+                format!("no response within {} ms", total_budget.as_millis()),
+                Error::HttpResponseTimeout,
+            ))
+        }
+    };
+    let (resp_parts, resp_body) = response.into_parts();
+    let cap = shared.context.limits.http_max_response_bytes;
+    let body =
+        match tokio::time::timeout_at(deadline.into(), collect_limited_incoming(resp_body, cap))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                return Err(attempt.fail(format!("response body over {cap} bytes or unreadable"), e))
+            }
+            Err(_) => {
+                return Err(attempt.fail(
+                    "response body timed out".into(),
+                    Error::ConnectionReadTimeout,
+                ))
+            }
+        };
+    driver.abort();
+
+    // The guest never sees a secret value, even if the server echoes it.
+    let body = Bytes::from(secrets::scrub(&body, &shared.context.secrets));
+    let mut out = http::Response::builder().status(resp_parts.status);
+    if let Some(h) = out.headers_mut() {
+        for (k, v) in resp_parts.headers.iter() {
+            let clean = secrets::scrub(v.as_bytes(), &shared.context.secrets);
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(k.as_str().as_bytes()),
+                HeaderValue::from_bytes(&clean),
+            ) {
+                h.append(name, value);
+            }
+        }
+    }
+    attempt.exchange.status = Some(resp_parts.status.as_u16());
+    attempt.exchange.bytes_received = body.len() as u64;
+    attempt.finish();
+    let full = Full::new(body)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    out.body(full)
+        .map_err(|e| Error::InternalError(Some(e.to_string())))
+}
+
+fn body_context(ct: Option<&HeaderValue>) -> Context {
+    let ct = ct
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.contains("json") {
+        Context::Json
+    } else if ct.contains("x-www-form-urlencoded") {
+        Context::UrlComponent
+    } else {
+        Context::Raw
+    }
+}
+
+async fn connect_any(
+    addrs: &[SocketAddr],
+    budget: Duration,
+) -> Result<(TcpStream, SocketAddr), (String, Error)> {
+    let deadline = Instant::now() + budget;
+    let mut last = String::new();
+    for addr in addrs {
+        // Defense in depth: only addresses that passed the check get here.
+        match tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok((s, *addr));
+            }
+            Ok(Err(e)) => last = format!("connect to {addr}: {e}"),
+            Err(_) => {
+                return Err((
+                    format!("connect to {addr} timed out"),
+                    Error::ConnectionTimeout,
+                ))
+            }
+        }
+    }
+    Err((last, Error::ConnectionRefused))
+}
+
+async fn collect_limited(mut body: WasiBody, cap: u64) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        if let Some(data) = frame.data_ref() {
+            if (out.len() + data.len()) as u64 > cap {
+                return Err(Error::HttpRequestBodySize(Some(cap)));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out)
+}
+
+async fn collect_limited_incoming(
+    mut body: hyper::body::Incoming,
+    cap: u64,
+) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Error::HttpResponseIncomplete)?;
+        if let Some(data) = frame.data_ref() {
+            if (out.len() + data.len()) as u64 > cap {
+                return Err(Error::HttpResponseBodySize(Some(cap)));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out)
+}

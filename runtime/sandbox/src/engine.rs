@@ -1,0 +1,235 @@
+//! The sandbox: one wasmtime engine (pooling allocator, fuel, epochs), one
+//! linker with every host capability, and the cache of loaded adapters keyed
+//! by content hash.
+use crate::artifacts::ArtifactStore;
+use crate::bindings::{self, ProvisioningPre};
+use crate::call::{self, CallEnv, CallReport, CallRequest, InputError};
+use crate::component_check::{self, sha256_hex};
+use crate::egress::resolver::{Resolver, SystemResolver};
+use crate::error::SandboxError;
+use crate::host_state::{HostContext, HostState};
+use crate::loader::LoadedAdapter;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Engine-wide settings (per-call limits live in `Limits`).
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// Instances that can exist at once (pooling allocator slots). Each slot
+    /// reserves address space, not memory.
+    pub max_concurrent_instances: u32,
+    /// Epoch tick: the granularity of wall-clock deadlines.
+    pub epoch_tick: Duration,
+    /// Host-side DNS for outbound requests.
+    pub resolver: Arc<dyn Resolver>,
+    /// Largest linear memory a single memory may reach (the per-call limit on
+    /// the sum of memories is enforced separately and is usually lower).
+    pub max_memory_bytes: usize,
+    /// Wasm stack for guest code; deep recursion traps past it.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_concurrent_instances: 256,
+            epoch_tick: Duration::from_millis(5),
+            resolver: Arc::new(SystemResolver),
+            max_memory_bytes: 1 << 30,
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+/// Increments the engine's epoch every tick until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("panel1-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: SandboxConfig,
+    tls: Arc<rustls::ClientConfig>,
+    cache: Mutex<HashMap<String, Arc<LoadedAdapter>>>,
+    _ticker: EpochTicker,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Internal(format!("{what}: {e}"))
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(config.max_concurrent_instances)
+            .total_core_instances(config.max_concurrent_instances * 8)
+            .total_memories(config.max_concurrent_instances * 4)
+            .total_tables(config.max_concurrent_instances * 8)
+            .total_stacks(config.max_concurrent_instances)
+            .max_memory_size(config.max_memory_bytes)
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(16)
+            .max_tables_per_component(64)
+            .max_component_instance_size(4 << 20)
+            .max_core_instance_size(4 << 20);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .memory_init_cow(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| internal("creating the wasmtime engine", e))?;
+
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        // WASI 0.2 imports resolve through semver (a guest built against
+        // 0.2.3 links to the host's 0.2.12).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| internal("linking WASI", e))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| internal("linking wasi:http", e))?;
+        use bindings::panel1::provisioning as p1;
+        p1::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| internal("linking types", e))?;
+        p1::secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| internal("linking secrets", e))?;
+        p1::secrets_reveal::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| internal("linking secrets-reveal", e))?;
+        p1::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| internal("linking config", e))?;
+        p1::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| internal("linking log", e))?;
+
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        Ok(Sandbox {
+            engine,
+            linker,
+            tls: crate::egress::default_tls_config(),
+            config,
+            cache: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn cached(&self, hash: &str) -> Option<Arc<LoadedAdapter>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            .cloned()
+    }
+
+    /// Validate and compile component bytes (or return the cached adapter
+    /// with the same content hash).
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedAdapter>, SandboxError> {
+        component_check::ensure_component_bytes(bytes)?;
+        let hash = sha256_hex(bytes);
+        if let Some(hit) = self.cached(&hash) {
+            return Ok(hit);
+        }
+        let component = Component::from_binary(&self.engine, bytes)
+            .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        self.finish_load(component, bytes)
+    }
+
+    /// Like [`Sandbox::load`], but through a precompiled-artifact store: a
+    /// verified artifact is memory-mapped instead of compiled.
+    pub fn load_with_artifacts(
+        &self,
+        bytes: &[u8],
+        artifacts: &ArtifactStore,
+    ) -> Result<Arc<LoadedAdapter>, SandboxError> {
+        component_check::ensure_component_bytes(bytes)?;
+        let hash = sha256_hex(bytes);
+        if let Some(hit) = self.cached(&hash) {
+            return Ok(hit);
+        }
+        let component = match artifacts.load(&self.engine, &hash) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => {
+                // Missing or failed verification: compile from the source
+                // bytes and (re)write the artifact.
+                let component = Component::from_binary(&self.engine, bytes)
+                    .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+                artifacts
+                    .store(&self.engine, &hash, &component)
+                    .map_err(|e| internal("writing the precompiled artifact", e))?;
+                component
+            }
+        };
+        self.finish_load(component, bytes)
+    }
+
+    fn finish_load(
+        &self,
+        component: Component,
+        bytes: &[u8],
+    ) -> Result<Arc<LoadedAdapter>, SandboxError> {
+        let report = component_check::check(&self.engine, &component, bytes)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        let pre = ProvisioningPre::new(pre)
+            .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        let loaded = Arc::new(LoadedAdapter {
+            report,
+            component,
+            pre,
+        });
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(loaded.report.sha256.clone(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Run one operation in a fresh store. Guest failures come back inside
+    /// the report; only malformed input is an `Err` (nothing ran).
+    pub async fn call(
+        &self,
+        adapter: &LoadedAdapter,
+        context: Arc<HostContext>,
+        request: &CallRequest,
+    ) -> Result<CallReport, InputError> {
+        let env = CallEnv {
+            engine: &self.engine,
+            resolver: self.config.resolver.clone(),
+            tls: self.tls.clone(),
+            epoch_tick: self.config.epoch_tick,
+        };
+        call::run(env, adapter, context, request).await
+    }
+}

@@ -1,0 +1,51 @@
+use crate::bindings::panel1::provisioning::secrets::{Host, SecretError};
+use crate::bindings::panel1::provisioning::secrets_reveal::Host as RevealHost;
+use crate::egress::secrets::placeholder;
+use crate::host_state::HostState;
+use crate::log_buffer::LogLevel;
+
+impl Host for HostState {
+    fn placeholder(&mut self, name: String) -> Result<String, SecretError> {
+        if self.context.secrets.iter().any(|s| s.name == name) {
+            Ok(placeholder(&name))
+        } else {
+            Err(SecretError::NotFound(format!(
+                "no secret named `{name}` is bound to this server"
+            )))
+        }
+    }
+
+    fn names(&mut self) -> Vec<String> {
+        self.context
+            .secrets
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
+}
+
+impl RevealHost for HostState {
+    fn reveal(&mut self, name: String) -> Result<String, SecretError> {
+        let Some(secret) = self.context.secrets.iter().find(|s| s.name == name) else {
+            return Err(SecretError::NotFound(format!(
+                "no secret named `{name}` is bound to this server"
+            )));
+        };
+        if !self.context.grants.secrets_reveal {
+            self.log.host(
+                LogLevel::Warn,
+                &format!("secret reveal denied: `{name}` (the operator has not granted secrets-reveal to this adapter)"),
+                Vec::new(),
+            );
+            return Err(SecretError::Denied(
+                "secrets-reveal is not granted to this adapter".into(),
+            ));
+        }
+        self.log.host(
+            LogLevel::Info,
+            &format!("secret `{name}` revealed to the adapter (granted)"),
+            Vec::new(),
+        );
+        Ok(secret.value.clone())
+    }
+}

@@ -1,0 +1,35 @@
+//! The Panel1 adapter sandbox: loads untrusted adapter components, checks
+//! them, and runs one operation per fresh store under fuel, memory, epoch and
+//! wall-clock limits, with host capabilities (egress-checked HTTP, secrets by
+//! placeholder, config, log) as the guest's only door to the world.
+//!
+//! Nothing here knows about SQL or HTTP servers: bytes in, typed call, result
+//! and metrics out.
+
+mod artifacts;
+mod bindings;
+mod call;
+mod component_check;
+mod egress;
+mod engine;
+mod error;
+mod host;
+mod host_state;
+mod limiter;
+mod loader;
+mod log_buffer;
+mod payload;
+
+pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
+pub use call::{CallReport, CallRequest, Outcome};
+pub use component_check::{Capability, ComponentReport, SUPPORTED_WORLD_VERSIONS};
+pub use egress::address::{classify_ip, AddressClass};
+pub use egress::policy::{EgressPolicy, EgressRule, RuleParseError};
+pub use egress::resolver::{Resolver, StaticResolver, SystemResolver};
+pub use egress::HttpExchange;
+pub use engine::{Sandbox, SandboxConfig};
+pub use error::SandboxError;
+pub use host_state::{Grants, HostContext, SecretBinding};
+pub use loader::LoadedAdapter;
+pub use log_buffer::{LogEntry, LogLevel};
+pub use panel1_types::{Limits, Operation, SandboxErrorKind};

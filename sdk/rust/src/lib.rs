@@ -1,0 +1,92 @@
+//! The Panel1 adapter SDK.
+//!
+//! Implement [`Adapter`] (every operation but `info` defaults to
+//! `unsupported`), then call [`export_adapter!`] once:
+//!
+//! ```ignore
+//! use panel1_sdk::*;
+//! struct Mine;
+//! impl Adapter for Mine {
+//!     fn info() -> AdapterInfo { AdapterInfo::named("mine", "0.1.0") }
+//! }
+//! export_adapter!(Mine);
+//! ```
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/v0.1.0",
+        world: "panel1:provisioning/provisioning@0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "__export_provisioning",
+        default_bindings_module: "panel1_sdk::bindings",
+        generate_all,
+    });
+}
+
+mod adapter;
+mod errors;
+pub mod config;
+pub mod http;
+pub mod log;
+pub mod secrets;
+
+pub use adapter::Adapter;
+pub use bindings::panel1::provisioning::types::{
+    AdapterError, AdapterInfo, CallContext, ChangePackageRequest, ChangePasswordRequest,
+    ConnectionInfo, KeyValue, ListRequest, LoginLink, Metric, Operation, ProvisionRequest,
+    RemoteState, ServicePage, ServiceRequest, ServiceSpec, ServiceStatus, TestRequest,
+    TransientError, UsageReport,
+};
+pub use errors::*;
+
+/// Export a type implementing [`Adapter`] as the component's `adapter`
+/// interface. Call it once, at the crate root.
+#[macro_export]
+macro_rules! export_adapter {
+    ($adapter:ty) => {
+        #[doc(hidden)]
+        pub struct __Panel1AdapterExport;
+
+        impl $crate::bindings::exports::panel1::provisioning::adapter::Guest for __Panel1AdapterExport {
+            fn info() -> $crate::AdapterInfo {
+                <$adapter as $crate::Adapter>::info()
+            }
+            fn test_connection(req: $crate::TestRequest) -> Result<$crate::ConnectionInfo, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::test_connection(req)
+            }
+            fn provision(req: $crate::ProvisionRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::provision(req)
+            }
+            fn suspend(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::suspend(req)
+            }
+            fn unsuspend(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::unsuspend(req)
+            }
+            fn terminate(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::terminate(req)
+            }
+            fn status(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::status(req)
+            }
+            fn change_package(req: $crate::ChangePackageRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::change_package(req)
+            }
+            fn change_password(req: $crate::ChangePasswordRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::change_password(req)
+            }
+            fn list_services(req: $crate::ListRequest) -> Result<$crate::ServicePage, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::list_services(req)
+            }
+            fn usage(req: $crate::ServiceRequest) -> Result<$crate::UsageReport, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::usage(req)
+            }
+            fn login_url(req: $crate::ServiceRequest) -> Result<$crate::LoginLink, $crate::AdapterError> {
+                <$adapter as $crate::Adapter>::login_url(req)
+            }
+        }
+
+        $crate::bindings::__export_provisioning!(__Panel1AdapterExport with_types_in $crate::bindings);
+    };
+}
