@@ -11,6 +11,14 @@ pub struct LoadedAdapter {
     pub(crate) pre: ProvisioningPre<HostState>,
 }
 
+impl std::fmt::Debug for LoadedAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedAdapter")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LoadedAdapter {
     /// The content hash (sha256 of the component bytes) it is cached under.
     pub fn content_hash(&self) -> &str {

@@ -1,0 +1,83 @@
+//! Precompiled artifacts: verified by MAC before deserialize; tampered or
+//! foreign artifacts are refused and recompiled.
+mod support;
+
+use panel1_sandbox::{
+    ArtifactError, ArtifactKey, ArtifactStore, HostContext, Operation, Sandbox, SandboxConfig,
+};
+use serde_json::Value;
+use std::sync::Arc;
+use support::*;
+
+#[tokio::test]
+async fn store_verify_load_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::with_key(dir.path(), [7; 32]).unwrap();
+    let bytes = component("reference");
+    let first = Sandbox::new(SandboxConfig::default()).unwrap();
+    let a = first.load_with_artifacts(&bytes, &store).unwrap();
+    let key = ArtifactKey::new(first.engine(), &a.report.sha256);
+    assert!(
+        store.artifact_path(&key).exists(),
+        "artifact written on first load"
+    );
+
+    // A new process (sandbox) loads the artifact instead of compiling.
+    let second = Sandbox::new(SandboxConfig::default()).unwrap();
+    let loaded = store.load(second.engine(), &a.report.sha256).unwrap();
+    assert!(loaded.is_some());
+    let b = second.load_with_artifacts(&bytes, &store).unwrap();
+    let r = second
+        .call(
+            &b,
+            Arc::new(HostContext::default()),
+            &request(Operation::Info, Value::Null),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok(&r)["name"], "reference");
+}
+
+#[tokio::test]
+async fn tampered_artifacts_are_refused_then_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::with_key(dir.path(), [7; 32]).unwrap();
+    let bytes = component("reference");
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let a = sandbox.load_with_artifacts(&bytes, &store).unwrap();
+    let path = store.artifact_path(&ArtifactKey::new(sandbox.engine(), &a.report.sha256));
+
+    let mut art = std::fs::read(&path).unwrap();
+    let mid = art.len() / 2;
+    art[mid] ^= 0xff;
+    std::fs::write(&path, &art).unwrap();
+    match store.load(sandbox.engine(), &a.report.sha256) {
+        Err(ArtifactError::BadMac(_)) => {}
+        Err(other) => panic!("expected BadMac, got {other}"),
+        Ok(_) => panic!("tampered artifact was accepted"),
+    }
+
+    // A store with another key does not trust this one's artifacts either.
+    std::fs::remove_file(&path).unwrap();
+    let fresh = Sandbox::new(SandboxConfig::default()).unwrap();
+    fresh.load_with_artifacts(&bytes, &store).unwrap();
+    let other_key = ArtifactStore::with_key(dir.path(), [9; 32]).unwrap();
+    assert!(matches!(
+        other_key.load(fresh.engine(), &a.report.sha256),
+        Err(ArtifactError::BadMac(_))
+    ));
+
+    // Loading through the store after tampering recompiles and rewrites.
+    let mut art = std::fs::read(&path).unwrap();
+    art[10] ^= 0x01;
+    std::fs::write(&path, &art).unwrap();
+    let again = Sandbox::new(SandboxConfig::default()).unwrap();
+    again.load_with_artifacts(&bytes, &store).unwrap();
+    assert!(
+        store
+            .load(again.engine(), &a.report.sha256)
+            .unwrap()
+            .is_some(),
+        "rewritten artifact verifies"
+    );
+}
