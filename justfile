@@ -1,0 +1,40 @@
+# Every routine command. `./dev <recipe>` runs these on a fresh machine
+# (it installs `just` first if needed).
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+bin := "target/release/panel1"
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the host (release: tests, benchmarks and the binary share one target dir).
+build:
+    cargo build --release --workspace
+
+# Build every guest component from source into adapters/dist/.
+adapters:
+    bash adapters/build.sh
+
+# The whole test suite (builds the adapters first).
+test: adapters
+    cargo test --release --workspace
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --release --workspace --all-targets -- -D warnings
+    cd adapters && cargo clippy --release --target wasm32-wasip2 -- -D warnings
+    cd sdk/rust && cargo clippy --release --target wasm32-wasip2 -- -D warnings
+
+# Sandbox benchmarks (prints a table; see docs/benchmarks.md).
+bench: adapters
+    cargo bench -p panel1-sandbox --bench sandbox
+
+# The main job for now: check the reference adapter, run it, and watch the
+# sandbox contain a hostile one.
+demo: adapters build
+    {{bin}} adapter check adapters/dist/reference.wasm
+    {{bin}} adapter run adapters/dist/reference.wasm --op info
+    @echo "--- a hostile adapter that loops forever, stopped by its fuel budget (exit 2):"
+    {{bin}} adapter run adapters/dist/spin-loop.wasm --op provision --input '{"service":{"service_id":"demo"}}' --fuel 100000000 || test $? -eq 2
