@@ -24,7 +24,7 @@ pub enum AdapterCommand {
     #[command(
         after_help = "Exit codes:\n  0  the adapter succeeded\n  1  the adapter returned a typed error (invalid-input, auth-failed, not-found, conflict, transient, permanent, unsupported)\n  2  the sandbox stopped the call (out-of-fuel, deadline, memory-limit, guest-trap, invalid-output)\n  3  invalid component, invalid input or usage"
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]
@@ -81,7 +81,7 @@ pub struct RunArgs {
 pub async fn run(cmd: AdapterCommand) -> u8 {
     match cmd {
         AdapterCommand::Check { file } => check(file).await,
-        AdapterCommand::Run(args) => run_op(args).await,
+        AdapterCommand::Run(args) => run_op(*args).await,
     }
 }
 

@@ -83,7 +83,11 @@ impl EgressRule {
         if host.is_empty() {
             return Err(err("missing host"));
         }
-        if host.contains('*') && !(host.starts_with("*.") && !host[2..].contains('*')) {
+        let bad_wildcard = match host.strip_prefix("*.") {
+            Some(rest) => rest.contains('*'),
+            None => host.contains('*'),
+        };
+        if bad_wildcard {
             return Err(err("a wildcard is only allowed as a leading `*.`"));
         }
         let path_prefix = path.filter(|p| *p != "/").map(str::to_string);
