@@ -25,7 +25,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --release --workspace --all-targets -- -D warnings
     cd adapters && cargo clippy --release --target wasm32-wasip2 --workspace -- -D warnings
-    cd adapters && cargo clippy --release --target wasm32-wasip2 -p panel1-sdk -- -D warnings
+    cd sdk/rust && cargo clippy --release --target wasm32-wasip2 -- -D warnings
 
 # Sandbox benchmarks (prints a table; see docs/benchmarks.md).
 bench: adapters
