@@ -52,7 +52,7 @@ else
 fi
 echo "adapters: Rust guests -> $dist" >&2
 
-if [ "${PANEL1_SKIP_JS:-}" != 1 ]; then
+if [ "${PANEL1_SKIP_JS:-}" != 1 ]; then  # set PANEL1_SKIP_JS=1 to build only the Rust guests
   bash "$here/js-reference/build.sh"
 fi
 ls -la "$dist" >&2
