@@ -12,5 +12,4 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
-pub use exports::panel1::provisioning::adapter as guest;
 pub use panel1::provisioning::types as wit;

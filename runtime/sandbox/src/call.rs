@@ -1,11 +1,11 @@
 //! One operation call: a fresh store from the cached `InstancePre`, limits
 //! armed, the typed export invoked, every failure mapped to a kind.
-use crate::bindings::{guest, wit, Provisioning};
+use crate::bindings::wit;
 use crate::egress::{EgressShared, HttpExchange};
 use crate::error::SandboxError;
 use crate::host_state::{HostContext, HostState};
 use crate::limiter::MemoryLimitExceeded;
-use crate::loader::LoadedAdapter;
+use crate::loader::{AdapterExports, LoadedAdapter};
 use crate::log_buffer::{LogBuffer, LogEntry, LogLevel};
 use crate::payload::{self, *};
 use panel1_types::{AdapterErrorKind, CallMetrics, Operation};
@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc};
 use wasmtime::{Store, Trap};
 
 /// What to run.
@@ -156,34 +157,59 @@ fn map_ok<T>(r: Result<T, wit::AdapterError>, f: impl Fn(&T) -> Value) -> GuestR
     r.map(|v| f(&v))
 }
 
-async fn dispatch(
-    b: &Provisioning,
-    store: &mut Store<HostState>,
-    call: Typed,
-) -> wasmtime::Result<GuestResult> {
-    let a: &guest::Guest = b.panel1_provisioning_adapter();
+/// Call one export by its resolved index.
+async fn invoke<P, R>(store: &mut Store<HostState>, instance: &Instance, index: ComponentExportIndex, params: P) -> wasmtime::Result<R>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+    R: ComponentNamedList + Lift + Send + Sync + 'static,
+{
+    let func = instance
+        .get_func(&mut *store, index)
+        .ok_or_else(|| wasmtime::format_err!("adapter export missing from the instance"))?;
+    // SAFETY: `Sandbox::finish_load` type-checked every adapter export
+    // against the world (`ProvisioningPre::new`), with exactly the parameter
+    // and result types used at each call site below.
+    let typed = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
+    typed.call_async(&mut *store, params).await
+}
+
+async fn dispatch(e: AdapterExports, instance: &Instance, store: &mut Store<HostState>, call: Typed) -> wasmtime::Result<GuestResult> {
+    type Status = (Result<wit::ServiceStatus, wit::AdapterError>,);
+    let s = &mut *store;
+    let i = instance;
     Ok(match call {
-        Typed::Info => Ok(info_json(&a.call_info(&mut *store).await?)),
-        Typed::Test(r) => map_ok(
-            a.call_test_connection(&mut *store, &r).await?,
-            connection_json,
-        ),
-        Typed::Provision(r) => map_ok(a.call_provision(&mut *store, &r).await?, status_json),
-        Typed::Service(op, r) => match op {
-            Operation::Suspend => map_ok(a.call_suspend(&mut *store, &r).await?, status_json),
-            Operation::Unsuspend => map_ok(a.call_unsuspend(&mut *store, &r).await?, status_json),
-            Operation::Terminate => map_ok(a.call_terminate(&mut *store, &r).await?, status_json),
-            Operation::Status => map_ok(a.call_status(&mut *store, &r).await?, status_json),
-            Operation::Usage => map_ok(a.call_usage(&mut *store, &r).await?, usage_json),
-            _ => map_ok(a.call_login_url(&mut *store, &r).await?, login_json),
-        },
-        Typed::ChangePackage(r) => {
-            map_ok(a.call_change_package(&mut *store, &r).await?, status_json)
+        Typed::Info => {
+            let (info,) = invoke::<(), (wit::AdapterInfo,)>(s, i, e.info, ()).await?;
+            Ok(info_json(&info))
         }
-        Typed::ChangePassword(r) => {
-            map_ok(a.call_change_password(&mut *store, &r).await?, status_json)
+        Typed::Test(r) => {
+            let (res,) = invoke::<_, (Result<wit::ConnectionInfo, wit::AdapterError>,)>(s, i, e.test_connection, (&r,)).await?;
+            map_ok(res, connection_json)
         }
-        Typed::List(r) => map_ok(a.call_list_services(&mut *store, &r).await?, page_json),
+        Typed::Provision(r) => map_ok(invoke::<_, Status>(s, i, e.provision, (&r,)).await?.0, status_json),
+        Typed::Service(op, r) => {
+            let index = match op {
+                Operation::Suspend => e.suspend,
+                Operation::Unsuspend => e.unsuspend,
+                Operation::Terminate => e.terminate,
+                Operation::Status => e.status,
+                Operation::Usage => {
+                    let (res,) = invoke::<_, (Result<wit::UsageReport, wit::AdapterError>,)>(s, i, e.usage, (&r,)).await?;
+                    return Ok(map_ok(res, usage_json));
+                }
+                _ => {
+                    let (res,) = invoke::<_, (Result<wit::LoginLink, wit::AdapterError>,)>(s, i, e.login_url, (&r,)).await?;
+                    return Ok(map_ok(res, login_json));
+                }
+            };
+            map_ok(invoke::<_, Status>(s, i, index, (&r,)).await?.0, status_json)
+        }
+        Typed::ChangePackage(r) => map_ok(invoke::<_, Status>(s, i, e.change_package, (&r,)).await?.0, status_json),
+        Typed::ChangePassword(r) => map_ok(invoke::<_, Status>(s, i, e.change_password, (&r,)).await?.0, status_json),
+        Typed::List(r) => {
+            let (res,) = invoke::<_, (Result<wit::ServicePage, wit::AdapterError>,)>(s, i, e.list_services, (&r,)).await?;
+            map_ok(res, page_json)
+        }
     })
 }
 
@@ -222,13 +248,14 @@ fn classify(e: &wasmtime::Error, budget: u64, timeout_ms: u64, log: &LogBuffer) 
                 SandboxError::GuestTrap("stack overflow: the guest exhausted its call stack".into())
             }
             Trap::UnreachableCodeReached => {
-                // A Rust guest's panic prints its message to stderr, then aborts.
+                // A Rust guest's panic message reaches the log through the
+                // SDK's panic hook (or stderr), then the guest aborts.
                 let panic = log
                     .entries()
                     .into_iter()
                     .rev()
-                    .find(|e| e.source == "stderr" && e.message.contains("panicked"))
-                    .map(|e| e.message);
+                    .find(|e| e.source != "host" && e.message.contains("panicked"))
+                    .map(|e| e.message.trim().to_string());
                 match panic {
                     Some(msg) => SandboxError::GuestTrap(format!("guest panicked: {msg}")),
                     None => SandboxError::GuestTrap(
@@ -299,10 +326,9 @@ pub(crate) async fn run(
 
     // The epoch stops wasm code; this timeout stops host calls (HTTP) that
     // would otherwise keep the call alive past its deadline.
-    let pre = adapter.pre.clone();
     let result = tokio::time::timeout(limits.timeout() + env.epoch_tick * 2, async {
-        let bindings = pre.instantiate_async(&mut store).await?;
-        dispatch(&bindings, &mut store, typed_call).await
+        let instance = adapter.pre.instantiate_async(&mut store).await?;
+        dispatch(adapter.exports, &instance, &mut store, typed_call).await
     })
     .await;
 
@@ -313,9 +339,7 @@ pub(crate) async fn run(
         Ok(Err(e)) => Outcome::from(classify(&e, limits.fuel, limits.timeout_ms, &log)),
         Ok(Ok(Err(adapter_err))) => adapter_error(adapter_err),
         Ok(Ok(Ok(value))) => {
-            let size = serde_json::to_vec(&value)
-                .map(|v| v.len() as u64)
-                .unwrap_or(u64::MAX);
+            let size = json_size(&value);
             if size > limits.max_output_bytes {
                 Outcome::from(SandboxError::InvalidOutput(format!(
                     "the result is {size} bytes, over the limit of {} bytes",
@@ -360,6 +384,18 @@ pub(crate) async fn run(
         log: log.entries(),
         http: egress.exchanges(),
     })
+}
+
+/// The size of `v` encoded as JSON, give or take escapes: cheap enough to
+/// run on every result (serializing it would cost more than small calls).
+fn json_size(v: &Value) -> u64 {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() as u64 + 2,
+        Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<u64>(),
+        Value::Object(o) => 2 + o.iter().map(|(k, x)| k.len() as u64 + 4 + json_size(x)).sum::<u64>(),
+    }
 }
 
 impl From<SandboxError> for Outcome {

@@ -8,13 +8,13 @@ use crate::component_check::{self, sha256_hex};
 use crate::egress::resolver::{Resolver, SystemResolver};
 use crate::error::SandboxError;
 use crate::host_state::{HostContext, HostState};
-use crate::loader::LoadedAdapter;
+use crate::loader::{AdapterExports, LoadedAdapter};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Engine-wide settings (per-call limits live in `Limits`).
 #[derive(Clone)]
@@ -31,6 +31,9 @@ pub struct SandboxConfig {
     pub max_memory_bytes: usize,
     /// Wasm stack for guest code; deep recursion traps past it.
     pub max_wasm_stack: usize,
+    /// Per memory slot, bytes kept resident (and reset in place) between
+    /// instances instead of being returned to the kernel.
+    pub keep_resident_bytes: usize,
 }
 
 impl Default for SandboxConfig {
@@ -41,6 +44,7 @@ impl Default for SandboxConfig {
             resolver: Arc::new(SystemResolver),
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 512 << 10,
+            keep_resident_bytes: 64 << 20,
         }
     }
 }
@@ -99,7 +103,13 @@ impl Sandbox {
             .max_memories_per_component(16)
             .max_tables_per_component(64)
             .max_component_instance_size(4 << 20)
-            .max_core_instance_size(4 << 20);
+            .max_core_instance_size(4 << 20)
+            // Reset only the pages a call dirtied (PAGEMAP_SCAN, Linux 6.7+)
+            // and keep them resident: the next instance in the slot takes no
+            // page faults. Falls back to madvise elsewhere.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(config.keep_resident_bytes)
+            .table_keep_resident(1 << 20);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .consume_fuel(true)
@@ -202,12 +212,18 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
-        let pre = ProvisioningPre::new(pre)
+        // Type-check every adapter export against the world once, here;
+        // calls then use the resolved indices (see `call::invoke`).
+        ProvisioningPre::new(pre.clone())
             .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        let exports = AdapterExports::resolve(&component, &report.world_version).ok_or_else(|| {
+            SandboxError::InvalidComponent("adapter exports could not be resolved".into())
+        })?;
         let loaded = Arc::new(LoadedAdapter {
             report,
             component,
             pre,
+            exports,
         });
         self.cache
             .lock()

@@ -1,14 +1,54 @@
 //! A loaded adapter: compiled component, its report, and the `InstancePre`
 //! every call instantiates from.
-use crate::bindings::ProvisioningPre;
 use crate::component_check::ComponentReport;
 use crate::host_state::HostState;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
+
+/// Export indices of the adapter functions, resolved once at load so a call
+/// looks its function up by index (no string lookups, no re-typechecking).
+#[derive(Clone, Copy)]
+pub(crate) struct AdapterExports {
+    pub info: ComponentExportIndex,
+    pub test_connection: ComponentExportIndex,
+    pub provision: ComponentExportIndex,
+    pub suspend: ComponentExportIndex,
+    pub unsuspend: ComponentExportIndex,
+    pub terminate: ComponentExportIndex,
+    pub status: ComponentExportIndex,
+    pub change_package: ComponentExportIndex,
+    pub change_password: ComponentExportIndex,
+    pub list_services: ComponentExportIndex,
+    pub usage: ComponentExportIndex,
+    pub login_url: ComponentExportIndex,
+}
+
+impl AdapterExports {
+    pub fn resolve(component: &Component, world_version: &str) -> Option<AdapterExports> {
+        let iface = component.get_export_index(None, &format!("panel1:provisioning/adapter@{world_version}"))?;
+        let f = |name: &str| component.get_export_index(Some(&iface), name);
+        Some(AdapterExports {
+            info: f("info")?,
+            test_connection: f("test-connection")?,
+            provision: f("provision")?,
+            suspend: f("suspend")?,
+            unsuspend: f("unsuspend")?,
+            terminate: f("terminate")?,
+            status: f("status")?,
+            change_package: f("change-package")?,
+            change_password: f("change-password")?,
+            list_services: f("list-services")?,
+            usage: f("usage")?,
+            login_url: f("login-url")?,
+        })
+    }
+}
 
 pub struct LoadedAdapter {
     pub report: ComponentReport,
     pub component: Component,
-    pub(crate) pre: ProvisioningPre<HostState>,
+    /// Linked against the host; every call instantiates from it.
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) exports: AdapterExports,
 }
 
 impl std::fmt::Debug for LoadedAdapter {

@@ -144,14 +144,14 @@ pub fn status_json(s: &wit::ServiceStatus) -> Value {
 }
 
 pub fn info_json(i: &wit::AdapterInfo) -> Value {
-    let schema: Value =
-        serde_json::from_str(&i.config_schema).unwrap_or(Value::String(i.config_schema.clone()));
     json!({
         "name": i.name,
         "version": i.version,
         "description": i.description,
         "operations": i.operations.iter().map(|o| operation_name(*o)).collect::<Vec<_>>(),
-        "config_schema": schema,
+        // Kept as the adapter's text (JSON Schema): validating it is the
+        // registry's job at upload, not every call's.
+        "config_schema": i.config_schema,
         "egress": i.egress,
         "secrets": i.secrets,
     })

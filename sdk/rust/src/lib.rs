@@ -40,6 +40,27 @@ pub use bindings::panel1::provisioning::types::{
 };
 pub use errors::*;
 
+/// Route panic messages to the operation log (works on every target, also
+/// those without stderr). Called by the exported functions; idempotent.
+#[doc(hidden)]
+pub fn __install_panic_hook() {
+    use std::sync::Once;
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+            let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
+                (*s).to_string()
+            } else if let Some(s) = info.payload().downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "panic".to_string()
+            };
+            log::error(&format!("adapter panicked at {location}: {message}"), &[]);
+        }));
+    });
+}
+
 /// Export a type implementing [`Adapter`] as the component's `adapter`
 /// interface. Call it once, at the crate root.
 #[macro_export]
@@ -50,39 +71,51 @@ macro_rules! export_adapter {
 
         impl $crate::bindings::exports::panel1::provisioning::adapter::Guest for __Panel1AdapterExport {
             fn info() -> $crate::AdapterInfo {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::info()
             }
             fn test_connection(req: $crate::TestRequest) -> Result<$crate::ConnectionInfo, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::test_connection(req)
             }
             fn provision(req: $crate::ProvisionRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::provision(req)
             }
             fn suspend(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::suspend(req)
             }
             fn unsuspend(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::unsuspend(req)
             }
             fn terminate(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::terminate(req)
             }
             fn status(req: $crate::ServiceRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::status(req)
             }
             fn change_package(req: $crate::ChangePackageRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::change_package(req)
             }
             fn change_password(req: $crate::ChangePasswordRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::change_password(req)
             }
             fn list_services(req: $crate::ListRequest) -> Result<$crate::ServicePage, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::list_services(req)
             }
             fn usage(req: $crate::ServiceRequest) -> Result<$crate::UsageReport, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::usage(req)
             }
             fn login_url(req: $crate::ServiceRequest) -> Result<$crate::LoginLink, $crate::AdapterError> {
+                $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::login_url(req)
             }
         }

@@ -149,6 +149,12 @@ async fn check(file: PathBuf) -> u8 {
     let mut report = serde_json::to_value(&adapter.report).unwrap_or_default();
     report["file"] = json!(file.display().to_string());
     report["adapter"] = info;
+    // Show the config schema as JSON when it is JSON.
+    if let Some(schema) = report["adapter"]["config_schema"].as_str() {
+        if let Ok(parsed) = serde_json::from_str::<Value>(schema) {
+            report["adapter"]["config_schema"] = parsed;
+        }
+    }
     print(&report);
     EXIT_OK
 }

@@ -1,0 +1,152 @@
+//! `just bench`: sandbox figures, printed as a table.
+//!
+//! - per-call latency (p50/p99) of a fresh store + the no-op `info` operation
+//!   with fuel, epoch deadline and the memory limiter on, through the same
+//!   `Sandbox::call` the worker uses (Rust reference and JS adapters);
+//! - cold compile time of each component;
+//! - precompiled-artifact load time (MAC verification + memory-mapped
+//!   deserialize).
+//!
+//! The machine is noisy: every figure is the median of several rounds.
+use panel1_sandbox::{ArtifactStore, CallRequest, HostContext, Operation, Outcome, Sandbox, SandboxConfig};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// The same allocator as the `panel1` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn component(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("PANEL1_ADAPTERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist"));
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `just adapters`)", path.display()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn call_latency(sandbox: &Sandbox, name: &str, iters: usize, rounds: usize) -> Latency {
+    let adapter = sandbox.load(&component(name)).unwrap();
+    let ctx = Arc::new(HostContext::default());
+    let req = CallRequest { operation: Operation::Info, input: Value::Null, idempotency_key: "bench".into(), attempt: 1 };
+    // Warm up (page in the pool slots, caches).
+    for _ in 0..iters / 10 {
+        let r = sandbox.call(&adapter, ctx.clone(), &req).await.unwrap();
+        assert!(matches!(r.outcome, Outcome::Ok { .. }), "{:?}", r.outcome);
+    }
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut samples = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t = Instant::now();
+            let r = sandbox.call(&adapter, ctx.clone(), &req).await.unwrap();
+            samples.push(t.elapsed());
+            std::hint::black_box(r);
+        }
+        samples.sort();
+        p50s.push(percentile(&samples, 0.50).as_secs_f64() * 1e6);
+        p99s.push(percentile(&samples, 0.99).as_secs_f64() * 1e6);
+    }
+    Latency { p50_us: median(p50s), p99_us: median(p99s) }
+}
+
+fn compile_ms(name: &str, rounds: usize) -> f64 {
+    let bytes = component(name);
+    let mut v = Vec::new();
+    for _ in 0..rounds {
+        let s = Sandbox::new(SandboxConfig::default()).unwrap();
+        let t = Instant::now();
+        s.load(&bytes).unwrap();
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    median(v)
+}
+
+struct ArtifactLoad {
+    size_mb: f64,
+    load_ms: f64,
+    mac_only_ms: f64,
+}
+
+fn artifact_load(name: &str, rounds: usize) -> ArtifactLoad {
+    let bytes = component(name);
+    let dir = std::env::temp_dir().join(format!("panel1-bench-artifacts-{}", std::process::id()));
+    let store = ArtifactStore::with_key(&dir, [42; 32]).unwrap();
+    let s = Sandbox::new(SandboxConfig::default()).unwrap();
+    let hash = s.load_with_artifacts(&bytes, &store).unwrap().report.sha256.clone();
+    let path = store.artifact_path(&panel1_sandbox::ArtifactKey::new(s.engine(), &hash));
+    let size_mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+    let (mut load, mut mac) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let c = store.load(s.engine(), &hash).unwrap().expect("artifact");
+        load.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(c);
+        let t = Instant::now();
+        let mut h = blake3::Hasher::new_keyed(&[42; 32]);
+        h.update_mmap_rayon(&path).unwrap();
+        std::hint::black_box(h.finalize());
+        mac.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    ArtifactLoad { size_mb, load_ms: median(load), mac_only_ms: median(mac) }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cpu}, {cores} cores")
+}
+
+fn main() {
+    let quick = std::env::var("PANEL1_BENCH_QUICK").is_ok();
+    let rounds = if quick { 3 } else { 7 };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+
+    if let Ok(name) = std::env::var("PANEL1_BENCH_PROFILE") {
+        // Only the latency loop of one adapter, for `perf record`.
+        let l = rt.block_on(call_latency(&sandbox, &name, 50_000, 3));
+        println!("{name}: p50 {:.1} µs p99 {:.1} µs", l.p50_us, l.p99_us);
+        return;
+    }
+    println!("machine: {}", machine());
+    println!();
+    println!("| measurement | Rust reference | JS (componentize-js) | goal |");
+    println!("|---|---|---|---|");
+    let rust = rt.block_on(call_latency(&sandbox, "reference", if quick { 5_000 } else { 20_000 }, rounds));
+    let js = rt.block_on(call_latency(&sandbox, "js-reference", if quick { 300 } else { 2_000 }, rounds));
+    println!("| fresh store + `info`, p50 | {:.1} µs | {:.0} µs | Rust ≤ 10 µs, JS ≤ 500 µs |", rust.p50_us, js.p50_us);
+    println!("| fresh store + `info`, p99 | {:.1} µs | {:.0} µs | |", rust.p99_us, js.p99_us);
+    let compile_rounds = if quick { 1 } else { 3 };
+    println!(
+        "| cold compile | {:.0} ms | {:.0} ms | |",
+        compile_ms("reference", compile_rounds),
+        compile_ms("js-reference", compile_rounds)
+    );
+    let ra = artifact_load("reference", rounds);
+    let ja = artifact_load("js-reference", rounds);
+    println!("| artifact size | {:.1} MB | {:.1} MB | |", ra.size_mb, ja.size_mb);
+    println!("| artifact load (MAC verify + mmap deserialize) | {:.2} ms | {:.2} ms | JS ≤ 5 ms |", ra.load_ms, ja.load_ms);
+    println!("| of which MAC verification (keyed BLAKE3) | {:.2} ms | {:.2} ms | |", ra.mac_only_ms, ja.mac_only_ms);
+    println!();
+    println!("medians of {rounds} rounds; per-call figures include Store creation, instantiation from a cached InstancePre, the call and result conversion");
+}
