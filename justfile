@@ -23,6 +23,8 @@ test: adapters
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all --check
+    cd adapters && cargo fmt --all --check
+    cd sdk/rust && cargo fmt --check
     cargo clippy --release --workspace --all-targets -- -D warnings
     cd adapters && cargo clippy --release --target wasm32-wasip2 --workspace -- -D warnings
     cd sdk/rust && cargo clippy --release --target wasm32-wasip2 -- -D warnings

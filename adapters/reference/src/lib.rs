@@ -60,7 +60,9 @@ struct Version {
 const CONFIG_SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["base_url"],"properties":{"base_url":{"type":"string","format":"uri","description":"e.g. https://panel.example.com"},"owner":{"type":"string","description":"reseller owning created accounts"}},"additionalProperties":false}"#;
 
 fn base() -> Result<String, AdapterError> {
-    Ok(config::require("base_url")?.trim_end_matches('/').to_string())
+    Ok(config::require("base_url")?
+        .trim_end_matches('/')
+        .to_string())
 }
 
 /// A request to the panel with auth and idempotency headers.
@@ -74,9 +76,23 @@ fn call(method: &str, path: &str, ctx: &CallContext) -> Result<Request, AdapterE
 fn send(req: Request) -> Result<Response, AdapterError> {
     let (method, url) = (req.method.clone(), req.url.clone());
     let resp = req.send().inspect_err(|e| {
-        log::warn("request failed", &[("method", &method), ("url", &url), ("error", &e.to_string())]);
+        log::warn(
+            "request failed",
+            &[
+                ("method", &method),
+                ("url", &url),
+                ("error", &e.to_string()),
+            ],
+        );
     })?;
-    log::debug("response", &[("method", &method), ("url", &url), ("status", &resp.status.to_string())]);
+    log::debug(
+        "response",
+        &[
+            ("method", &method),
+            ("url", &url),
+            ("status", &resp.status.to_string()),
+        ],
+    );
     Ok(resp)
 }
 
@@ -110,7 +126,8 @@ fn username_of(spec: &ServiceSpec) -> Result<String, AdapterError> {
 fn validate_username(u: &str) -> Result<(), AdapterError> {
     let ok = (1..=16).contains(&u.len())
         && u.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        && u.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
@@ -215,12 +232,18 @@ impl Adapter for Reference {
     fn suspend(req: ServiceRequest) -> Result<ServiceStatus, AdapterError> {
         let u = username_of(&req.service)?;
         let body = json!({ "reason": req.reason });
-        expect_account(send(call("POST", &format!("/v1/accounts/{u}/suspend"), &req.ctx)?.json(&body))?)
+        expect_account(send(
+            call("POST", &format!("/v1/accounts/{u}/suspend"), &req.ctx)?.json(&body),
+        )?)
     }
 
     fn unsuspend(req: ServiceRequest) -> Result<ServiceStatus, AdapterError> {
         let u = username_of(&req.service)?;
-        expect_account(send(call("POST", &format!("/v1/accounts/{u}/unsuspend"), &req.ctx)?)?)
+        expect_account(send(call(
+            "POST",
+            &format!("/v1/accounts/{u}/unsuspend"),
+            &req.ctx,
+        )?)?)
     }
 
     fn terminate(req: ServiceRequest) -> Result<ServiceStatus, AdapterError> {
@@ -245,13 +268,17 @@ impl Adapter for Reference {
     fn change_package(req: ChangePackageRequest) -> Result<ServiceStatus, AdapterError> {
         let u = username_of(&req.service)?;
         let body = json!({ "plan": req.plan });
-        expect_account(send(call("PUT", &format!("/v1/accounts/{u}/plan"), &req.ctx)?.json(&body))?)
+        expect_account(send(
+            call("PUT", &format!("/v1/accounts/{u}/plan"), &req.ctx)?.json(&body),
+        )?)
     }
 
     fn change_password(req: ChangePasswordRequest) -> Result<ServiceStatus, AdapterError> {
         let u = username_of(&req.service)?;
         let body = json!({ "password": secrets::placeholder(&req.password_secret)? });
-        expect_account(send(call("PUT", &format!("/v1/accounts/{u}/password"), &req.ctx)?.json(&body))?)
+        expect_account(send(
+            call("PUT", &format!("/v1/accounts/{u}/password"), &req.ctx)?.json(&body),
+        )?)
     }
 
     fn list_services(req: ListRequest) -> Result<ServicePage, AdapterError> {
@@ -280,31 +307,56 @@ impl Adapter for Reference {
         Ok(UsageReport {
             remote_id: u,
             metrics: vec![
-                Metric { name: "disk_used".into(), value: usage.disk_bytes, unit: "bytes".into() },
-                Metric { name: "bandwidth_used".into(), value: usage.bandwidth_bytes, unit: "bytes".into() },
+                Metric {
+                    name: "disk_used".into(),
+                    value: usage.disk_bytes,
+                    unit: "bytes".into(),
+                },
+                Metric {
+                    name: "bandwidth_used".into(),
+                    value: usage.bandwidth_bytes,
+                    unit: "bytes".into(),
+                },
             ],
         })
     }
 
     fn login_url(req: ServiceRequest) -> Result<LoginLink, AdapterError> {
         let u = username_of(&req.service)?;
-        let resp = send(call("POST", &format!("/v1/accounts/{u}/session"), &req.ctx)?)?;
+        let resp = send(call(
+            "POST",
+            &format!("/v1/accounts/{u}/session"),
+            &req.ctx,
+        )?)?;
         if !resp.is_success() {
             return Err(status_error(&resp));
         }
         let s: Session = resp.json()?;
-        Ok(LoginLink { url: s.url, expires_at: s.expires_at })
+        Ok(LoginLink {
+            url: s.url,
+            expires_at: s.expires_at,
+        })
     }
 }
 
 /// An existing account is ours when domain, plan and owner match the request.
-fn same_account(a: Account, spec: &ServiceSpec, owner: Option<&str>) -> Result<ServiceStatus, AdapterError> {
+fn same_account(
+    a: Account,
+    spec: &ServiceSpec,
+    owner: Option<&str>,
+) -> Result<ServiceStatus, AdapterError> {
     let same = a.domain == spec.domain && a.plan == spec.plan && a.owner.as_deref() == owner;
     if same {
-        log::info("account already exists with the same owner and plan", &[("username", &a.username)]);
+        log::info(
+            "account already exists with the same owner and plan",
+            &[("username", &a.username)],
+        );
         Ok(to_status(a))
     } else {
-        Err(conflict(format!("account `{}` exists with a different domain, plan or owner", a.username)))
+        Err(conflict(format!(
+            "account `{}` exists with a different domain, plan or owner",
+            a.username
+        )))
     }
 }
 

@@ -12,17 +12,28 @@ fn component(name: &str) -> String {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist"));
     let path = dir.join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `just adapters` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `just adapters` first",
+        path.display()
+    );
     path.display().to_string()
 }
 
 fn panel1(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panel1")).args(args).output().expect("run panel1")
+    Command::new(env!("CARGO_BIN_EXE_panel1"))
+        .args(args)
+        .output()
+        .expect("run panel1")
 }
 
 fn json_out(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
     })
 }
 
@@ -46,13 +57,24 @@ fn counting_listener() -> (u16, Arc<AtomicUsize>) {
 #[test]
 fn check_reports_a_valid_component() {
     let o = panel1(&["adapter", "check", &component("reference")]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r = json_out(&o);
     assert_eq!(r["world_version"], "0.1.0");
     assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
     assert!(r["size_bytes"].as_u64().unwrap() > 1000);
-    assert!(r["capabilities"].as_array().unwrap().contains(&Value::from("http")));
-    assert!(r["adapter"]["operations"].as_array().unwrap().contains(&Value::from("provision")));
+    assert!(r["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("http")));
+    assert!(r["adapter"]["operations"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("provision")));
 }
 
 #[test]
@@ -77,7 +99,11 @@ fn check_rejects_garbage() {
 fn limit_and_trap_fixtures_exit_2_with_their_kind() {
     let cases: [(&str, &[&str], &str); 6] = [
         ("spin-loop", &["--fuel", "20000000"], "out-of-fuel"),
-        ("spin-loop", &["--fuel", "100000000000000", "--timeout-ms", "300"], "deadline"),
+        (
+            "spin-loop",
+            &["--fuel", "100000000000000", "--timeout-ms", "300"],
+            "deadline",
+        ),
         ("mem-bomb", &["--memory-mb", "32"], "memory-limit"),
         ("deep-recursion", &[], "guest-trap"),
         ("mid-trap", &[], "guest-trap"),
@@ -85,12 +111,25 @@ fn limit_and_trap_fixtures_exit_2_with_their_kind() {
     ];
     for (name, extra, kind) in cases {
         let file = component(name);
-        let mut args = vec!["adapter", "run", file.as_str(), "--op", "provision", "--input", PROVISION];
+        let mut args = vec![
+            "adapter",
+            "run",
+            file.as_str(),
+            "--op",
+            "provision",
+            "--input",
+            PROVISION,
+        ];
         args.extend_from_slice(extra);
         let started = std::time::Instant::now();
         let o = panel1(&args);
         assert!(started.elapsed().as_secs() < 20, "{name} took too long");
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let r = json_out(&o);
         assert_eq!(r["outcome"]["kind"], kind, "{name}");
         assert_eq!(r["metrics"]["trap_kind"], kind, "{name}");
@@ -108,7 +147,17 @@ fn ssrf_attempts_exit_1_and_nothing_reaches_the_listener() {
         "http://169.254.169.254/latest/meta-data/".to_string(),
     ] {
         let input = format!(r#"{{"service":{{"service_id":"s1","params":{{"url":"{url}"}}}}}}"#);
-        let o = panel1(&["adapter", "run", &file, "--op", "provision", "--input", &input, "--allow", "https://api.example.com"]);
+        let o = panel1(&[
+            "adapter",
+            "run",
+            &file,
+            "--op",
+            "provision",
+            "--input",
+            &input,
+            "--allow",
+            "https://api.example.com",
+        ]);
         assert_eq!(o.status.code(), Some(1), "{url}");
         let r = json_out(&o);
         assert!(r["http"][0]["denied"].is_string(), "{url}: {r}");
@@ -117,9 +166,22 @@ fn ssrf_attempts_exit_1_and_nothing_reaches_the_listener() {
     // A name the policy allows, resolving to loopback, is refused after DNS.
     let base = format!("http://localhost:{port}");
     let input = format!(r#"{{"service":{{"service_id":"s1","params":{{"url":"{base}/"}}}}}}"#);
-    let o = panel1(&["adapter", "run", &file, "--op", "provision", "--input", &input, "--allow", &base]);
+    let o = panel1(&[
+        "adapter",
+        "run",
+        &file,
+        "--op",
+        "provision",
+        "--input",
+        &input,
+        "--allow",
+        &base,
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    let denied = json_out(&o)["http"][0]["denied"].as_str().unwrap().to_string();
+    let denied = json_out(&o)["http"][0]["denied"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(denied.contains("loopback"), "{denied}");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
@@ -131,8 +193,17 @@ fn exfiltration_attempts_are_refused() {
     let thief = format!("http://127.0.0.1:{port}");
     let input = format!(r#"{{"service":{{"service_id":"s1","params":{{"url":"{thief}/x"}}}}}}"#);
     let o = panel1(&[
-        "adapter", "run", &file, "--op", "provision", "--input", &input, "--allow", &thief,
-        "--secret", "api-token=hunter2-very-secret@panel.example.com",
+        "adapter",
+        "run",
+        &file,
+        "--op",
+        "provision",
+        "--input",
+        &input,
+        "--allow",
+        &thief,
+        "--secret",
+        "api-token=hunter2-very-secret@panel.example.com",
     ]);
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
@@ -140,22 +211,74 @@ fn exfiltration_attempts_are_refused() {
     assert!(!out.contains("hunter2-very-secret"));
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 
-    let o = panel1(&["adapter", "run", &file, "--op", "status", "--input", PROVISION, "--secret", "api-token=hunter2-very-secret@panel.example.com"]);
+    let o = panel1(&[
+        "adapter",
+        "run",
+        &file,
+        "--op",
+        "status",
+        "--input",
+        PROVISION,
+        "--secret",
+        "api-token=hunter2-very-secret@panel.example.com",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(out.contains("reveal refused") && !out.contains("hunter2-very-secret"), "{out}");
+    assert!(
+        out.contains("reveal refused") && !out.contains("hunter2-very-secret"),
+        "{out}"
+    );
 }
 
 #[test]
 fn usage_errors_exit_3() {
     let file = component("reference");
-    assert_eq!(panel1(&["adapter", "run", &file, "--op", "drop-tables"]).status.code(), Some(3));
-    assert_eq!(panel1(&["adapter", "run", &file, "--op", "provision", "--input", "{nope"]).status.code(), Some(3));
-    assert_eq!(panel1(&["adapter", "run", &file, "--op", "provision", "--input", "{}"]).status.code(), Some(3));
-    assert_eq!(panel1(&["adapter", "run", &file, "--op", "info", "--allow", "ftp://x"]).status.code(), Some(3));
+    assert_eq!(
+        panel1(&["adapter", "run", &file, "--op", "drop-tables"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        panel1(&[
+            "adapter",
+            "run",
+            &file,
+            "--op",
+            "provision",
+            "--input",
+            "{nope"
+        ])
+        .status
+        .code(),
+        Some(3)
+    );
+    assert_eq!(
+        panel1(&[
+            "adapter",
+            "run",
+            &file,
+            "--op",
+            "provision",
+            "--input",
+            "{}"
+        ])
+        .status
+        .code(),
+        Some(3)
+    );
+    assert_eq!(
+        panel1(&["adapter", "run", &file, "--op", "info", "--allow", "ftp://x"])
+            .status
+            .code(),
+        Some(3)
+    );
     let help = panel1(&["adapter", "run", "--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
-    assert!(text.contains("Exit codes") && text.contains("3  invalid component"), "{text}");
+    assert!(
+        text.contains("Exit codes") && text.contains("3  invalid component"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //!   deserialize).
 //!
 //! The machine is noisy: every figure is the median of several rounds.
-use panel1_sandbox::{ArtifactStore, CallRequest, HostContext, Operation, Outcome, Sandbox, SandboxConfig};
+use panel1_sandbox::{
+    ArtifactStore, CallRequest, HostContext, Operation, Outcome, Sandbox, SandboxConfig,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,7 +45,12 @@ struct Latency {
 async fn call_latency(sandbox: &Sandbox, name: &str, iters: usize, rounds: usize) -> Latency {
     let adapter = sandbox.load(&component(name)).unwrap();
     let ctx = Arc::new(HostContext::default());
-    let req = CallRequest { operation: Operation::Info, input: Value::Null, idempotency_key: "bench".into(), attempt: 1 };
+    let req = CallRequest {
+        operation: Operation::Info,
+        input: Value::Null,
+        idempotency_key: "bench".into(),
+        attempt: 1,
+    };
     // Warm up (page in the pool slots, caches).
     for _ in 0..iters / 10 {
         let r = sandbox.call(&adapter, ctx.clone(), &req).await.unwrap();
@@ -62,7 +69,10 @@ async fn call_latency(sandbox: &Sandbox, name: &str, iters: usize, rounds: usize
         p50s.push(percentile(&samples, 0.50).as_secs_f64() * 1e6);
         p99s.push(percentile(&samples, 0.99).as_secs_f64() * 1e6);
     }
-    Latency { p50_us: median(p50s), p99_us: median(p99s) }
+    Latency {
+        p50_us: median(p50s),
+        p99_us: median(p99s),
+    }
 }
 
 fn compile_ms(name: &str, rounds: usize) -> f64 {
@@ -88,7 +98,12 @@ fn artifact_load(name: &str, rounds: usize) -> ArtifactLoad {
     let dir = std::env::temp_dir().join(format!("panel1-bench-artifacts-{}", std::process::id()));
     let store = ArtifactStore::with_key(&dir, [42; 32]).unwrap();
     let s = Sandbox::new(SandboxConfig::default()).unwrap();
-    let hash = s.load_with_artifacts(&bytes, &store).unwrap().report.sha256.clone();
+    let hash = s
+        .load_with_artifacts(&bytes, &store)
+        .unwrap()
+        .report
+        .sha256
+        .clone();
     let path = store.artifact_path(&panel1_sandbox::ArtifactKey::new(s.engine(), &hash));
     let size_mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
     let (mut load, mut mac) = (Vec::new(), Vec::new());
@@ -104,22 +119,36 @@ fn artifact_load(name: &str, rounds: usize) -> ArtifactLoad {
         mac.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    ArtifactLoad { size_mb, load_ms: median(load), mac_only_ms: median(mac) }
+    ArtifactLoad {
+        size_mb,
+        load_ms: median(load),
+        mac_only_ms: median(mac),
+    }
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!("{cpu}, {cores} cores")
 }
 
 fn main() {
     let quick = std::env::var("PANEL1_BENCH_QUICK").is_ok();
     let rounds = if quick { 3 } else { 7 };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
 
     if let Ok(name) = std::env::var("PANEL1_BENCH_PROFILE") {
@@ -132,10 +161,26 @@ fn main() {
     println!();
     println!("| measurement | Rust reference | JS (componentize-js) | goal |");
     println!("|---|---|---|---|");
-    let rust = rt.block_on(call_latency(&sandbox, "reference", if quick { 5_000 } else { 20_000 }, rounds));
-    let js = rt.block_on(call_latency(&sandbox, "js-reference", if quick { 300 } else { 2_000 }, rounds));
-    println!("| fresh store + `info`, p50 | {:.1} µs | {:.0} µs | Rust ≤ 10 µs, JS ≤ 500 µs |", rust.p50_us, js.p50_us);
-    println!("| fresh store + `info`, p99 | {:.1} µs | {:.0} µs | |", rust.p99_us, js.p99_us);
+    let rust = rt.block_on(call_latency(
+        &sandbox,
+        "reference",
+        if quick { 5_000 } else { 20_000 },
+        rounds,
+    ));
+    let js = rt.block_on(call_latency(
+        &sandbox,
+        "js-reference",
+        if quick { 300 } else { 2_000 },
+        rounds,
+    ));
+    println!(
+        "| fresh store + `info`, p50 | {:.1} µs | {:.0} µs | Rust ≤ 10 µs, JS ≤ 500 µs |",
+        rust.p50_us, js.p50_us
+    );
+    println!(
+        "| fresh store + `info`, p99 | {:.1} µs | {:.0} µs | |",
+        rust.p99_us, js.p99_us
+    );
     let compile_rounds = if quick { 1 } else { 3 };
     println!(
         "| cold compile | {:.0} ms | {:.0} ms | |",
@@ -144,9 +189,18 @@ fn main() {
     );
     let ra = artifact_load("reference", rounds);
     let ja = artifact_load("js-reference", rounds);
-    println!("| artifact size | {:.1} MB | {:.1} MB | |", ra.size_mb, ja.size_mb);
-    println!("| artifact load (MAC verify + mmap deserialize) | {:.2} ms | {:.2} ms | JS ≤ 5 ms |", ra.load_ms, ja.load_ms);
-    println!("| of which MAC verification (keyed BLAKE3) | {:.2} ms | {:.2} ms | |", ra.mac_only_ms, ja.mac_only_ms);
+    println!(
+        "| artifact size | {:.1} MB | {:.1} MB | |",
+        ra.size_mb, ja.size_mb
+    );
+    println!(
+        "| artifact load (MAC verify + mmap deserialize) | {:.2} ms | {:.2} ms | JS ≤ 5 ms |",
+        ra.load_ms, ja.load_ms
+    );
+    println!(
+        "| of which MAC verification (keyed BLAKE3) | {:.2} ms | {:.2} ms | |",
+        ra.mac_only_ms, ja.mac_only_ms
+    );
     println!();
     println!("medians of {rounds} rounds; per-call figures include Store creation, instantiation from a cached InstancePre, the call and result conversion");
 }

@@ -14,7 +14,9 @@ use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
+};
 use wasmtime::{Store, Trap};
 
 /// What to run.
@@ -158,7 +160,12 @@ fn map_ok<T>(r: Result<T, wit::AdapterError>, f: impl Fn(&T) -> Value) -> GuestR
 }
 
 /// Call one export by its resolved index.
-async fn invoke<P, R>(store: &mut Store<HostState>, instance: &Instance, index: ComponentExportIndex, params: P) -> wasmtime::Result<R>
+async fn invoke<P, R>(
+    store: &mut Store<HostState>,
+    instance: &Instance,
+    index: ComponentExportIndex,
+    params: P,
+) -> wasmtime::Result<R>
 where
     P: ComponentNamedList + Lower + Send + Sync,
     R: ComponentNamedList + Lift + Send + Sync + 'static,
@@ -173,7 +180,12 @@ where
     typed.call_async(&mut *store, params).await
 }
 
-async fn dispatch(e: AdapterExports, instance: &Instance, store: &mut Store<HostState>, call: Typed) -> wasmtime::Result<GuestResult> {
+async fn dispatch(
+    e: AdapterExports,
+    instance: &Instance,
+    store: &mut Store<HostState>,
+    call: Typed,
+) -> wasmtime::Result<GuestResult> {
     type Status = (Result<wit::ServiceStatus, wit::AdapterError>,);
     let s = &mut *store;
     let i = instance;
@@ -183,10 +195,19 @@ async fn dispatch(e: AdapterExports, instance: &Instance, store: &mut Store<Host
             Ok(info_json(&info))
         }
         Typed::Test(r) => {
-            let (res,) = invoke::<_, (Result<wit::ConnectionInfo, wit::AdapterError>,)>(s, i, e.test_connection, (&r,)).await?;
+            let (res,) = invoke::<_, (Result<wit::ConnectionInfo, wit::AdapterError>,)>(
+                s,
+                i,
+                e.test_connection,
+                (&r,),
+            )
+            .await?;
             map_ok(res, connection_json)
         }
-        Typed::Provision(r) => map_ok(invoke::<_, Status>(s, i, e.provision, (&r,)).await?.0, status_json),
+        Typed::Provision(r) => map_ok(
+            invoke::<_, Status>(s, i, e.provision, (&r,)).await?.0,
+            status_json,
+        ),
         Typed::Service(op, r) => {
             let index = match op {
                 Operation::Suspend => e.suspend,
@@ -194,20 +215,47 @@ async fn dispatch(e: AdapterExports, instance: &Instance, store: &mut Store<Host
                 Operation::Terminate => e.terminate,
                 Operation::Status => e.status,
                 Operation::Usage => {
-                    let (res,) = invoke::<_, (Result<wit::UsageReport, wit::AdapterError>,)>(s, i, e.usage, (&r,)).await?;
+                    let (res,) = invoke::<_, (Result<wit::UsageReport, wit::AdapterError>,)>(
+                        s,
+                        i,
+                        e.usage,
+                        (&r,),
+                    )
+                    .await?;
                     return Ok(map_ok(res, usage_json));
                 }
                 _ => {
-                    let (res,) = invoke::<_, (Result<wit::LoginLink, wit::AdapterError>,)>(s, i, e.login_url, (&r,)).await?;
+                    let (res,) = invoke::<_, (Result<wit::LoginLink, wit::AdapterError>,)>(
+                        s,
+                        i,
+                        e.login_url,
+                        (&r,),
+                    )
+                    .await?;
                     return Ok(map_ok(res, login_json));
                 }
             };
-            map_ok(invoke::<_, Status>(s, i, index, (&r,)).await?.0, status_json)
+            map_ok(
+                invoke::<_, Status>(s, i, index, (&r,)).await?.0,
+                status_json,
+            )
         }
-        Typed::ChangePackage(r) => map_ok(invoke::<_, Status>(s, i, e.change_package, (&r,)).await?.0, status_json),
-        Typed::ChangePassword(r) => map_ok(invoke::<_, Status>(s, i, e.change_password, (&r,)).await?.0, status_json),
+        Typed::ChangePackage(r) => map_ok(
+            invoke::<_, Status>(s, i, e.change_package, (&r,)).await?.0,
+            status_json,
+        ),
+        Typed::ChangePassword(r) => map_ok(
+            invoke::<_, Status>(s, i, e.change_password, (&r,)).await?.0,
+            status_json,
+        ),
         Typed::List(r) => {
-            let (res,) = invoke::<_, (Result<wit::ServicePage, wit::AdapterError>,)>(s, i, e.list_services, (&r,)).await?;
+            let (res,) = invoke::<_, (Result<wit::ServicePage, wit::AdapterError>,)>(
+                s,
+                i,
+                e.list_services,
+                (&r,),
+            )
+            .await?;
             map_ok(res, page_json)
         }
     })
@@ -394,7 +442,12 @@ fn json_size(v: &Value) -> u64 {
         Value::Number(_) => 20,
         Value::String(s) => s.len() as u64 + 2,
         Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<u64>(),
-        Value::Object(o) => 2 + o.iter().map(|(k, x)| k.len() as u64 + 4 + json_size(x)).sum::<u64>(),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, x)| k.len() as u64 + 4 + json_size(x))
+                .sum::<u64>()
+        }
     }
 }
 

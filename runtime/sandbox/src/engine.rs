@@ -216,9 +216,10 @@ impl Sandbox {
         // calls then use the resolved indices (see `call::invoke`).
         ProvisioningPre::new(pre.clone())
             .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
-        let exports = AdapterExports::resolve(&component, &report.world_version).ok_or_else(|| {
-            SandboxError::InvalidComponent("adapter exports could not be resolved".into())
-        })?;
+        let exports =
+            AdapterExports::resolve(&component, &report.world_version).ok_or_else(|| {
+                SandboxError::InvalidComponent("adapter exports could not be resolved".into())
+            })?;
         let loaded = Arc::new(LoadedAdapter {
             report,
             component,

@@ -24,7 +24,8 @@ pub(crate) struct AdapterExports {
 
 impl AdapterExports {
     pub fn resolve(component: &Component, world_version: &str) -> Option<AdapterExports> {
-        let iface = component.get_export_index(None, &format!("panel1:provisioning/adapter@{world_version}"))?;
+        let iface = component
+            .get_export_index(None, format!("panel1:provisioning/adapter@{world_version}"))?;
         let f = |name: &str| component.get_export_index(Some(&iface), name);
         Some(AdapterExports {
             info: f("info")?,

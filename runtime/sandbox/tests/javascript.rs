@@ -12,7 +12,8 @@ const TOKEN: &str = "js-token-5150";
 fn js_context(panel: &FakePanel) -> HostContext {
     let mut ctx = panel.context();
     // The JS adapter appends `/version`, `/accounts` to base_url.
-    ctx.config.insert("base_url".into(), format!("{}/v1", panel.base_url()));
+    ctx.config
+        .insert("base_url".into(), format!("{}/v1", panel.base_url()));
     ctx
 }
 
@@ -28,19 +29,32 @@ async fn javascript_adapter_links_and_runs_every_operation() {
     let r = call(&a, ctx.clone(), Operation::TestConnection, json!({})).await;
     assert_eq!(ok(&r)["server_version"], "refpanel 1.4.2");
     assert!(!report_text(&r).contains(TOKEN));
-    let auth = panel.requests()[0].headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone());
-    assert_eq!(auth, Some(format!("Bearer {TOKEN}")), "the host injected the secret for the JS guest too");
+    let auth = panel.requests()[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone());
+    assert_eq!(
+        auth,
+        Some(format!("Bearer {TOKEN}")),
+        "the host injected the secret for the JS guest too"
+    );
 
     let alice = json!({"service": {"service_id": "s1", "username": "alice", "domain": "alice.test", "plan": "basic"}});
     let r = call(&a, ctx.clone(), Operation::Provision, alice).await;
     assert_eq!(ok(&r)["remote_id"], "alice");
-    let existing = json!({"service": {"service_id": "s1", "remote_id": "alice"}, "reason": "abuse"});
+    let existing =
+        json!({"service": {"service_id": "s1", "remote_id": "alice"}, "reason": "abuse"});
     let r = call(&a, ctx.clone(), Operation::Suspend, existing.clone()).await;
     assert_eq!(ok(&r)["state"], "suspended");
     let r = call(&a, ctx.clone(), Operation::Terminate, existing.clone()).await;
     assert_eq!(ok(&r)["state"], "terminated");
     let r = call(&a, ctx.clone(), Operation::Terminate, existing).await;
-    assert_eq!(ok(&r)["state"], "terminated", "terminate of a missing account succeeds");
+    assert_eq!(
+        ok(&r)["state"],
+        "terminated",
+        "terminate of a missing account succeeds"
+    );
     let r = call(&a, ctx, Operation::Usage, service("s1")).await;
     assert_eq!(adapter_error(&r).0, "unsupported");
 }
@@ -57,7 +71,13 @@ async fn javascript_adapter_is_held_to_the_same_limits_and_policy() {
     assert!(r.http[0].denied.is_some());
     assert!(panel.requests().is_empty());
     // A fuel budget too small for the JS engine stops it.
-    let tiny = HostContext { limits: Limits { fuel: 200_000, ..Limits::default() }, ..HostContext::default() };
+    let tiny = HostContext {
+        limits: Limits {
+            fuel: 200_000,
+            ..Limits::default()
+        },
+        ..HostContext::default()
+    };
     let r = call(&a, tiny, Operation::Info, json!(null)).await;
     assert_eq!(sandbox_kind(&r), "out-of-fuel");
 }

@@ -17,7 +17,9 @@ pub fn permanent(msg: impl Into<String>) -> AdapterError {
     AdapterError::Permanent(msg.into())
 }
 pub fn unsupported(op: &str) -> AdapterError {
-    AdapterError::Unsupported(format!("operation `{op}` is not implemented by this adapter"))
+    AdapterError::Unsupported(format!(
+        "operation `{op}` is not implemented by this adapter"
+    ))
 }
 /// Retry later; `retry_after_ms` when the provider said how long to wait.
 pub fn transient(msg: impl Into<String>, retry_after_ms: Option<u64>) -> AdapterError {

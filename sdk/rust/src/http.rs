@@ -141,7 +141,11 @@ impl Response {
     }
     /// `Retry-After` in milliseconds, when given in seconds.
     pub fn retry_after_ms(&self) -> Option<u64> {
-        self.header("retry-after")?.trim().parse::<u64>().ok().map(|s| s * 1000)
+        self.header("retry-after")?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|s| s * 1000)
     }
 }
 
@@ -158,7 +162,11 @@ fn parse_url(url: &str) -> Result<Parsed<'_>, HttpError> {
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
-        other => return Err(HttpError::InvalidUrl(format!("unsupported scheme `{other}`"))),
+        other => {
+            return Err(HttpError::InvalidUrl(format!(
+                "unsupported scheme `{other}`"
+            )))
+        }
     };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
@@ -215,13 +223,19 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
     for (k, v) in &req.headers {
         entries.push((k.to_ascii_lowercase(), v.as_bytes().to_vec()));
     }
-    let headers = Fields::from_list(&entries)
-        .map_err(|e| HttpError::Other(format!("bad header: {e:?}")))?;
+    let headers =
+        Fields::from_list(&entries).map_err(|e| HttpError::Other(format!("bad header: {e:?}")))?;
     let outgoing = OutgoingRequest::new(headers);
     let bad = |what: &str| HttpError::InvalidUrl(format!("rejected {what} in `{}`", req.url));
-    outgoing.set_method(&method_of(&req.method)).map_err(|_| bad("method"))?;
-    outgoing.set_scheme(Some(&url.scheme)).map_err(|_| bad("scheme"))?;
-    outgoing.set_authority(Some(url.authority)).map_err(|_| bad("authority"))?;
+    outgoing
+        .set_method(&method_of(&req.method))
+        .map_err(|_| bad("method"))?;
+    outgoing
+        .set_scheme(Some(&url.scheme))
+        .map_err(|_| bad("scheme"))?;
+    outgoing
+        .set_authority(Some(url.authority))
+        .map_err(|_| bad("authority"))?;
     outgoing
         .set_path_with_query(Some(url.path_and_query))
         .map_err(|_| bad("path"))?;
@@ -287,7 +301,10 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
 }
 
 /// GET a URL and decode a JSON body from a 2xx answer.
-pub fn get_json<T: DeserializeOwned>(url: &str, headers: &[(&str, &str)]) -> Result<T, AdapterError> {
+pub fn get_json<T: DeserializeOwned>(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<T, AdapterError> {
     let mut req = Request::get(url);
     for (k, v) in headers {
         req = req.header(k, *v);

@@ -25,8 +25,8 @@ pub mod bindings {
 }
 
 mod adapter;
-mod errors;
 pub mod config;
+mod errors;
 pub mod http;
 pub mod log;
 pub mod secrets;
@@ -48,7 +48,10 @@ pub fn __install_panic_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
                 (*s).to_string()
             } else if let Some(s) = info.payload().downcast_ref::<String>() {

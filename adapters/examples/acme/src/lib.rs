@@ -31,7 +31,11 @@ impl Adapter for Acme {
     }
 
     fn provision(req: ProvisionRequest) -> Result<ServiceStatus, AdapterError> {
-        let user = req.service.username.clone().ok_or_else(|| invalid_input("username is required"))?;
+        let user = req
+            .service
+            .username
+            .clone()
+            .ok_or_else(|| invalid_input("username is required"))?;
         // Ensure semantics: a retry finds the account the first attempt made.
         let existing = api("GET", &format!("/accounts/{user}"), &req.ctx)?.send()?;
         if existing.status == 200 {
@@ -48,13 +52,21 @@ impl Adapter for Acme {
     }
 
     fn suspend(req: ServiceRequest) -> Result<ServiceStatus, AdapterError> {
-        let user = req.service.remote_id.clone().ok_or_else(|| invalid_input("no remote id"))?;
+        let user = req
+            .service
+            .remote_id
+            .clone()
+            .ok_or_else(|| invalid_input("no remote id"))?;
         let resp = api("POST", &format!("/accounts/{user}/suspend"), &req.ctx)?.send()?;
         if !resp.is_success() {
             return Err(status_error(&resp));
         }
         let a: Account = resp.json()?;
-        let state = if a.state == "suspended" { RemoteState::Suspended } else { RemoteState::Unknown };
+        let state = if a.state == "suspended" {
+            RemoteState::Suspended
+        } else {
+            RemoteState::Unknown
+        };
         Ok(ServiceStatus::new(a.username, state))
     }
 }
