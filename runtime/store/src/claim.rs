@@ -1,0 +1,100 @@
+use crate::enqueue::col;
+use crate::StoreError;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A task claimed by a worker. `lease` must accompany every later write.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub server_id: Uuid,
+    pub service_id: Option<Uuid>,
+    pub operation: String,
+    pub input: Value,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub lease: i64,
+    pub idempotency_key: Option<String>,
+}
+
+/// Claim up to `limit` available tasks in one statement:
+/// - servers with room under their concurrency cap are locked
+///   (`FOR UPDATE SKIP LOCKED`: concurrent claimers take other servers), and
+///   their `running` counter is raised in the same statement;
+/// - per server, due tasks in priority/run_at order, skipping any task whose
+///   service has a running task or an older pending one (operations on one
+///   service run one at a time, in order);
+/// - each claimed task gets `attempt + 1`, `lease + 1` and a lease deadline.
+pub async fn claim(pool: &PgPool, worker: &str, limit: i64, lease_ttl: Duration) -> Result<Vec<ClaimedTask>, StoreError> {
+    let rows = sqlx::query(
+        "WITH room AS (
+             SELECT s.id, s.max_concurrency - s.running AS room
+             FROM servers s
+             WHERE s.running < s.max_concurrency
+               AND EXISTS (SELECT 1 FROM tasks t WHERE t.server_id = s.id AND t.state = 'available')
+             ORDER BY s.id
+             FOR UPDATE SKIP LOCKED
+         ),
+         picked AS (
+             SELECT p.id, p.server_id
+             FROM room r
+             CROSS JOIN LATERAL (
+                 SELECT t.id, t.server_id
+                 FROM tasks t
+                 WHERE t.server_id = r.id
+                   AND t.state = 'available'
+                   AND t.run_at <= now()
+                   AND (t.service_id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM tasks o
+                        WHERE o.service_id = t.service_id
+                          AND o.id <> t.id
+                          AND (o.state = 'running'
+                               OR (o.state IN ('scheduled', 'available', 'retryable')
+                                   AND (o.created_at, o.id) < (t.created_at, t.id)))))
+                 ORDER BY t.priority DESC, t.run_at, t.id
+                 LIMIT LEAST(r.room, $1)
+                 FOR UPDATE SKIP LOCKED
+             ) p
+             LIMIT $1
+         ),
+         claimed AS (
+             UPDATE tasks t
+             SET state = 'running', attempt = t.attempt + 1, lease = t.lease + 1, leased_by = $2,
+                 lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+             FROM picked
+             WHERE t.id = picked.id
+             RETURNING t.id, t.tenant_id, t.server_id, t.service_id, t.operation, t.input, t.attempt,
+                       t.max_attempts, t.lease, t.idempotency_key
+         ),
+         bumped AS (
+             UPDATE servers s SET running = s.running + c.n
+             FROM (SELECT server_id, count(*) AS n FROM claimed GROUP BY server_id) c
+             WHERE s.id = c.server_id
+         )
+         SELECT * FROM claimed",
+    )
+    .bind(limit)
+    .bind(worker)
+    .bind(lease_ttl.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ClaimedTask {
+                id: col(r, "id")?,
+                tenant_id: col(r, "tenant_id")?,
+                server_id: col(r, "server_id")?,
+                service_id: col(r, "service_id")?,
+                operation: col(r, "operation")?,
+                input: col(r, "input")?,
+                attempt: col(r, "attempt")?,
+                max_attempts: col(r, "max_attempts")?,
+                lease: col(r, "lease")?,
+                idempotency_key: col(r, "idempotency_key")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,24 @@
+//! Panel1's Postgres store: the schema (`migrations/`), the task queue
+//! (claim, heartbeat, complete, rescue — every write under the task's lease),
+//! the service lifecycle and the events outbox, all in the transactions that
+//! make them consistent. Postgres is the only coordination engine.
+
+mod backoff;
+mod claim;
+mod complete;
+mod db;
+mod enqueue;
+mod error;
+mod maintenance;
+pub mod secret_box;
+pub mod setup;
+mod states;
+
+pub use backoff::retry_delay;
+pub use claim::{claim, ClaimedTask};
+pub use complete::{complete, Applied, AttemptRecord, TaskOutcome};
+pub use db::{connect, migrate, MIGRATOR};
+pub use enqueue::{enqueue, NewTask, TASKS_CHANNEL};
+pub use error::StoreError;
+pub use maintenance::{cancel, heartbeat, promote_due, prune, release, rescue_expired, retry_failed, stale_completions};
+pub use states::{ServiceState, TaskState};

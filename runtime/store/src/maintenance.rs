@@ -1,0 +1,208 @@
+//! Queue upkeep: heartbeats, the rescuer of expired leases, promotion of due
+//! tasks, cancellation, operator retry, release on shutdown, pruning.
+use crate::enqueue::TASKS_CHANNEL;
+use crate::{StoreError, TaskState};
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Extend a lease; false if the lease is no longer held (stop working).
+pub async fn heartbeat(pool: &PgPool, task_id: Uuid, lease: i64, ttl: Duration) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND lease = $2 AND state = 'running'",
+    )
+    .bind(task_id)
+    .bind(lease)
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Running tasks whose lease expired (a crashed or partitioned worker) go
+/// back to `retryable` (or `failed` when out of attempts), with an
+/// `abandoned` attempt recorded and the server's slot freed. The lease
+/// counter stays, so the lost worker's late writes are stale.
+pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "WITH expired AS (
+             SELECT id, server_id, tenant_id, service_id, attempt, max_attempts, lease, leased_by
+             FROM tasks WHERE state = 'running' AND lease_expires_at < now()
+             FOR UPDATE SKIP LOCKED
+         ),
+         moved AS (
+             UPDATE tasks t
+             SET state = CASE WHEN e.attempt >= e.max_attempts THEN 'failed'::task_state ELSE 'retryable'::task_state END,
+                 run_at = now(), lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
+                 finished_at = CASE WHEN e.attempt >= e.max_attempts THEN now() END,
+                 last_error = jsonb_build_object('source', 'host', 'kind', 'abandoned',
+                                                 'message', 'the worker stopped heartbeating (lease expired)')
+             FROM expired e WHERE t.id = e.id
+             RETURNING t.id, t.state, e.server_id, e.tenant_id, e.service_id, e.attempt, e.lease, e.leased_by
+         ),
+         freed AS (
+             UPDATE servers s SET running = s.running - c.n
+             FROM (SELECT server_id, count(*) AS n FROM moved GROUP BY server_id) c
+             WHERE s.id = c.server_id
+         ),
+         attempts AS (
+             INSERT INTO task_attempts (task_id, attempt, lease, worker, outcome, error_kind, error_message)
+             SELECT id, attempt, lease, leased_by, 'abandoned', 'abandoned', 'lease expired'
+             FROM moved ON CONFLICT (task_id, attempt) DO NOTHING
+         ),
+         ev AS (
+             INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+             SELECT tenant_id, 'task.rescued', id, service_id,
+                    jsonb_build_object('attempt', attempt, 'state', state, 'worker', leased_by)
+             FROM moved
+         )
+         SELECT id FROM moved",
+    )
+    .fetch_all(pool)
+    .await?;
+    if !ids.is_empty() {
+        tracing::warn!(count = ids.len(), "rescued tasks with expired leases");
+    }
+    Ok(ids)
+}
+
+/// Scheduled and retryable tasks whose time has come become available (and
+/// wake the workers).
+pub async fn promote_due(pool: &PgPool) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE tasks SET state = 'available', updated_at = now()
+         WHERE state IN ('scheduled', 'retryable') AND run_at <= now()",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        sqlx::query("SELECT pg_notify($1, '')").bind(TASKS_CHANNEL).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Cancel a task of this tenant that has not finished. A running task's
+/// worker finds its completion stale and its slot is freed here.
+pub async fn cancel(pool: &PgPool, tenant_id: Uuid, task_id: Uuid) -> Result<TaskState, StoreError> {
+    let mut tx = pool.begin().await?;
+    let before: Option<(TaskState, Uuid)> =
+        sqlx::query_as("SELECT state, server_id FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+            .bind(task_id)
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((state, server_id)) = before else {
+        return Err(StoreError::NotFound(format!("task {task_id}")));
+    };
+    if state.is_final() {
+        return Ok(state);
+    }
+    sqlx::query(
+        "UPDATE tasks SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL, leased_by = NULL,
+                          lease = lease + 1, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(task_id)
+    .execute(&mut *tx)
+    .await?;
+    if state == TaskState::Running {
+        sqlx::query("UPDATE servers SET running = running - 1 WHERE id = $1")
+            .bind(server_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("INSERT INTO events (tenant_id, kind, task_id, payload) VALUES ($1, 'task.cancelled', $2, '{}')")
+        .bind(tenant_id)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(TaskState::Cancelled)
+}
+
+/// Operator retry of a failed task: one more attempt, now.
+pub async fn retry_failed(pool: &PgPool, tenant_id: Uuid, task_id: Uuid) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE tasks SET state = 'available', run_at = now(), finished_at = NULL, max_attempts = attempt + 1,
+                          updated_at = now()
+         WHERE id = $1 AND tenant_id = $2 AND state = 'failed'",
+    )
+    .bind(task_id)
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 1 {
+        sqlx::query("INSERT INTO events (tenant_id, kind, task_id, payload) VALUES ($1, 'task.retried', $2, '{}')")
+            .bind(tenant_id)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(TASKS_CHANNEL).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Give a claimed task back (graceful shutdown): available again at once,
+/// lease bumped so nothing the releasing worker still writes counts.
+pub async fn release(pool: &PgPool, task_id: Uuid, lease: i64) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    // The attempt still counts: the adapter may have done part of the work,
+    // and the next attempt's number tells it to look before it acts.
+    let server: Option<Uuid> = sqlx::query_scalar(
+        "WITH released AS (
+             UPDATE tasks SET state = 'available', lease = lease + 1, lease_expires_at = NULL, leased_by = NULL,
+                              updated_at = now()
+             WHERE id = $1 AND lease = $2 AND state = 'running'
+             RETURNING id, attempt, server_id
+         ),
+         attempts AS (
+             INSERT INTO task_attempts (task_id, attempt, lease, outcome, error_kind, error_message)
+             SELECT id, attempt, $2, 'abandoned', 'abandoned', 'released at worker shutdown' FROM released
+             ON CONFLICT (task_id, attempt) DO NOTHING
+         )
+         SELECT server_id FROM released",
+    )
+    .bind(task_id)
+    .bind(lease)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(server) = server {
+        sqlx::query("UPDATE servers SET running = running - 1 WHERE id = $1")
+            .bind(server)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(TASKS_CHANNEL).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(server.is_some())
+}
+
+/// Move tasks finished more than `older_than` ago to `tasks_archive`, so the
+/// hot table stays small. Returns how many moved.
+pub async fn prune(pool: &PgPool, older_than: Duration) -> Result<u64, StoreError> {
+    let n = sqlx::query(
+        "WITH moved AS (
+             DELETE FROM tasks WHERE finished_at < now() - make_interval(secs => $1) RETURNING *
+         )
+         INSERT INTO tasks_archive SELECT * FROM moved",
+    )
+    .bind(older_than.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+/// Completions dropped because their lease was stale.
+pub async fn stale_completions(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COALESCE((SELECT value FROM queue_counters WHERE name = 'stale_completions'), 0)")
+        .fetch_one(pool)
+        .await?)
+}

@@ -1,0 +1,52 @@
+use serde::{Deserialize, Serialize};
+
+/// A task's state. Closed and documented; every transition is a
+/// compare-and-set in SQL:
+///
+/// ```text
+/// scheduled ──due──▶ available ──claim──▶ running ──▶ succeeded
+///                        ▲                   │  ├──▶ failed    (permanent error / attempts exhausted)
+///                        │                   │  └──▶ cancelled
+///      retryable ──due───┘◀── transient ─────┘
+///      failed ──operator retry──▶ available
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "task_state", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Waiting for `run_at`.
+    Scheduled,
+    /// Ready to be claimed.
+    Available,
+    /// Claimed by a worker under a lease.
+    Running,
+    /// Failed transiently; waiting for `run_at` to try again.
+    Retryable,
+    /// Done.
+    Succeeded,
+    /// Gave up (permanent error or attempts exhausted); an operator may retry.
+    Failed,
+    /// Cancelled before it could finish.
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled)
+    }
+}
+
+/// A service's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "service_state", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Pending,
+    Provisioning,
+    Active,
+    Suspended,
+    Terminating,
+    Terminated,
+    /// Provisioning failed for good; `failure_reason` says why.
+    Failed,
+}

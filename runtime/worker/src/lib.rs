@@ -1,0 +1,9 @@
+//! The worker: claims tasks from Postgres, runs each operation in the
+//! sandbox with the server's configuration, secrets and egress policy,
+//! records the attempt and completes the task under its lease. Stateless:
+//! more throughput is more workers against the same database.
+
+mod context;
+mod run;
+
+pub use run::{Worker, WorkerConfig, WorkerError};

@@ -1,0 +1,288 @@
+use crate::context::host_context;
+use panel1_sandbox::{CallRequest, LoadedAdapter, Operation, Outcome, Sandbox};
+use panel1_store::secret_box::SecretBox;
+use panel1_store::{setup, Applied, AttemptRecord, ClaimedTask, StoreError, TaskOutcome};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Worker settings. The defaults suit a worker process on a small machine.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Shown in `tasks.leased_by` and attempts.
+    pub id: String,
+    /// Operations run at once by this worker.
+    pub slots: usize,
+    /// A claimed task belongs to this worker for this long past its last
+    /// heartbeat; after that the rescuer gives it to another worker.
+    pub lease_ttl: Duration,
+    /// Slow poll in case a notification was missed.
+    pub poll_interval: Duration,
+    /// How long shutdown waits for running operations before releasing them.
+    pub shutdown_grace: Duration,
+    /// Finished tasks older than this move to `tasks_archive`.
+    pub prune_after: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: format!("worker-{}", std::process::id()),
+            slots: 16,
+            lease_ttl: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
+            prune_after: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+pub struct Worker {
+    pool: PgPool,
+    sandbox: Arc<Sandbox>,
+    secrets: Arc<SecretBox>,
+    config: WorkerConfig,
+    adapters: Mutex<HashMap<Uuid, Arc<LoadedAdapter>>>,
+    wake: Notify,
+    inflight: Mutex<HashMap<Uuid, i64>>,
+}
+
+impl Worker {
+    pub fn new(pool: PgPool, sandbox: Arc<Sandbox>, secrets: Arc<SecretBox>, config: WorkerConfig) -> Arc<Worker> {
+        Arc::new(Worker {
+            pool,
+            sandbox,
+            secrets,
+            config,
+            adapters: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            inflight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Run until `shutdown` resolves; then stop claiming, let running
+    /// operations finish within the grace period and release the rest.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+        let slots = Arc::new(Semaphore::new(self.config.slots));
+        let listener = tokio::spawn(self.clone().listen());
+        let upkeep = tokio::spawn(self.clone().upkeep());
+        let mut running = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let free = slots.available_permits();
+            let mut claimed = 0;
+            if free > 0 {
+                match panel1_store::claim(&self.pool, &self.config.id, free as i64, self.config.lease_ttl).await {
+                    Ok(tasks) => {
+                        claimed = tasks.len();
+                        for task in tasks {
+                            let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                            let me = self.clone();
+                            running.spawn(async move {
+                                me.execute(task).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    // A lost claim race or a database restart: try again soon.
+                    Err(e) => tracing::warn!(error = %e, "claim failed"),
+                }
+            }
+            while running.try_join_next().is_some() {}
+            if claimed > 0 && claimed == free {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        listener.abort();
+        upkeep.abort();
+        let grace = tokio::time::sleep(self.config.shutdown_grace);
+        tokio::pin!(grace);
+        while !running.is_empty() {
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = &mut grace => break,
+            }
+        }
+        running.abort_all();
+        let left: Vec<(Uuid, i64)> = self.inflight.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (id, lease) in left {
+            let _ = panel1_store::release(&self.pool, id, lease).await;
+        }
+        Ok(())
+    }
+
+    /// LISTEN for new work; reconnects after a database restart.
+    async fn listen(self: Arc<Self>) {
+        loop {
+            match PgListener::connect_with(&self.pool).await {
+                Ok(mut l) => {
+                    if l.listen(panel1_store::TASKS_CHANNEL).await.is_ok() {
+                        while l.recv().await.is_ok() {
+                            self.wake.notify_one();
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "listener connect failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Scheduler, rescuer and cleaner: small periodic jobs, safe to run in
+    /// every worker at once (each is one idempotent statement).
+    async fn upkeep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            n += 1;
+            if let Ok(k) = panel1_store::promote_due(&self.pool).await {
+                if k > 0 {
+                    self.wake.notify_one();
+                }
+            }
+            if n % 4 == 0 {
+                let _ = panel1_store::rescue_expired(&self.pool).await;
+            }
+            if n % 240 == 0 {
+                let _ = panel1_store::prune(&self.pool, self.config.prune_after).await;
+            }
+        }
+    }
+
+    async fn adapter(&self, version: Uuid) -> Result<Arc<LoadedAdapter>, String> {
+        if let Some(a) = self.adapters.lock().unwrap_or_else(|p| p.into_inner()).get(&version) {
+            return Ok(a.clone());
+        }
+        let bytes = setup::adapter_component(&self.pool, version).await.map_err(|e| e.to_string())?;
+        let sandbox = self.sandbox.clone();
+        let loaded = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.adapters.lock().unwrap_or_else(|p| p.into_inner()).insert(version, loaded.clone());
+        Ok(loaded)
+    }
+
+    async fn execute(self: Arc<Self>, task: ClaimedTask) {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(task.id, task.lease);
+        let started = chrono::Utc::now();
+        let heartbeat = self.clone().heartbeat(task.id, task.lease);
+        let (outcome, record) = tokio::select! {
+            r = self.attempt(&task) => r,
+            // The lease was lost (rescued elsewhere or cancelled): stop.
+            _ = heartbeat => {
+                self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&task.id);
+                return;
+            }
+        };
+        let record = AttemptRecord { worker: self.config.id.clone(), started_at: Some(started), ..record };
+        // Completion survives a database restart: retry until it lands or
+        // the lease is gone (then it is stale, and dropped, by design).
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match panel1_store::complete(&self.pool, &task, &outcome, &record).await {
+                Ok(Applied::Stale) => {
+                    tracing::warn!(task = %task.id, "completion was stale");
+                    break;
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "completion failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                    if delay >= Duration::from_secs(2) && started + chrono::Duration::from_std(self.config.lease_ttl * 4).unwrap_or_default() < chrono::Utc::now() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&task.id);
+    }
+
+    /// Resolves only when the lease is lost.
+    async fn heartbeat(self: Arc<Self>, id: Uuid, lease: i64) {
+        let every = self.config.lease_ttl / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match panel1_store::heartbeat(&self.pool, id, lease, self.config.lease_ttl).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                // Database unreachable: keep working; the lease may still hold.
+                Err(e) => tracing::warn!(task = %id, error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    async fn attempt(&self, task: &ClaimedTask) -> (TaskOutcome, AttemptRecord) {
+        let internal = |message: String| (TaskOutcome::Internal { message }, AttemptRecord::default());
+        let operation: Operation = match task.operation.parse() {
+            Ok(op) => op,
+            Err(e) => {
+                let o = TaskOutcome::AdapterError { kind: "invalid-input".into(), message: e.to_string(), retry_after_ms: None };
+                return (o, AttemptRecord::default());
+            }
+        };
+        let runtime = match setup::server_runtime(&self.pool, &self.secrets, task.server_id).await {
+            Ok(r) => r,
+            Err(e) => return internal(format!("loading server: {e}")),
+        };
+        let context = match host_context(&runtime) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                let o = TaskOutcome::AdapterError { kind: "invalid-input".into(), message: e, retry_after_ms: None };
+                return (o, AttemptRecord::default());
+            }
+        };
+        let adapter = match self.adapter(runtime.adapter_version_id).await {
+            Ok(a) => a,
+            Err(e) => return internal(format!("loading adapter: {e}")),
+        };
+        let request = CallRequest {
+            operation,
+            input: task.input.clone(),
+            idempotency_key: task.id.to_string(),
+            attempt: task.attempt.max(1) as u32,
+        };
+        let report = match self.sandbox.call(&adapter, context, &request).await {
+            Ok(r) => r,
+            Err(e) => {
+                let o = TaskOutcome::AdapterError { kind: "invalid-input".into(), message: e.to_string(), retry_after_ms: None };
+                return (o, AttemptRecord::default());
+            }
+        };
+        let outcome = match &report.outcome {
+            Outcome::Ok { result } => TaskOutcome::Succeeded { result: result.clone() },
+            Outcome::AdapterError { kind, message, retry_after_ms } => TaskOutcome::AdapterError {
+                kind: kind.to_string(),
+                message: message.clone(),
+                retry_after_ms: *retry_after_ms,
+            },
+            Outcome::SandboxError { kind, message } => TaskOutcome::SandboxError { kind: kind.to_string(), message: message.clone() },
+        };
+        let record = AttemptRecord {
+            metrics: report.metrics.clone(),
+            log: serde_json::to_value(&report.log).unwrap_or_default(),
+            http: serde_json::to_value(&report.http).unwrap_or_default(),
+            ..AttemptRecord::default()
+        };
+        (outcome, record)
+    }
+}
