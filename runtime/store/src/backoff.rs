@@ -4,7 +4,9 @@ use std::time::Duration;
 /// 10 min) with ±20 % jitter so retries of many tasks spread out; or exactly what
 /// the provider asked for with `retry-after`.
 pub fn retry_delay(attempt: u32, retry_after_ms: Option<u64>) -> Duration {
-    let base_ms = 1000u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(20)).min(600_000);
+    let base_ms = 1000u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
+        .min(600_000);
     let jitter = rand::random_range(0.8..1.2);
     let backoff = Duration::from_millis((base_ms as f64 * jitter) as u64);
     // The provider knows best when it will be ready again.

@@ -28,7 +28,12 @@ pub struct ClaimedTask {
 ///   service has a running task or an older pending one (operations on one
 ///   service run one at a time, in order);
 /// - each claimed task gets `attempt + 1`, `lease + 1` and a lease deadline.
-pub async fn claim(pool: &PgPool, worker: &str, limit: i64, lease_ttl: Duration) -> Result<Vec<ClaimedTask>, StoreError> {
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    limit: i64,
+    lease_ttl: Duration,
+) -> Result<Vec<ClaimedTask>, StoreError> {
     let rows = sqlx::query(
         "WITH room AS (
              SELECT s.id, s.max_concurrency - s.running AS room

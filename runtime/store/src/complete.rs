@@ -9,14 +9,25 @@ use sqlx::{PgConnection, PgPool};
 /// How an attempt ended, as the worker saw it.
 #[derive(Debug, Clone)]
 pub enum TaskOutcome {
-    Succeeded { result: Value },
+    Succeeded {
+        result: Value,
+    },
     /// The adapter's typed error (`transient` is retried).
-    AdapterError { kind: String, message: String, retry_after_ms: Option<u64> },
+    AdapterError {
+        kind: String,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
     /// The sandbox stopped the call (`deadline` is retried; fuel, memory and
     /// traps are deterministic and fail at once).
-    SandboxError { kind: String, message: String },
+    SandboxError {
+        kind: String,
+        message: String,
+    },
     /// A host-side failure (database, artifact store ...): retried.
-    Internal { message: String },
+    Internal {
+        message: String,
+    },
 }
 
 /// What the worker measured and captured for the attempt.
@@ -33,7 +44,9 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     Succeeded,
-    Retrying { run_at: DateTime<Utc> },
+    Retrying {
+        run_at: DateTime<Utc>,
+    },
     Failed,
     /// The lease no longer matched (the task was rescued and re-claimed, or
     /// cancelled): nothing was written; counted in `stale_completions`.
@@ -42,7 +55,11 @@ pub enum Applied {
 
 fn retryable(outcome: &TaskOutcome) -> Option<Option<u64>> {
     match outcome {
-        TaskOutcome::AdapterError { kind, retry_after_ms, .. } if kind == "transient" => Some(*retry_after_ms),
+        TaskOutcome::AdapterError {
+            kind,
+            retry_after_ms,
+            ..
+        } if kind == "transient" => Some(*retry_after_ms),
         TaskOutcome::SandboxError { kind, .. } if kind == "deadline" => Some(None),
         TaskOutcome::Internal { .. } => Some(None),
         _ => None,
@@ -51,10 +68,17 @@ fn retryable(outcome: &TaskOutcome) -> Option<Option<u64>> {
 
 /// Record the attempt and move the task (and its service) in one
 /// transaction, only if the caller still holds the lease.
-pub async fn complete(pool: &PgPool, task: &ClaimedTask, outcome: &TaskOutcome, record: &AttemptRecord) -> Result<Applied, StoreError> {
+pub async fn complete(
+    pool: &PgPool,
+    task: &ClaimedTask,
+    outcome: &TaskOutcome,
+    record: &AttemptRecord,
+) -> Result<Applied, StoreError> {
     let mut tx = pool.begin().await?;
     let (state, run_at, result, error) = match outcome {
-        TaskOutcome::Succeeded { result } => (TaskState::Succeeded, None, Some(result.clone()), None),
+        TaskOutcome::Succeeded { result } => {
+            (TaskState::Succeeded, None, Some(result.clone()), None)
+        }
         other => {
             let error = error_json(other);
             match retryable(other) {
@@ -112,7 +136,9 @@ pub async fn complete(pool: &PgPool, task: &ClaimedTask, outcome: &TaskOutcome, 
     tx.commit().await?;
     Ok(match state {
         TaskState::Succeeded => Applied::Succeeded,
-        TaskState::Retryable => Applied::Retrying { run_at: run_at.unwrap_or_else(Utc::now) },
+        TaskState::Retryable => Applied::Retrying {
+            run_at: run_at.unwrap_or_else(Utc::now),
+        },
         _ => Applied::Failed,
     })
 }
@@ -130,20 +156,41 @@ pub(crate) async fn count_stale(pool: &PgPool) -> Result<(), StoreError> {
 fn error_json(outcome: &TaskOutcome) -> Value {
     match outcome {
         TaskOutcome::Succeeded { .. } => Value::Null,
-        TaskOutcome::AdapterError { kind, message, retry_after_ms } => {
+        TaskOutcome::AdapterError {
+            kind,
+            message,
+            retry_after_ms,
+        } => {
             json!({"source": "adapter", "kind": kind, "message": message, "retry_after_ms": retry_after_ms})
         }
-        TaskOutcome::SandboxError { kind, message } => json!({"source": "sandbox", "kind": kind, "message": message}),
-        TaskOutcome::Internal { message } => json!({"source": "host", "kind": "internal", "message": message}),
+        TaskOutcome::SandboxError { kind, message } => {
+            json!({"source": "sandbox", "kind": kind, "message": message})
+        }
+        TaskOutcome::Internal { message } => {
+            json!({"source": "host", "kind": "internal", "message": message})
+        }
     }
 }
 
-async fn insert_attempt(conn: &mut PgConnection, task: &ClaimedTask, outcome: &TaskOutcome, r: &AttemptRecord) -> Result<(), StoreError> {
+async fn insert_attempt(
+    conn: &mut PgConnection,
+    task: &ClaimedTask,
+    outcome: &TaskOutcome,
+    r: &AttemptRecord,
+) -> Result<(), StoreError> {
     let (label, kind, message) = match outcome {
         TaskOutcome::Succeeded { .. } => ("succeeded", None, None),
-        TaskOutcome::AdapterError { kind, message, .. } => ("adapter-error", Some(kind.clone()), Some(message.clone())),
-        TaskOutcome::SandboxError { kind, message } => ("sandbox-error", Some(kind.clone()), Some(message.clone())),
-        TaskOutcome::Internal { message } => ("internal", Some("internal".to_string()), Some(message.clone())),
+        TaskOutcome::AdapterError { kind, message, .. } => {
+            ("adapter-error", Some(kind.clone()), Some(message.clone()))
+        }
+        TaskOutcome::SandboxError { kind, message } => {
+            ("sandbox-error", Some(kind.clone()), Some(message.clone()))
+        }
+        TaskOutcome::Internal { message } => (
+            "internal",
+            Some("internal".to_string()),
+            Some(message.clone()),
+        ),
     };
     let m = &r.metrics;
     sqlx::query(
@@ -180,7 +227,12 @@ async fn apply_to_service(
     outcome: &TaskOutcome,
     state: TaskState,
 ) -> Result<(), StoreError> {
-    let (next, remote_id, plan, reason): (Option<ServiceState>, Option<String>, Option<String>, Option<String>) = match outcome {
+    let (next, remote_id, plan, reason): (
+        Option<ServiceState>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = match outcome {
         TaskOutcome::Succeeded { result } => {
             let remote = result["remote_id"].as_str().map(String::from);
             let plan = result["plan"].as_str().map(String::from);
@@ -196,15 +248,27 @@ async fn apply_to_service(
                 },
                 _ => None,
             };
-            let remote = if task.operation == "provision" { remote } else { None };
+            let remote = if task.operation == "provision" {
+                remote
+            } else {
+                None
+            };
             (next, remote, plan, None)
         }
         // Only a final failure touches the service; a retry leaves it as is.
         _ if state != TaskState::Failed => return Ok(()),
         other => {
-            let reason = error_json(other)["message"].as_str().unwrap_or("").to_string();
+            let reason = error_json(other)["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             let next = (task.operation == "provision").then_some(ServiceState::Failed);
-            (next, None, None, Some(format!("{} failed: {reason}", task.operation)))
+            (
+                next,
+                None,
+                None,
+                Some(format!("{} failed: {reason}", task.operation)),
+            )
         }
     };
     sqlx::query(

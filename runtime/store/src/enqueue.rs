@@ -26,7 +26,13 @@ pub struct NewTask {
 }
 
 impl NewTask {
-    pub fn new(tenant_id: Uuid, server_id: Uuid, service_id: Option<Uuid>, operation: &str, input: Value) -> Self {
+    pub fn new(
+        tenant_id: Uuid,
+        server_id: Uuid,
+        service_id: Option<Uuid>,
+        operation: &str,
+        input: Value,
+    ) -> Self {
         NewTask {
             tenant_id,
             server_id,
@@ -56,7 +62,11 @@ fn service_state_on_enqueue(operation: &str) -> Option<ServiceState> {
 pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, bool), StoreError> {
     let id = Uuid::now_v7();
     let scheduled = task.run_at.is_some_and(|t| t > Utc::now());
-    let state = if scheduled { TaskState::Scheduled } else { TaskState::Available };
+    let state = if scheduled {
+        TaskState::Scheduled
+    } else {
+        TaskState::Available
+    };
     let row = sqlx::query(
         "INSERT INTO tasks (id, tenant_id, server_id, service_id, operation, input, state, run_at,
                             max_attempts, priority, idempotency_key, created_at)
@@ -78,14 +88,18 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
     .fetch_optional(&mut *conn)
     .await?;
     if row.is_none() {
-        let existing: Uuid = sqlx::query_scalar("SELECT id FROM tasks WHERE tenant_id = $1 AND idempotency_key = $2")
-            .bind(task.tenant_id)
-            .bind(&task.idempotency_key)
-            .fetch_one(&mut *conn)
-            .await?;
+        let existing: Uuid = sqlx::query_scalar(
+            "SELECT id FROM tasks WHERE tenant_id = $1 AND idempotency_key = $2",
+        )
+        .bind(task.tenant_id)
+        .bind(&task.idempotency_key)
+        .fetch_one(&mut *conn)
+        .await?;
         return Ok((existing, false));
     }
-    if let (Some(service_id), Some(next)) = (task.service_id, service_state_on_enqueue(&task.operation)) {
+    if let (Some(service_id), Some(next)) =
+        (task.service_id, service_state_on_enqueue(&task.operation))
+    {
         sqlx::query("UPDATE services SET state = $2, updated_at = now() WHERE id = $1")
             .bind(service_id)
             .bind(next)
@@ -100,7 +114,10 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
         .execute(&mut *conn)
         .await?;
     if !scheduled {
-        sqlx::query("SELECT pg_notify($1, '')").bind(TASKS_CHANNEL).execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(TASKS_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok((id, true))
 }

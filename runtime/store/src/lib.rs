@@ -13,6 +13,7 @@ mod maintenance;
 pub mod secret_box;
 pub mod setup;
 mod states;
+pub mod testing;
 
 pub use backoff::retry_delay;
 pub use claim::{claim, ClaimedTask};
@@ -20,5 +21,7 @@ pub use complete::{complete, Applied, AttemptRecord, TaskOutcome};
 pub use db::{connect, migrate, MIGRATOR};
 pub use enqueue::{enqueue, NewTask, TASKS_CHANNEL};
 pub use error::StoreError;
-pub use maintenance::{cancel, heartbeat, promote_due, prune, release, rescue_expired, retry_failed, stale_completions};
+pub use maintenance::{
+    cancel, heartbeat, promote_due, prune, release, rescue_expired, retry_failed, stale_completions,
+};
 pub use states::{ServiceState, TaskState};

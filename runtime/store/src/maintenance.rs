@@ -7,7 +7,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Extend a lease; false if the lease is no longer held (stop working).
-pub async fn heartbeat(pool: &PgPool, task_id: Uuid, lease: i64, ttl: Duration) -> Result<bool, StoreError> {
+pub async fn heartbeat(
+    pool: &PgPool,
+    task_id: Uuid,
+    lease: i64,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
     let r = sqlx::query(
         "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
          WHERE id = $1 AND lease = $2 AND state = 'running'",
@@ -79,7 +84,10 @@ pub async fn promote_due(pool: &PgPool) -> Result<u64, StoreError> {
     .await?
     .rows_affected();
     if n > 0 {
-        sqlx::query("SELECT pg_notify($1, '')").bind(TASKS_CHANNEL).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(TASKS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(n)
@@ -87,14 +95,19 @@ pub async fn promote_due(pool: &PgPool) -> Result<u64, StoreError> {
 
 /// Cancel a task of this tenant that has not finished. A running task's
 /// worker finds its completion stale and its slot is freed here.
-pub async fn cancel(pool: &PgPool, tenant_id: Uuid, task_id: Uuid) -> Result<TaskState, StoreError> {
+pub async fn cancel(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    task_id: Uuid,
+) -> Result<TaskState, StoreError> {
     let mut tx = pool.begin().await?;
-    let before: Option<(TaskState, Uuid)> =
-        sqlx::query_as("SELECT state, server_id FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
-            .bind(task_id)
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let before: Option<(TaskState, Uuid)> = sqlx::query_as(
+        "SELECT state, server_id FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+    )
+    .bind(task_id)
+    .bind(tenant_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((state, server_id)) = before else {
         return Err(StoreError::NotFound(format!("task {task_id}")));
     };
@@ -125,7 +138,11 @@ pub async fn cancel(pool: &PgPool, tenant_id: Uuid, task_id: Uuid) -> Result<Tas
 }
 
 /// Operator retry of a failed task: one more attempt, now.
-pub async fn retry_failed(pool: &PgPool, tenant_id: Uuid, task_id: Uuid) -> Result<bool, StoreError> {
+pub async fn retry_failed(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    task_id: Uuid,
+) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let n = sqlx::query(
         "UPDATE tasks SET state = 'available', run_at = now(), finished_at = NULL, max_attempts = attempt + 1,
@@ -143,7 +160,10 @@ pub async fn retry_failed(pool: &PgPool, tenant_id: Uuid, task_id: Uuid) -> Resu
             .bind(task_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("SELECT pg_notify($1, '')").bind(TASKS_CHANNEL).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(TASKS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(n == 1)
@@ -178,7 +198,10 @@ pub async fn release(pool: &PgPool, task_id: Uuid, lease: i64) -> Result<bool, S
             .bind(server)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("SELECT pg_notify($1, '')").bind(TASKS_CHANNEL).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(TASKS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(server.is_some())
@@ -202,7 +225,9 @@ pub async fn prune(pool: &PgPool, older_than: Duration) -> Result<u64, StoreErro
 
 /// Completions dropped because their lease was stale.
 pub async fn stale_completions(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COALESCE((SELECT value FROM queue_counters WHERE name = 'stale_completions'), 0)")
-        .fetch_one(pool)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE((SELECT value FROM queue_counters WHERE name = 'stale_completions'), 0)",
+    )
+    .fetch_one(pool)
+    .await?)
 }

@@ -19,40 +19,76 @@ fn aad(tenant: Uuid, name: &str) -> Vec<u8> {
 
 impl SecretBox {
     pub fn new(key: [u8; 32], key_id: &str) -> Self {
-        SecretBox { cipher: XChaCha20Poly1305::new(&key.into()), key_id: key_id.to_string() }
+        SecretBox {
+            cipher: XChaCha20Poly1305::new(&key.into()),
+            key_id: key_id.to_string(),
+        }
     }
 
     /// From `PANEL1_MASTER_KEY` (hex).
     pub fn from_env() -> Result<Self, StoreError> {
-        let hexkey = std::env::var("PANEL1_MASTER_KEY")
-            .map_err(|_| StoreError::Crypto("PANEL1_MASTER_KEY is not set (64 hex digits)".into()))?;
-        let bytes = hex::decode(hexkey.trim()).map_err(|_| StoreError::Crypto("PANEL1_MASTER_KEY is not hex".into()))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| StoreError::Crypto("PANEL1_MASTER_KEY must be 32 bytes (64 hex digits)".into()))?;
+        let hexkey = std::env::var("PANEL1_MASTER_KEY").map_err(|_| {
+            StoreError::Crypto("PANEL1_MASTER_KEY is not set (64 hex digits)".into())
+        })?;
+        let bytes = hex::decode(hexkey.trim())
+            .map_err(|_| StoreError::Crypto("PANEL1_MASTER_KEY is not hex".into()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            StoreError::Crypto("PANEL1_MASTER_KEY must be 32 bytes (64 hex digits)".into())
+        })?;
         Ok(SecretBox::new(key, "env"))
     }
 
-    pub fn seal(&self, tenant: Uuid, name: &str, plaintext: &str) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    pub fn seal(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        plaintext: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
         let nonce_bytes: [u8; 24] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
         let ct = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: &aad(tenant, name) })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: &aad(tenant, name),
+                },
+            )
             .map_err(|_| StoreError::Crypto("encryption failed".into()))?;
         Ok((nonce_bytes.to_vec(), ct))
     }
 
-    pub fn open(&self, tenant: Uuid, name: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<String, StoreError> {
+    pub fn open(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<String, StoreError> {
         if nonce.len() != 24 {
-            return Err(StoreError::Crypto(format!("secret `{name}`: bad nonce length")));
+            return Err(StoreError::Crypto(format!(
+                "secret `{name}`: bad nonce length"
+            )));
         }
         let nonce = XNonce::from_slice(nonce);
         let pt = self
             .cipher
-            .decrypt(nonce, Payload { msg: ciphertext, aad: &aad(tenant, name) })
-            .map_err(|_| StoreError::Crypto(format!("secret `{name}` does not decrypt with key `{}`", self.key_id)))?;
-        String::from_utf8(pt).map_err(|_| StoreError::Crypto(format!("secret `{name}` is not UTF-8")))
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad(tenant, name),
+                },
+            )
+            .map_err(|_| {
+                StoreError::Crypto(format!(
+                    "secret `{name}` does not decrypt with key `{}`",
+                    self.key_id
+                ))
+            })?;
+        String::from_utf8(pt)
+            .map_err(|_| StoreError::Crypto(format!("secret `{name}` is not UTF-8")))
     }
 }
 
@@ -69,6 +105,8 @@ mod tests {
         assert_eq!(b.open(t, "api-token", &n, &ct).unwrap(), "hunter2");
         assert!(b.open(t, "other-name", &n, &ct).is_err());
         assert!(b.open(Uuid::now_v7(), "api-token", &n, &ct).is_err());
-        assert!(SecretBox::new([4; 32], "k2").open(t, "api-token", &n, &ct).is_err());
+        assert!(SecretBox::new([4; 32], "k2")
+            .open(t, "api-token", &n, &ct)
+            .is_err());
     }
 }

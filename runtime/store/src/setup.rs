@@ -8,7 +8,11 @@ use uuid::Uuid;
 
 pub async fn create_tenant(pool: &PgPool, name: &str) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, $2)").bind(id).bind(name).execute(pool).await?;
+    sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, $2)")
+        .bind(id)
+        .bind(name)
+        .execute(pool)
+        .await?;
     Ok(id)
 }
 
@@ -85,7 +89,13 @@ pub async fn add_server(pool: &PgPool, s: &NewServer) -> Result<Uuid, StoreError
 }
 
 /// Store (or replace) a secret value, encrypted.
-pub async fn put_secret(pool: &PgPool, sb: &SecretBox, tenant: Uuid, name: &str, value: &str) -> Result<Uuid, StoreError> {
+pub async fn put_secret(
+    pool: &PgPool,
+    sb: &SecretBox,
+    tenant: Uuid,
+    name: &str,
+    value: &str,
+) -> Result<Uuid, StoreError> {
     let (nonce, ct) = sb.seal(tenant, name, value)?;
     Ok(sqlx::query_scalar(
         "INSERT INTO secrets (id, tenant_id, name, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5, $6)
@@ -104,7 +114,12 @@ pub async fn put_secret(pool: &PgPool, sb: &SecretBox, tenant: Uuid, name: &str,
 }
 
 /// Let a server use a secret of the same tenant, for these destinations.
-pub async fn bind_secret(pool: &PgPool, server: Uuid, secret: Uuid, destinations: &[String]) -> Result<(), StoreError> {
+pub async fn bind_secret(
+    pool: &PgPool,
+    server: Uuid,
+    secret: Uuid,
+    destinations: &[String],
+) -> Result<(), StoreError> {
     let n = sqlx::query(
         "INSERT INTO server_secrets (server_id, secret_id, destinations)
          SELECT s.id, x.id, $3 FROM servers s JOIN secrets x ON x.tenant_id = s.tenant_id
@@ -118,21 +133,30 @@ pub async fn bind_secret(pool: &PgPool, server: Uuid, secret: Uuid, destinations
     .await?
     .rows_affected();
     if n == 0 {
-        return Err(StoreError::NotFound("server or secret of that tenant".into()));
+        return Err(StoreError::NotFound(
+            "server or secret of that tenant".into(),
+        ));
     }
     Ok(())
 }
 
-pub async fn add_service(pool: &PgPool, tenant: Uuid, server: Uuid, spec: &Value) -> Result<Uuid, StoreError> {
+pub async fn add_service(
+    pool: &PgPool,
+    tenant: Uuid,
+    server: Uuid,
+    spec: &Value,
+) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO services (id, tenant_id, server_id, spec, plan) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(tenant)
-        .bind(server)
-        .bind(spec)
-        .bind(spec["plan"].as_str())
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO services (id, tenant_id, server_id, spec, plan) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(server)
+    .bind(spec)
+    .bind(spec["plan"].as_str())
+    .execute(pool)
+    .await?;
     Ok(id)
 }
 
@@ -149,7 +173,11 @@ pub struct ServerRuntime {
     pub secrets: Vec<(String, String, Vec<String>)>,
 }
 
-pub async fn server_runtime(pool: &PgPool, sb: &SecretBox, server: Uuid) -> Result<ServerRuntime, StoreError> {
+pub async fn server_runtime(
+    pool: &PgPool,
+    sb: &SecretBox,
+    server: Uuid,
+) -> Result<ServerRuntime, StoreError> {
     let row = sqlx::query(
         "SELECT s.tenant_id, s.adapter_version_id, v.sha256, s.config, s.egress, s.grants, s.limits
          FROM servers s JOIN adapter_versions v ON v.id = s.adapter_version_id WHERE s.id = $1",
@@ -171,7 +199,11 @@ pub async fn server_runtime(pool: &PgPool, sb: &SecretBox, server: Uuid) -> Resu
         let name: String = r.try_get("name")?;
         let nonce: Vec<u8> = r.try_get("nonce")?;
         let ct: Vec<u8> = r.try_get("ciphertext")?;
-        secrets.push((name.clone(), sb.open(tenant, &name, &nonce, &ct)?, r.try_get("destinations")?));
+        secrets.push((
+            name.clone(),
+            sb.open(tenant, &name, &nonce, &ct)?,
+            r.try_get("destinations")?,
+        ));
     }
     Ok(ServerRuntime {
         adapter_version_id: row.try_get("adapter_version_id")?,

@@ -22,9 +22,11 @@ fn config_map(config: &Value) -> BTreeMap<String, String> {
 }
 
 pub fn host_context(rt: &ServerRuntime) -> Result<HostContext, String> {
-    let egress: EgressPolicy = serde_json::from_value(rt.egress.clone()).map_err(|e| format!("server egress policy: {e}"))?;
+    let egress: EgressPolicy = serde_json::from_value(rt.egress.clone())
+        .map_err(|e| format!("server egress policy: {e}"))?;
     let grants: Grants = serde_json::from_value(rt.grants.clone()).unwrap_or_default();
-    let limits: Limits = serde_json::from_value(rt.limits.clone()).map_err(|e| format!("server limits: {e}"))?;
+    let limits: Limits =
+        serde_json::from_value(rt.limits.clone()).map_err(|e| format!("server limits: {e}"))?;
     Ok(HostContext {
         config: config_map(&rt.config),
         secrets: rt

@@ -59,7 +59,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(pool: PgPool, sandbox: Arc<Sandbox>, secrets: Arc<SecretBox>, config: WorkerConfig) -> Arc<Worker> {
+    pub fn new(
+        pool: PgPool,
+        sandbox: Arc<Sandbox>,
+        secrets: Arc<SecretBox>,
+        config: WorkerConfig,
+    ) -> Arc<Worker> {
         Arc::new(Worker {
             pool,
             sandbox,
@@ -73,7 +78,10 @@ impl Worker {
 
     /// Run until `shutdown` resolves; then stop claiming, let running
     /// operations finish within the grace period and release the rest.
-    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError> {
         let slots = Arc::new(Semaphore::new(self.config.slots));
         let listener = tokio::spawn(self.clone().listen());
         let upkeep = tokio::spawn(self.clone().upkeep());
@@ -83,11 +91,19 @@ impl Worker {
             let free = slots.available_permits();
             let mut claimed = 0;
             if free > 0 {
-                match panel1_store::claim(&self.pool, &self.config.id, free as i64, self.config.lease_ttl).await {
+                match panel1_store::claim(
+                    &self.pool,
+                    &self.config.id,
+                    free as i64,
+                    self.config.lease_ttl,
+                )
+                .await
+                {
                     Ok(tasks) => {
                         claimed = tasks.len();
                         for task in tasks {
-                            let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                            let permit =
+                                slots.clone().acquire_owned().await.expect("semaphore open");
                             let me = self.clone();
                             running.spawn(async move {
                                 me.execute(task).await;
@@ -121,7 +137,12 @@ impl Worker {
             }
         }
         running.abort_all();
-        let left: Vec<(Uuid, i64)> = self.inflight.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let left: Vec<(Uuid, i64)> = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
         for (id, lease) in left {
             let _ = panel1_store::release(&self.pool, id, lease).await;
         }
@@ -168,21 +189,34 @@ impl Worker {
     }
 
     async fn adapter(&self, version: Uuid) -> Result<Arc<LoadedAdapter>, String> {
-        if let Some(a) = self.adapters.lock().unwrap_or_else(|p| p.into_inner()).get(&version) {
+        if let Some(a) = self
+            .adapters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&version)
+        {
             return Ok(a.clone());
         }
-        let bytes = setup::adapter_component(&self.pool, version).await.map_err(|e| e.to_string())?;
+        let bytes = setup::adapter_component(&self.pool, version)
+            .await
+            .map_err(|e| e.to_string())?;
         let sandbox = self.sandbox.clone();
         let loaded = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        self.adapters.lock().unwrap_or_else(|p| p.into_inner()).insert(version, loaded.clone());
+        self.adapters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(version, loaded.clone());
         Ok(loaded)
     }
 
     async fn execute(self: Arc<Self>, task: ClaimedTask) {
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(task.id, task.lease);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.id, task.lease);
         let started = chrono::Utc::now();
         let heartbeat = self.clone().heartbeat(task.id, task.lease);
         let (outcome, record) = tokio::select! {
@@ -193,7 +227,11 @@ impl Worker {
                 return;
             }
         };
-        let record = AttemptRecord { worker: self.config.id.clone(), started_at: Some(started), ..record };
+        let record = AttemptRecord {
+            worker: self.config.id.clone(),
+            started_at: Some(started),
+            ..record
+        };
         // Completion survives a database restart: retry until it lands or
         // the lease is gone (then it is stale, and dropped, by design).
         let mut delay = Duration::from_millis(100);
@@ -208,13 +246,21 @@ impl Worker {
                     tracing::warn!(task = %task.id, error = %e, "completion failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
-                    if delay >= Duration::from_secs(2) && started + chrono::Duration::from_std(self.config.lease_ttl * 4).unwrap_or_default() < chrono::Utc::now() {
+                    if delay >= Duration::from_secs(2)
+                        && started
+                            + chrono::Duration::from_std(self.config.lease_ttl * 4)
+                                .unwrap_or_default()
+                            < chrono::Utc::now()
+                    {
                         break;
                     }
                 }
             }
         }
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&task.id);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&task.id);
     }
 
     /// Resolves only when the lease is lost.
@@ -232,11 +278,16 @@ impl Worker {
     }
 
     async fn attempt(&self, task: &ClaimedTask) -> (TaskOutcome, AttemptRecord) {
-        let internal = |message: String| (TaskOutcome::Internal { message }, AttemptRecord::default());
+        let internal =
+            |message: String| (TaskOutcome::Internal { message }, AttemptRecord::default());
         let operation: Operation = match task.operation.parse() {
             Ok(op) => op,
             Err(e) => {
-                let o = TaskOutcome::AdapterError { kind: "invalid-input".into(), message: e.to_string(), retry_after_ms: None };
+                let o = TaskOutcome::AdapterError {
+                    kind: "invalid-input".into(),
+                    message: e.to_string(),
+                    retry_after_ms: None,
+                };
                 return (o, AttemptRecord::default());
             }
         };
@@ -247,7 +298,11 @@ impl Worker {
         let context = match host_context(&runtime) {
             Ok(c) => Arc::new(c),
             Err(e) => {
-                let o = TaskOutcome::AdapterError { kind: "invalid-input".into(), message: e, retry_after_ms: None };
+                let o = TaskOutcome::AdapterError {
+                    kind: "invalid-input".into(),
+                    message: e,
+                    retry_after_ms: None,
+                };
                 return (o, AttemptRecord::default());
             }
         };
@@ -264,18 +319,31 @@ impl Worker {
         let report = match self.sandbox.call(&adapter, context, &request).await {
             Ok(r) => r,
             Err(e) => {
-                let o = TaskOutcome::AdapterError { kind: "invalid-input".into(), message: e.to_string(), retry_after_ms: None };
+                let o = TaskOutcome::AdapterError {
+                    kind: "invalid-input".into(),
+                    message: e.to_string(),
+                    retry_after_ms: None,
+                };
                 return (o, AttemptRecord::default());
             }
         };
         let outcome = match &report.outcome {
-            Outcome::Ok { result } => TaskOutcome::Succeeded { result: result.clone() },
-            Outcome::AdapterError { kind, message, retry_after_ms } => TaskOutcome::AdapterError {
+            Outcome::Ok { result } => TaskOutcome::Succeeded {
+                result: result.clone(),
+            },
+            Outcome::AdapterError {
+                kind,
+                message,
+                retry_after_ms,
+            } => TaskOutcome::AdapterError {
                 kind: kind.to_string(),
                 message: message.clone(),
                 retry_after_ms: *retry_after_ms,
             },
-            Outcome::SandboxError { kind, message } => TaskOutcome::SandboxError { kind: kind.to_string(), message: message.clone() },
+            Outcome::SandboxError { kind, message } => TaskOutcome::SandboxError {
+                kind: kind.to_string(),
+                message: message.clone(),
+            },
         };
         let record = AttemptRecord {
             metrics: report.metrics.clone(),

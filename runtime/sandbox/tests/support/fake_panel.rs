@@ -34,6 +34,21 @@ pub struct PanelState {
     pub version_body_bytes: usize,
     /// Answer every request with this status (0: normal).
     pub force_status: u16,
+    /// With `force_status`, a `Retry-After` header (seconds).
+    pub retry_after_secs: Option<u64>,
+    /// Every account API call takes this long (to make overlaps visible).
+    pub op_delay_ms: u64,
+    /// Account API calls in progress now, and the most ever at once.
+    pub in_flight: usize,
+    pub max_in_flight: usize,
+    /// Per account: calls in progress, and how often two overlapped.
+    pub account_in_flight: BTreeMap<String, usize>,
+    pub overlaps: usize,
+    /// Delay after the account API call took effect, before answering (a
+    /// panel that creates the account, then times out).
+    pub response_delay_ms: u64,
+    /// Per account: the API calls in arrival order (`POST create`, ...).
+    pub timeline: BTreeMap<String, Vec<String>>,
 }
 
 pub struct FakePanel {
@@ -169,7 +184,12 @@ async fn handle(
         (st.force_status, st.token.clone(), st.echo_auth)
     };
     if forced != 0 {
-        return Ok(reply(forced, json!({"error": "forced"})));
+        let mut r = reply(forced, json!({"error": "forced"}));
+        if let Some(secs) = state.lock().unwrap().retry_after_secs {
+            r.headers_mut()
+                .insert("retry-after", secs.to_string().parse().unwrap());
+        }
+        return Ok(r);
     }
     let expected = format!("Bearer {token}");
     if auth.as_deref() != Some(expected.as_str()) {
@@ -189,7 +209,65 @@ async fn handle(
         };
         return Ok(reply(200, json!({"version": version})));
     }
-    Ok(api(&mut state.lock().unwrap(), &method, &path, &body))
+    // Track concurrency per account and overall around a (delayed) call.
+    let account = account_of(&path, &body);
+    let op_delay = {
+        let mut st = state.lock().unwrap();
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        if let Some(a) = &account {
+            let n = st.account_in_flight.entry(a.clone()).or_default();
+            *n += 1;
+            if *n > 1 {
+                st.overlaps += 1;
+            }
+            let op = format!(
+                "{method} {}",
+                path.split('?')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("/v1/accounts")
+            );
+            st.timeline.entry(a.clone()).or_default().push(op);
+        }
+        st.op_delay_ms
+    };
+    if op_delay > 0 {
+        tokio::time::sleep(Duration::from_millis(op_delay)).await;
+    }
+    let (response, delay) = {
+        let mut st = state.lock().unwrap();
+        let response = api(&mut st, &method, &path, &body);
+        st.in_flight -= 1;
+        if let Some(a) = &account {
+            if let Some(n) = st.account_in_flight.get_mut(a) {
+                *n -= 1;
+            }
+        }
+        (response, st.response_delay_ms)
+    };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    Ok(response)
+}
+
+/// The account a call is about: the path segment, or the body's username.
+fn account_of(path: &str, body: &[u8]) -> Option<String> {
+    let segs: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_matches('/')
+        .split('/')
+        .collect();
+    match segs.as_slice() {
+        ["v1", "accounts", user, ..] => Some(user.to_string()),
+        ["v1", "accounts"] => serde_json::from_slice::<Value>(body).ok()?["username"]
+            .as_str()
+            .map(String::from),
+        _ => None,
+    }
 }
 
 fn api(st: &mut PanelState, method: &str, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
