@@ -1,5 +1,6 @@
 //! Command-line interface.
 mod adapter;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,11 +30,18 @@ pub enum Command {
     /// Inspect and run adapter components.
     #[command(subcommand)]
     Adapter(adapter::AdapterCommand),
+    /// Apply the database migrations (DATABASE_URL).
+    Migrate,
+    /// Run workers only: claim tasks from Postgres and run them in the
+    /// sandbox until SIGTERM/SIGINT (then finish or release what is held).
+    Worker(worker::WorkerArgs),
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Adapter(cmd) => adapter::run(cmd).await,
+        Command::Migrate => worker::migrate().await,
+        Command::Worker(args) => worker::run(args).await,
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,148 @@
+//! `panel1 worker` as a process: SIGKILL mid-operation, and a Postgres
+//! restart under load. Real binary, real Postgres, real adapter.
+#[path = "../../worker/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn spawn_worker(url: &str, id: &str, lease_secs: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_panel1"))
+        .args([
+            "worker",
+            "--slots",
+            "8",
+            "--lease-ttl-secs",
+            &lease_secs.to_string(),
+            "--id",
+            id,
+        ])
+        .env("DATABASE_URL", url)
+        .env("PANEL1_MASTER_KEY", "0b".repeat(32))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn panel1 worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
+    let e = env(1, 4).await;
+    // The panel creates the account, then answers slowly: the worker dies
+    // while it waits.
+    e.panel.with(|p| p.response_delay_ms = 60_000);
+    let s = e.servers[0];
+    let svc = e.service(s, "erin").await;
+    let (t, _) = e
+        .enqueue(
+            s,
+            Some(svc),
+            "provision",
+            json!({"service": spec("erin")}),
+            None,
+        )
+        .await;
+    let mut victim = spawn_worker(&e.url, "victim", 2);
+    let start = Instant::now();
+    while e.panel.with(|p| p.creates) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the worker never reached the panel"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    victim.kill().expect("SIGKILL");
+    victim.wait().unwrap();
+    let killed_at = Instant::now();
+    e.panel.with(|p| p.response_delay_ms = 0);
+
+    let mut rescuer = spawn_worker(&e.url, "rescuer", 2);
+    e.wait_until(
+        &format!("SELECT state = 'succeeded' FROM tasks WHERE id = '{t}'"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let recovery = killed_at.elapsed();
+    rescuer.kill().unwrap();
+    rescuer.wait().unwrap();
+
+    assert!(
+        recovery < Duration::from_secs(15),
+        "orphan recovery took {recovery:?}"
+    );
+    assert_eq!(e.panel.with(|p| p.creates), 1, "exactly one remote account");
+    assert_eq!(e.service_state(svc).await, "active");
+    let attempts: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT outcome, worker FROM task_attempts WHERE task_id = $1 ORDER BY attempt",
+    )
+    .bind(t)
+    .fetch_all(&e.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts[0],
+        ("abandoned".to_string(), Some("victim".to_string()))
+    );
+    assert_eq!(
+        attempts[1],
+        ("succeeded".to_string(), Some("rescuer".to_string()))
+    );
+    let running: i32 = sqlx::query_scalar("SELECT running FROM servers WHERE id = $1")
+        .bind(s)
+        .fetch_one(&e.pool)
+        .await
+        .unwrap();
+    assert_eq!(running, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_under_load_loses_nothing() {
+    let cluster = panel1_store::testing::TempCluster::start();
+    let (pool, url) = panel1_store::testing::fresh_database_on(&cluster.url()).await;
+    let e = env_on(pool, url, 4, 4).await;
+    e.panel.with(|p| p.op_delay_ms = 5);
+    let n = 300;
+    for i in 0..n {
+        let user = format!("r{i}");
+        let server = e.servers[i % e.servers.len()];
+        let svc = e.service(server, &user).await;
+        e.enqueue(
+            server,
+            Some(svc),
+            "provision",
+            json!({"service": spec(&user)}),
+            None,
+        )
+        .await;
+    }
+    let mut worker = spawn_worker(&e.url, "survivor", 5);
+    // Restart once some work is done.
+    let start = Instant::now();
+    while e.panel.with(|p| p.creates) < 40 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress before the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.restart();
+    e.wait_until(
+        "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
+        Duration::from_secs(120),
+    )
+    .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE state = 'active'")
+        .fetch_one(&e.pool)
+        .await
+        .unwrap();
+    assert_eq!(active, n as i64, "every service provisioned");
+    assert_eq!(
+        e.panel.with(|p| p.creates),
+        n,
+        "one account each, no duplicates"
+    );
+}
