@@ -10,6 +10,7 @@ mod db;
 mod enqueue;
 mod error;
 mod maintenance;
+mod recurring;
 pub mod secret_box;
 pub mod setup;
 mod states;
@@ -24,4 +25,5 @@ pub use error::StoreError;
 pub use maintenance::{
     cancel, heartbeat, promote_due, prune, release, rescue_expired, retry_failed, stale_completions,
 };
+pub use recurring::{add_recurring, enqueue_due_recurring, next_run};
 pub use states::{ServiceState, TaskState};

@@ -181,6 +181,11 @@ impl Worker {
             }
             if n % 4 == 0 {
                 let _ = panel1_store::rescue_expired(&self.pool).await;
+                if let Ok(k) = panel1_store::enqueue_due_recurring(&self.pool).await {
+                    if k > 0 {
+                        self.wake.notify_one();
+                    }
+                }
             }
             if n % 240 == 0 {
                 let _ = panel1_store::prune(&self.pool, self.config.prune_after).await;

@@ -400,3 +400,42 @@ async fn scheduled_tasks_wait_and_can_be_cancelled() {
     let moved = panel1_store::prune(&e.pool, Duration::ZERO).await.unwrap();
     assert_eq!(moved, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_tasks_enqueue_on_their_schedule() {
+    let e = env(1, 4).await;
+    let s = e.servers[0];
+    // Every 2 seconds (6-field cron with seconds).
+    panel1_store::add_recurring(
+        &e.pool,
+        e.tenant,
+        s,
+        None,
+        "test-connection",
+        &json!({}),
+        "*/2 * * * * *",
+    )
+    .await
+    .unwrap();
+    assert!(panel1_store::add_recurring(
+        &e.pool,
+        e.tenant,
+        s,
+        None,
+        "test-connection",
+        &json!({}),
+        "not a cron"
+    )
+    .await
+    .is_err());
+    let workers = e.workers(1, fast());
+    e.wait_until("SELECT count(*) >= 2 FROM tasks WHERE state = 'succeeded' AND operation = 'test-connection'", Duration::from_secs(20)).await;
+    stop(workers).await;
+    // Each occurrence once: distinct idempotency keys, no duplicates.
+    let (total, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT idempotency_key) FROM tasks")
+            .fetch_one(&e.pool)
+            .await
+            .unwrap();
+    assert_eq!(total, distinct);
+}
