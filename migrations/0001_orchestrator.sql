@@ -31,9 +31,9 @@ CREATE TABLE adapter_versions (
     UNIQUE (adapter_id, sha256)
 );
 
--- A connection to one provider endpoint. `running` counts this server's
--- running tasks (all tenants on it); the CHECK makes the cap a database
--- invariant.
+-- A connection to one provider endpoint. `max_concurrency` caps the running
+-- tasks on it (all tenants together); claims count them under a lock on this
+-- row (see runtime/store/src/claim.rs).
 CREATE TABLE servers (
     id                  uuid PRIMARY KEY,
     tenant_id           uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
@@ -44,10 +44,8 @@ CREATE TABLE servers (
     grants              jsonb NOT NULL DEFAULT '{}',
     limits              jsonb NOT NULL DEFAULT '{}',
     max_concurrency     integer NOT NULL DEFAULT 4 CHECK (max_concurrency > 0),
-    running             integer NOT NULL DEFAULT 0,
     created_at          timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (tenant_id, name),
-    CHECK (running >= 0 AND running <= max_concurrency)
+    UNIQUE (tenant_id, name)
 );
 
 -- Secrets: AEAD ciphertext only; the plaintext never reaches the database.
@@ -128,6 +126,7 @@ CREATE INDEX tasks_available ON tasks (server_id, priority DESC, run_at, id) WHE
 CREATE INDEX tasks_pending_by_service ON tasks (service_id, created_at, id) WHERE state IN ('scheduled', 'available', 'retryable');
 CREATE INDEX tasks_due ON tasks (run_at) WHERE state IN ('scheduled', 'retryable');
 CREATE INDEX tasks_leases ON tasks (lease_expires_at) WHERE state = 'running';
+CREATE INDEX tasks_running_by_server ON tasks (server_id) WHERE state = 'running';
 CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX tasks_tenant ON tasks (tenant_id, created_at);
 

@@ -89,11 +89,12 @@ async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
         attempts[1],
         ("succeeded".to_string(), Some("rescuer".to_string()))
     );
-    let running: i32 = sqlx::query_scalar("SELECT running FROM servers WHERE id = $1")
-        .bind(s)
-        .fetch_one(&e.pool)
-        .await
-        .unwrap();
+    let running: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tasks WHERE server_id = $1 AND state = 'running'")
+            .bind(s)
+            .fetch_one(&e.pool)
+            .await
+            .unwrap();
     assert_eq!(running, 0);
 }
 

@@ -22,8 +22,9 @@ pub struct ClaimedTask {
 
 /// Claim up to `limit` available tasks in one statement:
 /// - servers with room under their concurrency cap are locked
-///   (`FOR UPDATE SKIP LOCKED`: concurrent claimers take other servers), and
-///   their `running` counter is raised in the same statement;
+///   (`FOR UPDATE SKIP LOCKED`: concurrent claimers take other servers) while
+///   their running tasks are counted, so the cap holds across workers;
+///   completions never touch the server row (no hot-row contention);
 /// - per server, due tasks in priority/run_at order, skipping any task whose
 ///   service has a running task or an older pending one (operations on one
 ///   service run one at a time, in order);
@@ -36,12 +37,14 @@ pub async fn claim(
 ) -> Result<Vec<ClaimedTask>, StoreError> {
     let rows = sqlx::query(
         "WITH room AS (
-             SELECT s.id, s.max_concurrency - s.running AS room
+             SELECT s.id, s.max_concurrency - (
+                        SELECT count(*) FROM tasks r WHERE r.server_id = s.id AND r.state = 'running') AS room
              FROM servers s
-             WHERE s.running < s.max_concurrency
-               AND EXISTS (SELECT 1 FROM tasks t WHERE t.server_id = s.id AND t.state = 'available')
+             -- Scalar subqueries with LIMIT: probed per row through the
+             -- partial indexes, never turned into a hash over all tasks.
+             WHERE (SELECT true FROM tasks t WHERE t.server_id = s.id AND t.state = 'available' LIMIT 1)
              ORDER BY s.id
-             FOR UPDATE SKIP LOCKED
+             FOR UPDATE OF s SKIP LOCKED
          ),
          picked AS (
              SELECT p.id, p.server_id
@@ -52,15 +55,16 @@ pub async fn claim(
                  WHERE t.server_id = r.id
                    AND t.state = 'available'
                    AND t.run_at <= now()
-                   AND (t.service_id IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM tasks o
+                   AND (t.service_id IS NULL OR NOT COALESCE((
+                        SELECT true FROM tasks o
                         WHERE o.service_id = t.service_id
                           AND o.id <> t.id
                           AND (o.state = 'running'
                                OR (o.state IN ('scheduled', 'available', 'retryable')
-                                   AND (o.created_at, o.id) < (t.created_at, t.id)))))
+                                   AND (o.created_at, o.id) < (t.created_at, t.id)))
+                        LIMIT 1), false))
                  ORDER BY t.priority DESC, t.run_at, t.id
-                 LIMIT LEAST(r.room, $1)
+                 LIMIT GREATEST(LEAST(r.room, $1), 0)
                  FOR UPDATE SKIP LOCKED
              ) p
              LIMIT $1
@@ -73,11 +77,6 @@ pub async fn claim(
              WHERE t.id = picked.id
              RETURNING t.id, t.tenant_id, t.server_id, t.service_id, t.operation, t.input, t.attempt,
                        t.max_attempts, t.lease, t.idempotency_key
-         ),
-         bumped AS (
-             UPDATE servers s SET running = s.running + c.n
-             FROM (SELECT server_id, count(*) AS n FROM claimed GROUP BY server_id) c
-             WHERE s.id = c.server_id
          )
          SELECT * FROM claimed",
     )

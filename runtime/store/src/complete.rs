@@ -75,6 +75,40 @@ pub async fn complete(
     record: &AttemptRecord,
 ) -> Result<Applied, StoreError> {
     let mut tx = pool.begin().await?;
+    let applied = complete_in(&mut tx, task, outcome, record).await?;
+    tx.commit().await?;
+    if applied == Applied::Stale {
+        count_stale(pool, 1).await?;
+    }
+    Ok(applied)
+}
+
+/// Complete many tasks in one transaction (one commit for the batch: the
+/// batch completer's path). Each keeps its own lease check; stale ones are
+/// skipped and counted. Results are in input order.
+pub async fn complete_batch(
+    pool: &PgPool,
+    items: &[(ClaimedTask, TaskOutcome, AttemptRecord)],
+) -> Result<Vec<Applied>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut out = Vec::with_capacity(items.len());
+    for (task, outcome, record) in items {
+        out.push(complete_in(&mut tx, task, outcome, record).await?);
+    }
+    tx.commit().await?;
+    let stale = out.iter().filter(|a| **a == Applied::Stale).count();
+    if stale > 0 {
+        count_stale(pool, stale as i64).await?;
+    }
+    Ok(out)
+}
+
+async fn complete_in(
+    tx: &mut PgConnection,
+    task: &ClaimedTask,
+    outcome: &TaskOutcome,
+    record: &AttemptRecord,
+) -> Result<Applied, StoreError> {
     let (state, run_at, result, error) = match outcome {
         TaskOutcome::Succeeded { result } => {
             (TaskState::Succeeded, None, Some(result.clone()), None)
@@ -107,18 +141,12 @@ pub async fn complete(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
-        tx.rollback().await?;
-        count_stale(pool).await?;
         tracing::warn!(task = %task.id, lease = task.lease, "stale completion dropped: the lease is no longer held");
         return Ok(Applied::Stale);
     }
-    sqlx::query("UPDATE servers SET running = running - 1 WHERE id = $1")
-        .bind(task.server_id)
-        .execute(&mut *tx)
-        .await?;
-    insert_attempt(&mut tx, task, outcome, record).await?;
+    insert_attempt(&mut *tx, task, outcome, record).await?;
     if let Some(service_id) = task.service_id {
-        apply_to_service(&mut tx, task, service_id, outcome, state).await?;
+        apply_to_service(&mut *tx, task, service_id, outcome, state).await?;
     }
     let kind = match state {
         TaskState::Succeeded => "task.succeeded",
@@ -133,7 +161,6 @@ pub async fn complete(
         .bind(json!({"operation": task.operation, "attempt": task.attempt, "state": state, "run_at": run_at, "error": error}))
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(match state {
         TaskState::Succeeded => Applied::Succeeded,
         TaskState::Retryable => Applied::Retrying {
@@ -143,11 +170,12 @@ pub async fn complete(
     })
 }
 
-pub(crate) async fn count_stale(pool: &PgPool) -> Result<(), StoreError> {
+pub(crate) async fn count_stale(pool: &PgPool, n: i64) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO queue_counters (name, value) VALUES ('stale_completions', 1)
-         ON CONFLICT (name) DO UPDATE SET value = queue_counters.value + 1",
+        "INSERT INTO queue_counters (name, value) VALUES ('stale_completions', $1)
+         ON CONFLICT (name) DO UPDATE SET value = queue_counters.value + $1",
     )
+    .bind(n)
     .execute(pool)
     .await?;
     Ok(())

@@ -18,7 +18,7 @@ pub mod testing;
 
 pub use backoff::retry_delay;
 pub use claim::{claim, ClaimedTask};
-pub use complete::{complete, Applied, AttemptRecord, TaskOutcome};
+pub use complete::{complete, complete_batch, Applied, AttemptRecord, TaskOutcome};
 pub use db::{connect, migrate, MIGRATOR};
 pub use enqueue::{enqueue, NewTask, TASKS_CHANNEL};
 pub use error::StoreError;

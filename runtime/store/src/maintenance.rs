@@ -46,11 +46,6 @@ pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
              FROM expired e WHERE t.id = e.id
              RETURNING t.id, t.state, e.server_id, e.tenant_id, e.service_id, e.attempt, e.lease, e.leased_by
          ),
-         freed AS (
-             UPDATE servers s SET running = s.running - c.n
-             FROM (SELECT server_id, count(*) AS n FROM moved GROUP BY server_id) c
-             WHERE s.id = c.server_id
-         ),
          attempts AS (
              INSERT INTO task_attempts (task_id, attempt, lease, worker, outcome, error_kind, error_message)
              SELECT id, attempt, lease, leased_by, 'abandoned', 'abandoned', 'lease expired'
@@ -101,14 +96,13 @@ pub async fn cancel(
     task_id: Uuid,
 ) -> Result<TaskState, StoreError> {
     let mut tx = pool.begin().await?;
-    let before: Option<(TaskState, Uuid)> = sqlx::query_as(
-        "SELECT state, server_id FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-    )
-    .bind(task_id)
-    .bind(tenant_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((state, server_id)) = before else {
+    let before: Option<TaskState> =
+        sqlx::query_scalar("SELECT state FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+            .bind(task_id)
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(state) = before else {
         return Err(StoreError::NotFound(format!("task {task_id}")));
     };
     if state.is_final() {
@@ -122,12 +116,6 @@ pub async fn cancel(
     .bind(task_id)
     .execute(&mut *tx)
     .await?;
-    if state == TaskState::Running {
-        sqlx::query("UPDATE servers SET running = running - 1 WHERE id = $1")
-            .bind(server_id)
-            .execute(&mut *tx)
-            .await?;
-    }
     sqlx::query("INSERT INTO events (tenant_id, kind, task_id, payload) VALUES ($1, 'task.cancelled', $2, '{}')")
         .bind(tenant_id)
         .bind(task_id)
@@ -193,11 +181,7 @@ pub async fn release(pool: &PgPool, task_id: Uuid, lease: i64) -> Result<bool, S
     .bind(lease)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(server) = server {
-        sqlx::query("UPDATE servers SET running = running - 1 WHERE id = $1")
-            .bind(server)
-            .execute(&mut *tx)
-            .await?;
+    if server.is_some() {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(TASKS_CHANNEL)
             .execute(&mut *tx)

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Finished tasks older than this move to `tasks_archive`.
     pub prune_after: Duration,
+    /// Most tasks taken per claim statement (1 = one claim per task).
+    pub claim_batch: usize,
 }
 
 impl Default for WorkerConfig {
@@ -44,6 +46,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             prune_after: Duration::from_secs(7 * 24 * 3600),
+            claim_batch: 64,
         }
     }
 }
@@ -56,7 +59,26 @@ pub struct Worker {
     adapters: Mutex<HashMap<Uuid, Arc<LoadedAdapter>>>,
     wake: Notify,
     inflight: Mutex<HashMap<Uuid, i64>>,
+    /// Server runtimes (config, policy, decrypted secrets) for a short while:
+    /// a burst of tasks on one server reads them once.
+    servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<setup::ServerRuntime>)>>,
+    completions: mpsc::Sender<Pending>,
+    completions_rx: Mutex<Option<mpsc::Receiver<Pending>>>,
 }
+
+/// A finished attempt waiting for the batch completer.
+type Pending = (
+    ClaimedTask,
+    TaskOutcome,
+    AttemptRecord,
+    oneshot::Sender<Applied>,
+);
+
+/// Most completions committed in one transaction.
+const COMPLETION_BATCH: usize = 256;
+
+/// How long a server's settings are reused before being read again.
+const SERVER_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Worker {
     pub fn new(
@@ -65,6 +87,7 @@ impl Worker {
         secrets: Arc<SecretBox>,
         config: WorkerConfig,
     ) -> Arc<Worker> {
+        let (tx, rx) = mpsc::channel(4096);
         Arc::new(Worker {
             pool,
             sandbox,
@@ -73,6 +96,9 @@ impl Worker {
             adapters: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             inflight: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
+            completions: tx,
+            completions_rx: Mutex::new(Some(rx)),
         })
     }
 
@@ -85,12 +111,31 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.config.slots));
         let listener = tokio::spawn(self.clone().listen());
         let upkeep = tokio::spawn(self.clone().upkeep());
+        let completer = match self
+            .completions_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(rx) => tokio::spawn(self.clone().completer(rx)),
+            None => tokio::spawn(async {}),
+        };
+        // With batched claims, wait until a quarter of the slots are free
+        // (or none is busy) before claiming: fewer, larger claims.
+        let min_claim = if self.config.claim_batch > 1 {
+            (self.config.slots / 4).clamp(1, self.config.claim_batch)
+        } else {
+            1
+        };
         let mut running = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
-            let free = slots.available_permits();
+            let free = slots
+                .available_permits()
+                .min(self.config.claim_batch.max(1));
+            let idle = slots.available_permits() == self.config.slots;
             let mut claimed = 0;
-            if free > 0 {
+            if free > 0 && (free >= min_claim || idle) {
                 match panel1_store::claim(
                     &self.pool,
                     &self.config.id,
@@ -137,6 +182,7 @@ impl Worker {
             }
         }
         running.abort_all();
+        completer.abort();
         let left: Vec<(Uuid, i64)> = self
             .inflight
             .lock()
@@ -217,6 +263,25 @@ impl Worker {
         Ok(loaded)
     }
 
+    async fn server_runtime(&self, server: Uuid) -> Result<Arc<setup::ServerRuntime>, StoreError> {
+        if let Some((at, rt)) = self
+            .servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&server)
+        {
+            if at.elapsed() < SERVER_CACHE_TTL {
+                return Ok(rt.clone());
+            }
+        }
+        let rt = Arc::new(setup::server_runtime(&self.pool, &self.secrets, server).await?);
+        self.servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(server, (std::time::Instant::now(), rt.clone()));
+        Ok(rt)
+    }
+
     async fn execute(self: Arc<Self>, task: ClaimedTask) {
         self.inflight
             .lock()
@@ -237,35 +302,64 @@ impl Worker {
             started_at: Some(started),
             ..record
         };
-        // Completion survives a database restart: retry until it lands or
-        // the lease is gone (then it is stale, and dropped, by design).
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match panel1_store::complete(&self.pool, &task, &outcome, &record).await {
-                Ok(Applied::Stale) => {
-                    tracing::warn!(task = %task.id, "completion was stale");
-                    break;
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(task = %task.id, error = %e, "completion failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                    if delay >= Duration::from_secs(2)
-                        && started
-                            + chrono::Duration::from_std(self.config.lease_ttl * 4)
-                                .unwrap_or_default()
-                            < chrono::Utc::now()
-                    {
-                        break;
-                    }
-                }
+        let (reply, applied) = oneshot::channel();
+        if self
+            .completions
+            .send((task.clone(), outcome, record, reply))
+            .await
+            .is_ok()
+        {
+            if let Ok(Applied::Stale) = applied.await {
+                tracing::warn!(task = %task.id, "completion was stale");
             }
         }
         self.inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&task.id);
+    }
+
+    /// The batch completer: whatever completions piled up while the previous
+    /// batch was committing go in one transaction (one commit for many
+    /// tasks). A failed batch (database restart) is retried; the lease check
+    /// makes a retry of an already-committed batch harmless (stale).
+    async fn completer(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < COMPLETION_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let items: Vec<(ClaimedTask, TaskOutcome, AttemptRecord)> = batch
+                .iter()
+                .map(|(t, o, r, _)| (t.clone(), o.clone(), r.clone()))
+                .collect();
+            let mut delay = Duration::from_millis(50);
+            let give_up = std::time::Instant::now() + self.config.lease_ttl * 4;
+            let results = loop {
+                match panel1_store::complete_batch(&self.pool, &items).await {
+                    Ok(r) => break Some(r),
+                    Err(e) if std::time::Instant::now() < give_up => {
+                        tracing::warn!(error = %e, count = items.len(), "completion batch failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, count = items.len(), "completion batch dropped; the rescuer retries those tasks");
+                        break None;
+                    }
+                }
+            };
+            for (i, (_, _, _, reply)) in batch.into_iter().enumerate() {
+                let applied = results
+                    .as_ref()
+                    .map(|r| r[i].clone())
+                    .unwrap_or(Applied::Stale);
+                let _ = reply.send(applied);
+            }
+        }
     }
 
     /// Resolves only when the lease is lost.
@@ -296,7 +390,7 @@ impl Worker {
                 return (o, AttemptRecord::default());
             }
         };
-        let runtime = match setup::server_runtime(&self.pool, &self.secrets, task.server_id).await {
+        let runtime = match self.server_runtime(task.server_id).await {
             Ok(r) => r,
             Err(e) => return internal(format!("loading server: {e}")),
         };

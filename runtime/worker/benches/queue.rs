@@ -1,0 +1,343 @@
+//! `just bench` (orchestrator part): Panel1's queue side by side with
+//! graphile-worker 0.17.3 on the same Postgres, alternating runs.
+//!
+//! Mirrors `benches/peer/gw_bench.js`: N tasks inserted in one statement and
+//! burned down by one worker with CONC slots (throughput), then serial
+//! enqueue → start samples (pickup latency). Each of our tasks runs the Rust
+//! reference adapter's no-op `info` operation in the sandbox with the
+//! default limits on. Modes: batched claims vs one claim per task.
+use panel1_sandbox::{Sandbox, SandboxConfig};
+use panel1_store::secret_box::SecretBox;
+use panel1_store::setup::{self, NewServer};
+use panel1_worker::{Worker, WorkerConfig};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Setup {
+    pool: PgPool,
+    tenant: Uuid,
+    server: Uuid,
+}
+
+async fn setup() -> Setup {
+    let (pool, _url) = panel1_store::testing::fresh_database().await;
+    let dir = std::env::var_os("PANEL1_ADAPTERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist"));
+    let bytes = std::fs::read(dir.join("reference.wasm"))
+        .expect("adapters/dist/reference.wasm (run `just adapters`)");
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let loaded = sandbox.load(&bytes).unwrap();
+    let tenant = setup::create_tenant(&pool, "bench").await.unwrap();
+    let version = setup::add_adapter_version(
+        &pool,
+        None,
+        "reference",
+        "0.1.0",
+        &loaded.report.sha256,
+        "0.1.0",
+        &bytes,
+        &serde_json::to_value(&loaded.report).unwrap(),
+    )
+    .await
+    .unwrap();
+    let server = setup::add_server(
+        &pool,
+        &NewServer {
+            tenant_id: tenant,
+            name: "bench".into(),
+            adapter_version_id: version,
+            config: json!({}),
+            egress: json!({"rules": []}),
+            max_concurrency: 10_000,
+        },
+    )
+    .await
+    .unwrap();
+    Setup {
+        pool,
+        tenant,
+        server,
+    }
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+struct Run {
+    jobs_per_s: f64,
+    commits_per_job: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -> Run {
+    sqlx::query("TRUNCATE tasks, task_attempts, events")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (id, tenant_id, server_id, operation, input, state, created_at)
+         SELECT gen_random_uuid(), $1, $2, 'info', '{}', 'available', clock_timestamp() FROM generate_series(1, $3)",
+    )
+    .bind(s.tenant)
+    .bind(s.server)
+    .bind(n as i64)
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    let commits_before = count(
+        &s.pool,
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .await;
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
+    let config = WorkerConfig {
+        slots: conc,
+        claim_batch: if batched { 500 } else { 1 },
+        poll_interval: Duration::from_secs(2),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(
+        s.pool.clone(),
+        sandbox,
+        Arc::new(SecretBox::new([1; 32], "bench")),
+        config,
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let t0 = Instant::now();
+    let handle = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    loop {
+        let left = count(
+            &s.pool,
+            "SELECT count(*) FROM tasks WHERE state <> 'succeeded'",
+        )
+        .await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let commits_after = count(
+        &s.pool,
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .await;
+    // Latency: serial enqueue → the worker starting the task.
+    let mut lat = Vec::new();
+    let mut conn = s.pool.acquire().await.unwrap();
+    for _ in 0..samples {
+        let t = panel1_store::NewTask::new(s.tenant, s.server, None, "info", Value::Null);
+        let (id, _) = panel1_store::enqueue(&mut conn, &t).await.unwrap();
+        loop {
+            let ms: Option<f64> = sqlx::query_scalar(
+                "SELECT extract(epoch FROM a.started_at - t.created_at)::float8 * 1000
+                 FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE a.task_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .unwrap();
+            if let Some(ms) = ms {
+                lat.push(ms);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let q = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    Run {
+        jobs_per_s: n as f64 / secs,
+        // The measurement's own polling adds a few commits; they are counted.
+        commits_per_job: (commits_after - commits_before) as f64 / n as f64,
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+    }
+}
+
+fn peer(url: &str, n: usize, conc: usize, batched: bool, samples: usize) -> Option<Run> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peer");
+    if !dir.join("node_modules").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .map(|s| s.success());
+        if !matches!(ok, Ok(true)) {
+            eprintln!("peer: npm ci failed; skipping graphile-worker");
+            return None;
+        }
+    }
+    let out = Command::new("node")
+        .arg("gw_bench.js")
+        .current_dir(&dir)
+        .env("DATABASE_URL", url)
+        .env("N", n.to_string())
+        .env("CONC", conc.to_string())
+        .env("BATCHED", if batched { "1" } else { "0" })
+        .env("LAT", samples.to_string())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let mut run = Run {
+        jobs_per_s: 0.0,
+        commits_per_job: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let num = |k: &str| {
+            v[k].as_f64()
+                .or_else(|| v[k].as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(0.0)
+        };
+        match v["bench"].as_str() {
+            Some("throughput") => {
+                run.jobs_per_s = num("work_jobs_per_s");
+                run.commits_per_job = num("commits_per_job");
+            }
+            Some("latency") => {
+                run.p50_ms = num("p50_ms");
+                run.p99_ms = num("p99_ms");
+            }
+            _ => {}
+        }
+    }
+    Some(run)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+async fn peer_db_url() -> String {
+    let admin = panel1_store::testing::admin_url();
+    let pool = panel1_store::connect(&admin, 1).await.unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT exists(SELECT 1 FROM pg_database WHERE datname = 'gw_perf')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    if !exists {
+        sqlx::query("CREATE DATABASE gw_perf")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let mut url = url_without_db(&admin);
+    url.push_str("/gw_perf");
+    url
+}
+
+fn url_without_db(url: &str) -> String {
+    match url.rfind('/') {
+        Some(i) if i > "postgres://".len() => url[..i].to_string(),
+        _ => url.to_string(),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let rounds = env_num("ROUNDS", 3);
+    let conc = env_num("CONC", 24);
+    let samples = env_num("LAT", 300);
+    let s = setup().await;
+    let peer_url = peer_db_url().await;
+    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | Panel1 commits/job | peer commits/job |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut latency = Vec::new();
+    for (batched, n) in [
+        (true, env_num("N_BATCHED", 50_000)),
+        (false, env_num("N_UNBATCHED", 20_000)),
+    ] {
+        let (mut o, mut p, mut ratios, mut oc, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            let a = ours(&s, n, conc, batched, samples).await;
+            let b = peer(&peer_url, n, conc, batched, samples);
+            if let Some(b) = &b {
+                ratios.push(a.jobs_per_s / b.jobs_per_s.max(1.0));
+                p.push(b.jobs_per_s);
+                pc.push(b.commits_per_job);
+                latency.push((batched, a.p50_ms, a.p99_ms, Some((b.p50_ms, b.p99_ms))));
+            } else {
+                latency.push((batched, a.p50_ms, a.p99_ms, None));
+            }
+            o.push(a.jobs_per_s);
+            oc.push(a.commits_per_job);
+        }
+        let mode = if batched {
+            "batched"
+        } else {
+            "one commit per task"
+        };
+        let (pm, rm, pcm) = if p.is_empty() {
+            (f64::NAN, f64::NAN, f64::NAN)
+        } else {
+            (median(p), median(ratios), median(pc))
+        };
+        println!(
+            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {:.2} | {:.2} |",
+            median(o),
+            pm,
+            rm,
+            median(oc),
+            pcm
+        );
+    }
+    println!();
+    println!("| pickup latency (serial enqueue → start) | Panel1 p50 | Panel1 p99 | peer p50 | peer p99 |");
+    println!("|---|---|---|---|---|");
+    for batched in [true, false] {
+        let rows: Vec<_> = latency.iter().filter(|r| r.0 == batched).collect();
+        let p50 = median(rows.iter().map(|r| r.1).collect());
+        let p99 = median(rows.iter().map(|r| r.2).collect());
+        let peer: Vec<(f64, f64)> = rows.iter().filter_map(|r| r.3).collect();
+        let (pp50, pp99) = if peer.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            (
+                median(peer.iter().map(|x| x.0).collect()),
+                median(peer.iter().map(|x| x.1).collect()),
+            )
+        };
+        let mode = if batched {
+            "batched"
+        } else {
+            "one commit per task"
+        };
+        println!("| {mode} | {p50:.2} ms | {p99:.2} ms | {pp50:.2} ms | {pp99:.2} ms |");
+    }
+    println!();
+    println!(
+        "medians of {rounds} alternated rounds (ours, then the peer), CONC={conc}, same Postgres"
+    );
+}
