@@ -16,18 +16,34 @@ pub async fn create_tenant(pool: &PgPool, name: &str) -> Result<Uuid, StoreError
     Ok(id)
 }
 
-/// A new immutable adapter version (`tenant` None = built-in). Returns the
-/// version id; the same bytes under the same adapter return the existing id.
+/// An immutable adapter version to store.
+#[derive(Debug, Clone)]
+pub struct NewAdapterVersion<'a> {
+    /// `None` = built-in (visible to every tenant).
+    pub tenant: Option<Uuid>,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha256: &'a str,
+    pub world_version: &'a str,
+    pub component: &'a [u8],
+    pub report: &'a Value,
+}
+
+/// Store a new adapter version. Returns its id; the same bytes under the same
+/// adapter return the existing id.
 pub async fn add_adapter_version(
     pool: &PgPool,
-    tenant: Option<Uuid>,
-    name: &str,
-    version: &str,
-    sha256: &str,
-    world_version: &str,
-    component: &[u8],
-    report: &Value,
+    v: &NewAdapterVersion<'_>,
 ) -> Result<Uuid, StoreError> {
+    let NewAdapterVersion {
+        tenant,
+        name,
+        version,
+        sha256,
+        world_version,
+        component,
+        report,
+    } = *v;
     let mut tx = pool.begin().await?;
     let adapter_id: Uuid = sqlx::query_scalar(
         "INSERT INTO adapters (id, tenant_id, name) VALUES ($1, $2, $3)

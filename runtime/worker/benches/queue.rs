@@ -44,15 +44,18 @@ async fn setup() -> Setup {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let loaded = sandbox.load(&bytes).unwrap();
     let tenant = setup::create_tenant(&pool, "bench").await.unwrap();
+    let report = serde_json::to_value(&loaded.report).unwrap();
     let version = setup::add_adapter_version(
         &pool,
-        None,
-        "reference",
-        "0.1.0",
-        &loaded.report.sha256,
-        "0.1.0",
-        &bytes,
-        &serde_json::to_value(&loaded.report).unwrap(),
+        &setup::NewAdapterVersion {
+            tenant: None,
+            name: "reference",
+            version: "0.1.0",
+            sha256: &loaded.report.sha256,
+            world_version: "0.1.0",
+            component: &bytes,
+            report: &report,
+        },
     )
     .await
     .unwrap();

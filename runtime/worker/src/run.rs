@@ -225,7 +225,7 @@ impl Worker {
                     self.wake.notify_one();
                 }
             }
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 let _ = panel1_store::rescue_expired(&self.pool).await;
                 if let Ok(k) = panel1_store::enqueue_due_recurring(&self.pool).await {
                     if k > 0 {
@@ -233,7 +233,7 @@ impl Worker {
                     }
                 }
             }
-            if n % 240 == 0 {
+            if n.is_multiple_of(240) {
                 let _ = panel1_store::prune(&self.pool, self.config.prune_after).await;
             }
         }

@@ -159,7 +159,7 @@ async fn many_services_run_their_operations_in_order_without_overlap() {
         max_in_flight <= 8 * 6,
         "server caps exceeded: {max_in_flight}"
     );
-    let expected = vec![
+    let expected = [
         "POST ",
         "POST /{u}/suspend",
         "POST /{u}/unsuspend",

@@ -58,13 +58,15 @@ pub async fn env_on(pool: PgPool, url: String, servers: usize, cap: i32) -> Env 
     let report = serde_json::to_value(&loaded.report).unwrap();
     let version = setup::add_adapter_version(
         &pool,
-        None,
-        "reference",
-        "0.1.0",
-        &loaded.report.sha256,
-        "0.1.0",
-        &bytes,
-        &report,
+        &setup::NewAdapterVersion {
+            tenant: None,
+            name: "reference",
+            version: "0.1.0",
+            sha256: &loaded.report.sha256,
+            world_version: "0.1.0",
+            component: &bytes,
+            report: &report,
+        },
     )
     .await
     .unwrap();
