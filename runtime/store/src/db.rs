@@ -10,7 +10,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 /// A pool that survives a database restart: connections are tested before
 /// use and re-established on demand.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(url)?.application_name("panel1");
+    // Generic plans: the queue's statements are few, prepared once per
+    // connection, and planning the claim CTE costs more than running it.
+    let options = PgConnectOptions::from_str(url)?
+        .application_name("panel1")
+        .options([("plan_cache_mode", "force_generic_plan")]);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
