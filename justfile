@@ -29,9 +29,12 @@ lint:
     cd adapters && cargo clippy --release --target wasm32-wasip2 --workspace -- -D warnings
     cd sdk/rust && cargo clippy --release --target wasm32-wasip2 -- -D warnings
 
-# Sandbox benchmarks (prints a table; see docs/benchmarks.md).
+# Benchmarks (print tables; see docs/benchmarks.md): the sandbox, then the
+# queue side by side with graphile-worker on the same Postgres (DATABASE_URL
+# or the local cluster; needs Node for the peer).
 bench: adapters
     cargo bench -p panel1-sandbox --bench sandbox
+    cargo bench -p panel1-worker --bench queue
 
 # The main job for now: check the reference adapter, run it, and watch the
 # sandbox contain a hostile one.
@@ -40,3 +43,11 @@ demo: adapters build
     {{bin}} adapter run adapters/dist/reference.wasm --op info
     @echo "--- a hostile adapter that loops forever, stopped by its fuel budget (exit 2):"
     {{bin}} adapter run adapters/dist/spin-loop.wasm --op provision --input '{"service":{"service_id":"demo"}}' --fuel 100000000 || test $? -eq 2
+
+# Apply migrations to DATABASE_URL.
+migrate: build
+    {{bin}} migrate
+
+# Run a worker against DATABASE_URL (PANEL1_MASTER_KEY decrypts secrets).
+worker: build
+    {{bin}} worker
