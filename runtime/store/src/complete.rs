@@ -75,13 +75,9 @@ pub async fn complete(
     outcome: &TaskOutcome,
     record: &AttemptRecord,
 ) -> Result<Applied, StoreError> {
-    let mut tx = pool.begin().await?;
-    let applied = complete_in(&mut tx, task, outcome, record).await?;
-    tx.commit().await?;
-    if applied == Applied::Stale {
-        count_stale(pool, 1).await?;
-    }
-    Ok(applied)
+    let items = [(task.clone(), outcome.clone(), record.clone())];
+    let mut applied = complete_batch(pool, &items).await?;
+    Ok(applied.pop().unwrap_or(Applied::Stale))
 }
 
 /// Complete many tasks in one transaction with set-based statements: one
@@ -340,73 +336,6 @@ fn attempt_labels(outcome: &TaskOutcome) -> (&'static str, Option<String>, Optio
     }
 }
 
-async fn complete_in(
-    tx: &mut PgConnection,
-    task: &ClaimedTask,
-    outcome: &TaskOutcome,
-    record: &AttemptRecord,
-) -> Result<Applied, StoreError> {
-    let (state, run_at, result, error) = match outcome {
-        TaskOutcome::Succeeded { result } => {
-            (TaskState::Succeeded, None, Some(result.clone()), None)
-        }
-        other => {
-            let error = error_json(other);
-            match retryable(other) {
-                Some(retry_after) if task.attempt < task.max_attempts => {
-                    let delay = retry_delay(task.attempt as u32, retry_after);
-                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    (TaskState::Retryable, Some(at), None, Some(error))
-                }
-                _ => (TaskState::Failed, None, None, Some(error)),
-            }
-        }
-    };
-    let updated = sqlx::query(
-        "UPDATE tasks
-         SET state = $3, run_at = COALESCE($4, run_at), result = $5, last_error = $6,
-             lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
-             finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
-         WHERE id = $1 AND lease = $2 AND state = 'running'",
-    )
-    .bind(task.id)
-    .bind(task.lease)
-    .bind(state)
-    .bind(run_at)
-    .bind(&result)
-    .bind(&error)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        tracing::warn!(task = %task.id, lease = task.lease, "stale completion dropped: the lease is no longer held");
-        return Ok(Applied::Stale);
-    }
-    insert_attempt(&mut *tx, task, outcome, record).await?;
-    if let Some(service_id) = task.service_id {
-        apply_to_service(&mut *tx, task, service_id, outcome, state).await?;
-    }
-    let kind = match state {
-        TaskState::Succeeded => "task.succeeded",
-        TaskState::Retryable => "task.retrying",
-        _ => "task.failed",
-    };
-    sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) VALUES ($1, $2, $3, $4, $5)")
-        .bind(task.tenant_id)
-        .bind(kind)
-        .bind(task.id)
-        .bind(task.service_id)
-        .bind(json!({"operation": task.operation, "attempt": task.attempt, "state": state, "run_at": run_at, "error": error}))
-        .execute(&mut *tx)
-        .await?;
-    Ok(match state {
-        TaskState::Succeeded => Applied::Succeeded,
-        TaskState::Retryable => Applied::Retrying {
-            run_at: run_at.unwrap_or_else(Utc::now),
-        },
-        _ => Applied::Failed,
-    })
-}
-
 pub(crate) async fn count_stale(pool: &PgPool, n: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO queue_counters (name, value) VALUES ('stale_completions', $1)
@@ -435,53 +364,6 @@ fn error_json(outcome: &TaskOutcome) -> Value {
             json!({"source": "host", "kind": "internal", "message": message})
         }
     }
-}
-
-async fn insert_attempt(
-    conn: &mut PgConnection,
-    task: &ClaimedTask,
-    outcome: &TaskOutcome,
-    r: &AttemptRecord,
-) -> Result<(), StoreError> {
-    let (label, kind, message) = match outcome {
-        TaskOutcome::Succeeded { .. } => ("succeeded", None, None),
-        TaskOutcome::AdapterError { kind, message, .. } => {
-            ("adapter-error", Some(kind.clone()), Some(message.clone()))
-        }
-        TaskOutcome::SandboxError { kind, message } => {
-            ("sandbox-error", Some(kind.clone()), Some(message.clone()))
-        }
-        TaskOutcome::Internal { message } => (
-            "internal",
-            Some("internal".to_string()),
-            Some(message.clone()),
-        ),
-    };
-    let m = &r.metrics;
-    sqlx::query(
-        "INSERT INTO task_attempts (task_id, attempt, lease, worker, started_at, outcome, error_kind, error_message,
-                                    fuel, wall_us, peak_memory, http_requests, http_denied, log, http)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-         ON CONFLICT (task_id, attempt) DO NOTHING",
-    )
-    .bind(task.id)
-    .bind(task.attempt)
-    .bind(task.lease)
-    .bind(&r.worker)
-    .bind(r.started_at)
-    .bind(label)
-    .bind(kind)
-    .bind(message)
-    .bind(m.fuel_consumed as i64)
-    .bind(m.wall_us as i64)
-    .bind(m.peak_memory_bytes as i64)
-    .bind(m.http_requests as i32)
-    .bind(m.http_denied as i32)
-    .bind(&r.log)
-    .bind(&r.http)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The service side of a finished operation, in the same transaction.

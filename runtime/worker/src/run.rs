@@ -379,16 +379,19 @@ impl Worker {
     async fn attempt(&self, task: &ClaimedTask) -> (TaskOutcome, AttemptRecord) {
         let internal =
             |message: String| (TaskOutcome::Internal { message }, AttemptRecord::default());
+        // The task itself is unusable (bad operation, input or server
+        // settings): fail it, no retry.
+        let invalid = |message: String| {
+            let o = TaskOutcome::AdapterError {
+                kind: "invalid-input".into(),
+                message,
+                retry_after_ms: None,
+            };
+            (o, AttemptRecord::default())
+        };
         let operation: Operation = match task.operation.parse() {
             Ok(op) => op,
-            Err(e) => {
-                let o = TaskOutcome::AdapterError {
-                    kind: "invalid-input".into(),
-                    message: e.to_string(),
-                    retry_after_ms: None,
-                };
-                return (o, AttemptRecord::default());
-            }
+            Err(e) => return invalid(e.to_string()),
         };
         let runtime = match self.server_runtime(task.server_id).await {
             Ok(r) => r,
@@ -396,14 +399,7 @@ impl Worker {
         };
         let context = match host_context(&runtime) {
             Ok(c) => Arc::new(c),
-            Err(e) => {
-                let o = TaskOutcome::AdapterError {
-                    kind: "invalid-input".into(),
-                    message: e,
-                    retry_after_ms: None,
-                };
-                return (o, AttemptRecord::default());
-            }
+            Err(e) => return invalid(e),
         };
         let adapter = match self.adapter(runtime.adapter_version_id).await {
             Ok(a) => a,
@@ -417,14 +413,7 @@ impl Worker {
         };
         let report = match self.sandbox.call(&adapter, context, &request).await {
             Ok(r) => r,
-            Err(e) => {
-                let o = TaskOutcome::AdapterError {
-                    kind: "invalid-input".into(),
-                    message: e.to_string(),
-                    retry_after_ms: None,
-                };
-                return (o, AttemptRecord::default());
-            }
+            Err(e) => return invalid(e.to_string()),
         };
         let outcome = match &report.outcome {
             Outcome::Ok { result } => TaskOutcome::Succeeded {
