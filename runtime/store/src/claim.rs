@@ -78,7 +78,10 @@ pub async fn claim(
              RETURNING t.id, t.tenant_id, t.server_id, t.service_id, t.operation, t.input, t.attempt,
                        t.max_attempts, t.lease, t.idempotency_key
          )
-         SELECT * FROM claimed",
+         -- The service's remote id as known now (an operation enqueued
+         -- before provision finished learns it here).
+         SELECT c.*, sv.remote_id AS service_remote_id
+         FROM claimed c LEFT JOIN services sv ON sv.id = c.service_id",
     )
     .bind(limit)
     .bind(worker)
@@ -87,13 +90,21 @@ pub async fn claim(
     .await?;
     rows.iter()
         .map(|r| {
+            let mut input: Value = col(r, "input")?;
+            let remote: Option<String> = col(r, "service_remote_id")?;
+            let service = input.get_mut("service").and_then(Value::as_object_mut);
+            if let (Some(remote), Some(service)) = (remote, service) {
+                if service.get("remote_id").is_none_or(Value::is_null) {
+                    service.insert("remote_id".into(), Value::String(remote));
+                }
+            }
             Ok(ClaimedTask {
                 id: col(r, "id")?,
                 tenant_id: col(r, "tenant_id")?,
                 server_id: col(r, "server_id")?,
                 service_id: col(r, "service_id")?,
                 operation: col(r, "operation")?,
-                input: col(r, "input")?,
+                input,
                 attempt: col(r, "attempt")?,
                 max_attempts: col(r, "max_attempts")?,
                 lease: col(r, "lease")?,

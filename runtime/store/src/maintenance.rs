@@ -116,7 +116,7 @@ pub async fn cancel(
     .bind(task_id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO events (tenant_id, kind, task_id, payload) VALUES ($1, 'task.cancelled', $2, '{}')")
+    sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) SELECT $1, 'task.cancelled', $2, service_id, '{}' FROM tasks WHERE id = $2")
         .bind(tenant_id)
         .bind(task_id)
         .execute(&mut *tx)
@@ -143,7 +143,7 @@ pub async fn retry_failed(
     .await?
     .rows_affected();
     if n == 1 {
-        sqlx::query("INSERT INTO events (tenant_id, kind, task_id, payload) VALUES ($1, 'task.retried', $2, '{}')")
+        sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) SELECT $1, 'task.retried', $2, service_id, '{}' FROM tasks WHERE id = $2")
             .bind(tenant_id)
             .bind(task_id)
             .execute(&mut *tx)

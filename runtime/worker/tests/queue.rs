@@ -24,7 +24,7 @@ async fn service_lifecycle_through_workers() {
         .await;
     e.wait_until(
         &format!("SELECT state = 'succeeded' FROM tasks WHERE id = '{t1}'"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .await;
     assert_eq!(e.service_state(svc).await, "active");
@@ -46,7 +46,7 @@ async fn service_lifecycle_through_workers() {
     let (t4, _) = e.enqueue(s, Some(svc), "terminate", existing, None).await;
     e.wait_until(
         &format!("SELECT state = 'succeeded' FROM tasks WHERE id = '{t4}'"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .await;
     for t in [t2, t3] {
@@ -289,7 +289,7 @@ async fn transient_errors_retry_after_what_the_provider_asked() {
     let workers = e.workers(1, fast());
     e.wait_until(
         &format!("SELECT state = 'retryable' FROM tasks WHERE id = '{t}'"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .await;
     let wait_ms: f64 = sqlx::query_scalar(
@@ -306,7 +306,7 @@ async fn transient_errors_retry_after_what_the_provider_asked() {
     e.panel.with(|p| p.force_status = 0);
     e.wait_until(
         &format!("SELECT state = 'succeeded' FROM tasks WHERE id = '{t}'"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .await;
     let gap_ms: f64 = sqlx::query_scalar(
@@ -341,7 +341,7 @@ async fn permanent_errors_fail_at_once_and_keep_the_reason() {
     let workers = e.workers(1, fast());
     e.wait_until(
         &format!("SELECT state = 'failed' FROM tasks WHERE id = '{t}'"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .await;
     stop(workers).await;
@@ -383,7 +383,7 @@ async fn scheduled_tasks_wait_and_can_be_cancelled() {
     assert_eq!(e.task_state(t).await, "scheduled", "not before its time");
     e.wait_until(
         &format!("SELECT state = 'succeeded' FROM tasks WHERE id = '{t}'"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .await;
     assert_eq!(
@@ -429,7 +429,7 @@ async fn recurring_tasks_enqueue_on_their_schedule() {
     .await
     .is_err());
     let workers = e.workers(1, fast());
-    e.wait_until("SELECT count(*) >= 2 FROM tasks WHERE state = 'succeeded' AND operation = 'test-connection'", Duration::from_secs(20)).await;
+    e.wait_until("SELECT count(*) >= 2 FROM tasks WHERE state = 'succeeded' AND operation = 'test-connection'", Duration::from_secs(60)).await;
     stop(workers).await;
     // Each occurrence once: distinct idempotency keys, no duplicates.
     let (total, distinct): (i64, i64) =

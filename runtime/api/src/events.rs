@@ -1,0 +1,227 @@
+//! Live status: Server-Sent Events read from the outbox (`events` table).
+//! One LISTEN connection per process wakes every stream; streams always read
+//! the table, so a missed notification only delays an event (a slow poll
+//! covers it), and `Last-Event-ID` resumes exactly after the last one seen.
+use crate::auth::{Principal, Scope};
+use crate::problem::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::watch;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+const CHANNEL: &str = "panel1_events";
+/// Streams re-read the table at least this often without a notification.
+const FALLBACK_POLL: Duration = Duration::from_secs(2);
+const BATCH: i64 = 500;
+
+/// Wakes event streams; stops them on shutdown.
+#[derive(Clone)]
+pub struct EventHub {
+    wake: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
+}
+
+impl EventHub {
+    pub fn start(pool: PgPool) -> EventHub {
+        let (tx, rx) = watch::channel(0u64);
+        let (stop, _) = watch::channel(false);
+        let mut stopped = stop.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = listen(pool, tx) => {}
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+        });
+        EventHub { wake: rx, stop }
+    }
+
+    /// End every open stream (graceful shutdown).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn listen(pool: PgPool, tx: watch::Sender<u64>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "event listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // After a reconnect, streams re-read in case something was missed.
+        tx.send_modify(|n| *n += 1);
+        loop {
+            match listener.recv().await {
+                Ok(_) => tx.send_modify(|n| *n += 1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "event listener lost its connection");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Which events to stream.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilter {
+    pub task_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+    /// Event kind, e.g. `task.succeeded`, or a prefix ending in `.`: `task.`.
+    pub kind: Option<String>,
+    /// Resume after this event id (the `Last-Event-ID` header wins).
+    pub after: Option<i64>,
+}
+
+/// One outbox event, as sent in each SSE `data:` line.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct EventRecord {
+    pub id: i64,
+    pub kind: String,
+    pub task_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+    pub payload: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+struct Cursor {
+    pool: PgPool,
+    tenant: Uuid,
+    filter: EventFilter,
+    last: i64,
+    buffer: VecDeque<EventRecord>,
+    wake: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Cursor {
+    async fn fetch(&mut self) -> Result<(), sqlx::Error> {
+        let kind_prefix = self.filter.kind.as_deref().filter(|k| k.ends_with('.'));
+        let kind_exact = self.filter.kind.as_deref().filter(|k| !k.ends_with('.'));
+        let rows: Vec<EventRecord> = sqlx::query_as(
+            "SELECT id, kind, task_id, service_id, payload, created_at FROM events
+             WHERE tenant_id = $1 AND id > $2
+               AND ($3::uuid IS NULL OR task_id = $3)
+               AND ($4::uuid IS NULL OR service_id = $4)
+               AND ($5::text IS NULL OR kind = $5)
+               AND ($6::text IS NULL OR starts_with(kind, $6))
+             ORDER BY id LIMIT $7",
+        )
+        .bind(self.tenant)
+        .bind(self.last)
+        .bind(self.filter.task_id)
+        .bind(self.filter.service_id)
+        .bind(kind_exact)
+        .bind(kind_prefix)
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        self.buffer.extend(rows);
+        Ok(())
+    }
+
+    /// The next event, waiting for one; `None` when the server stops.
+    async fn next(&mut self) -> Option<EventRecord> {
+        loop {
+            if let Some(e) = self.buffer.pop_front() {
+                self.last = e.id;
+                return Some(e);
+            }
+            if *self.stop.borrow() {
+                return None;
+            }
+            self.wake.mark_unchanged();
+            if let Err(e) = self.fetch().await {
+                // The database is restarting: keep the stream, try again.
+                tracing::warn!(error = %e, "event stream read failed; retrying");
+            }
+            if !self.buffer.is_empty() {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.changed() => {}
+                _ = self.stop.wait_for(|s| *s) => return None,
+                _ = tokio::time::sleep(FALLBACK_POLL) => {}
+            }
+        }
+    }
+}
+
+/// Stream task and service events (SSE).
+///
+/// Each event has `id` (resume with `Last-Event-ID`), `event` (the kind) and
+/// `data` (an `EventRecord` as JSON). Without a cursor, a stream filtered by
+/// task or service starts from that object's first event; an unfiltered one
+/// starts with the next new event.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(EventFilter, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
+    responses(
+        (status = 200, description = "text/event-stream of EventRecord", content_type = "text/event-stream", body = EventRecord),
+        (status = 401, body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn stream_events(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Query(filter): Query<EventFilter>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let tenant = principal.tenant(Scope::Read)?;
+    let resume = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::validation("Last-Event-ID", "must be an event id"))?,
+        ),
+        None => filter.after,
+    };
+    let last = match resume {
+        Some(id) => id,
+        None if filter.task_id.is_some() || filter.service_id.is_some() => 0,
+        None => {
+            sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM events WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_one(&state.pool)
+                .await?
+        }
+    };
+    let cursor = Cursor {
+        pool: state.pool.clone(),
+        tenant,
+        filter,
+        last,
+        buffer: VecDeque::new(),
+        wake: state.events.wake.clone(),
+        stop: state.events.stop.subscribe(),
+    };
+    let stream = futures::stream::unfold(cursor, |mut c| async move {
+        let e = c.next().await?;
+        let event = Event::default()
+            .id(e.id.to_string())
+            .event(e.kind.clone())
+            .json_data(&e)
+            .unwrap_or_else(|_| Event::default().comment("unencodable event"));
+        Some((Ok(event), c))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

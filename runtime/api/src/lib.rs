@@ -1,0 +1,116 @@
+//! Panel1's REST API under `/v1`: it validates, writes rows (service + task +
+//! event in one transaction) and answers; it never runs adapters. Errors are
+//! `application/problem+json`; the OpenAPI document is generated from the
+//! handlers and served at `/v1/openapi.json`.
+
+pub mod auth;
+pub mod events;
+pub mod idempotency;
+pub mod metrics;
+pub mod pagination;
+pub mod problem;
+pub mod rate_limit;
+pub mod routes;
+pub mod state;
+
+pub use auth::{bootstrap_platform_key, create_key, Scope};
+pub use metrics::ApiMetrics;
+pub use state::{ApiConfig, AppState};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use problem::ApiError;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Panel1",
+        description = "Provisioning for hosting platforms: tenants connect servers through sandboxed WebAssembly adapters and Panel1 provisions, suspends, unsuspends and terminates services on them as tasks.\n\nAuthenticate with `Authorization: Bearer <key>`. Every POST honors `Idempotency-Key`. Errors are `application/problem+json` with a stable `type`."
+    ),
+    modifiers(&Security),
+    components(schemas(problem::Problem, problem::FieldError))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A Panel1 API key (`p1_…`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    split().2
+}
+
+fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::tenants::router())
+        .merge(routes::adapters::router())
+        .merge(routes::secrets::router())
+        .merge(routes::servers::router())
+        .merge(routes::services::router())
+        .merge(routes::tasks::router())
+        .routes(routes!(events::stream_events))
+        .split_for_parts();
+    let (open, open_doc) = routes::health::router().split_for_parts();
+    doc.merge(open_doc);
+    (v1, open, doc)
+}
+
+/// The HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (v1, open, doc) = split();
+    let doc = std::sync::Arc::new(doc);
+    // Layers run outside-in: count, then authenticate (and rate-limit), then
+    // idempotency, then the handler.
+    let v1 = v1
+        .layer(from_fn_with_state(state.clone(), idempotency::idempotent))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .merge(v1)
+        .merge(open)
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(from_fn_with_state(state.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .request(&method, &route, resp.status().as_u16());
+    resp
+}

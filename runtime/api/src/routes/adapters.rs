@@ -1,0 +1,338 @@
+//! Adapter versions: upload (validated and compiled here, never run: a
+//! worker inspects it by calling `info` in the sandbox), list, get,
+//! deprecate. Platform uploads are built-in (every tenant sees them); a
+//! tenant's uploads are its own.
+use crate::auth::{Principal, Scope};
+use crate::pagination::{Page, PageParams};
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::routes::{is_unique_violation, Created};
+use crate::state::AppState;
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_adapter, list_adapters))
+        .routes(routes!(get_adapter))
+        .routes(routes!(deprecate_adapter))
+}
+
+/// An immutable adapter version.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AdapterVersion {
+    pub id: Uuid,
+    pub adapter_id: Uuid,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub world_version: String,
+    pub size_bytes: i64,
+    /// Imports and capabilities found at upload (`panel1 adapter check`).
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+    /// `inspecting` until a worker has called `info`; then `ready` or `rejected`.
+    pub status: String,
+    /// What `info` returned (operations, config schema, egress, secrets).
+    #[schema(value_type = Option<Object>)]
+    pub info: Option<serde_json::Value>,
+    /// JSON Schema that server configs are validated against.
+    #[schema(value_type = Option<Object>)]
+    pub config_schema: Option<serde_json::Value>,
+    pub rejection: Option<String>,
+    pub deprecated: bool,
+    /// Visible to every tenant.
+    pub builtin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+const SELECT: &str =
+    "SELECT v.id, a.id AS adapter_id, a.name, v.version, v.sha256, v.world_version,
+        octet_length(v.component)::bigint AS size_bytes, v.report, v.status::text AS status, v.info,
+        v.config_schema, v.rejection, v.deprecated, a.tenant_id IS NULL AS builtin, v.created_at
+    FROM adapter_versions v JOIN adapters a ON a.id = v.adapter_id";
+
+/// The version if `principal` may see it (built-in, or its tenant's).
+pub async fn visible_version(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<AdapterVersion> {
+    let tenant = if principal.is_platform() {
+        None
+    } else {
+        Some(principal.tenant(Scope::Read)?)
+    };
+    sqlx::query_as(&format!(
+        "{SELECT} WHERE v.id = $1 AND (a.tenant_id IS NULL OR a.tenant_id = $2)"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("adapter version {id}")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// Adapter name (`[a-z0-9][a-z0-9-]*`, up to 63); with a raw body.
+    pub name: Option<String>,
+    /// The version label, e.g. `1.4.0`; with a raw body.
+    pub version: Option<String>,
+}
+
+fn check_label(field: &str, value: Option<String>, adapter_name: bool) -> ApiResult<String> {
+    let v = value.ok_or_else(|| ApiError::validation(field, "is required"))?;
+    let ok = if adapter_name {
+        let b = v.as_bytes();
+        (1..=63).contains(&b.len())
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    } else {
+        (1..=64).contains(&v.len()) && v.bytes().all(|c| c.is_ascii_graphic())
+    };
+    if !ok {
+        return Err(ApiError::validation(
+            field,
+            if adapter_name {
+                "lower-case letters, digits and `-`, starting with a letter or digit, up to 63"
+            } else {
+                "1 to 64 visible ASCII characters"
+            },
+        ));
+    }
+    Ok(v)
+}
+
+/// The component and its labels from a raw `application/wasm` body or a
+/// multipart form (`name`, `version`, `component`).
+async fn read_upload(
+    state: &AppState,
+    q: UploadParams,
+    req: Request,
+) -> ApiResult<(String, String, Vec<u8>)> {
+    let limit = state.config.max_body_bytes;
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.starts_with("multipart/form-data") {
+        let mut form = Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("multipart body: {}", e.body_text())))?;
+        let (mut name, mut version, mut component) = (q.name, q.version, None);
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("multipart body: {}", e.body_text())))?
+        {
+            let field_name = field.name().unwrap_or("").to_string();
+            let data = field.bytes().await.map_err(|e| {
+                ApiError::BadRequest(format!("multipart field {field_name}: {}", e.body_text()))
+            })?;
+            match field_name.as_str() {
+                "name" => name = Some(String::from_utf8_lossy(&data).into_owned()),
+                "version" => version = Some(String::from_utf8_lossy(&data).into_owned()),
+                "component" => component = Some(data.to_vec()),
+                other => {
+                    return Err(ApiError::validation(
+                        other,
+                        "unknown form field (expected name, version, component)",
+                    ))
+                }
+            }
+        }
+        let component =
+            component.ok_or_else(|| ApiError::validation("component", "is required"))?;
+        Ok((
+            check_label("name", name, true)?,
+            check_label("version", version, false)?,
+            component,
+        ))
+    } else if ct.starts_with("application/wasm") || ct.starts_with("application/octet-stream") {
+        let name = check_label("name", q.name, true)?;
+        let version = check_label("version", q.version, false)?;
+        let bytes = to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::TooLarge(limit))?;
+        Ok((name, version, bytes.to_vec()))
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "upload the component as `application/wasm` (with ?name=&version=) or as multipart/form-data".into(),
+        ))
+    }
+}
+
+/// Upload an adapter component.
+///
+/// The bytes are validated (a component exporting a supported world, only
+/// imports the host provides) and compiled; the version is then `inspecting`
+/// until a worker has read its `info`. Uploading the same bytes again returns
+/// the existing version (200).
+#[utoipa::path(post, path = "/v1/adapters", tag = "adapters", params(UploadParams),
+    request_body(content = Vec<u8>, description = "The component (`application/wasm`), or multipart/form-data with name, version, component",
+                 content_type = "application/wasm"),
+    responses((status = 201, body = AdapterVersion), (status = 200, body = AdapterVersion, description = "Same bytes uploaded before"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn upload_adapter(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<UploadParams>,
+    req: Request,
+) -> ApiResult<Response> {
+    let tenant = if p.is_platform() {
+        None
+    } else {
+        Some(p.tenant(Scope::Write)?)
+    };
+    let (name, version, bytes) = read_upload(&state, q, req).await?;
+    let sandbox = state.sandbox.clone();
+    let artifacts = state.artifacts.clone();
+    let (bytes, loaded) = tokio::task::spawn_blocking(move || {
+        let loaded = match &artifacts {
+            Some(a) => sandbox.load_with_artifacts(&bytes, a),
+            None => sandbox.load(&bytes),
+        };
+        (bytes, loaded)
+    })
+    .await
+    .map_err(|e| ApiError::internal("compiling an upload", e))?;
+    let loaded = loaded.map_err(|e| ApiError::validation("component", e.to_string()))?;
+    let report = serde_json::to_value(&loaded.report)
+        .map_err(|e| ApiError::internal("encoding the report", e))?;
+    let existing: Option<Uuid> = sqlx::query_scalar(
+        "SELECT v.id FROM adapter_versions v JOIN adapters a ON a.id = v.adapter_id
+         WHERE a.tenant_id IS NOT DISTINCT FROM $1 AND a.name = $2 AND v.sha256 = $3",
+    )
+    .bind(tenant)
+    .bind(&name)
+    .bind(&loaded.report.sha256)
+    .fetch_optional(&state.pool)
+    .await?;
+    let new = panel1_store::setup::NewAdapterVersion {
+        tenant,
+        name: &name,
+        version: &version,
+        sha256: &loaded.report.sha256,
+        world_version: &loaded.report.world_version,
+        component: &bytes,
+        report: &report,
+    };
+    let id = match panel1_store::setup::add_adapter_version(&state.pool, &new).await {
+        Ok(id) => id,
+        Err(panel1_store::StoreError::Db(e)) if is_unique_violation(&e) => {
+            return Err(ApiError::Conflict(format!(
+                "{name} {version} exists with other bytes; versions are immutable, upload under a new version"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let v = visible_version(&state, &p, id).await?;
+    Ok(match existing {
+        Some(_) => Json(v).into_response(),
+        None => Created(v).into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdapterFilter {
+    /// Only versions of this adapter name.
+    pub name: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<Uuid>,
+}
+
+/// List the adapter versions visible to the caller (built-in and its own).
+#[utoipa::path(get, path = "/v1/adapters", tag = "adapters", params(AdapterFilter),
+    responses((status = 200, body = Page<AdapterVersion>)), security(("api_key" = [])))]
+async fn list_adapters(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(f): Query<AdapterFilter>,
+) -> ApiResult<Json<Page<AdapterVersion>>> {
+    let tenant = if p.is_platform() {
+        None
+    } else {
+        Some(p.tenant(Scope::Read)?)
+    };
+    let page = PageParams {
+        limit: f.limit,
+        cursor: f.cursor,
+    };
+    let limit = page.limit()?;
+    let rows: Vec<AdapterVersion> = sqlx::query_as(&format!(
+        "{SELECT} WHERE (a.tenant_id IS NULL OR a.tenant_id = $1) AND ($2::text IS NULL OR a.name = $2)
+           AND v.id < $3 ORDER BY v.id DESC LIMIT $4"
+    ))
+    .bind(tenant)
+    .bind(&f.name)
+    .bind(page.before())
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(Page::from_rows(rows, limit, |v| v.id)))
+}
+
+/// Get an adapter version.
+#[utoipa::path(get, path = "/v1/adapters/{id}", tag = "adapters", params(("id" = Uuid, Path)),
+    responses((status = 200, body = AdapterVersion), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn get_adapter(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<AdapterVersion>> {
+    Ok(Json(visible_version(&state, &p, id).await?))
+}
+
+/// Deprecate a version: existing servers keep using it, new servers cannot.
+#[utoipa::path(post, path = "/v1/adapters/{id}/deprecate", tag = "adapters", params(("id" = Uuid, Path)),
+    responses((status = 200, body = AdapterVersion), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn deprecate_adapter(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<AdapterVersion>> {
+    // Tenants deprecate their own versions, the platform the built-in ones.
+    let tenant = if p.is_platform() {
+        None
+    } else {
+        Some(p.tenant(Scope::Write)?)
+    };
+    let n = sqlx::query(
+        "UPDATE adapter_versions v SET deprecated = true FROM adapters a
+         WHERE a.id = v.adapter_id AND v.id = $1 AND a.tenant_id IS NOT DISTINCT FROM $2",
+    )
+    .bind(id)
+    .bind(tenant)
+    .execute(&state.pool)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        // A built-in version seen by a tenant is still not theirs to change.
+        return match visible_version(&state, &p, id).await {
+            Ok(_) => Err(ApiError::Forbidden(
+                "built-in adapters are deprecated by the platform".into(),
+            )),
+            Err(e) => Err(e),
+        };
+    }
+    Ok(Json(visible_version(&state, &p, id).await?))
+}

@@ -1,0 +1,413 @@
+//! Services: the accounts Panel1 manages on servers. Creating one enqueues
+//! `provision`; every action enqueues its operation. The service row, the
+//! task and the `task.created` event are written in one transaction.
+use crate::auth::{Principal, Scope};
+use crate::pagination::Page;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::routes::servers::tenant_server;
+use crate::routes::tasks::{enqueue_task, Task};
+use crate::routes::{Accepted, ApiJson};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_service, list_services))
+        .routes(routes!(get_service))
+        .routes(routes!(suspend))
+        .routes(routes!(unsuspend))
+        .routes(routes!(terminate))
+        .routes(routes!(change_package))
+        .routes(routes!(change_password))
+        .routes(routes!(login_url))
+        .routes(routes!(refresh_status))
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Service {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    /// The provider's id once provisioned (username, container id, ...).
+    pub remote_id: Option<String>,
+    pub plan: Option<String>,
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    /// `pending`, `provisioning`, `active`, `suspended`, `terminating`,
+    /// `terminated`, `failed`.
+    pub state: String,
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewService {
+    pub server_id: Uuid,
+    pub username: Option<String>,
+    pub domain: Option<String>,
+    /// Plan / package name on the provider.
+    pub plan: Option<String>,
+    pub contact_email: Option<String>,
+    /// Provider-specific parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+/// A service and the task that acts on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceTask {
+    pub service: Service,
+    pub task: Task,
+}
+
+const COLUMNS: &str = "id, server_id, remote_id, plan, spec, state::text AS state, failure_reason, created_at, updated_at";
+
+async fn load_service(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Service> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM services WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("service {id}")))
+}
+
+/// The `service` object of an operation's input.
+fn service_input(s: &Service) -> Value {
+    let mut v = Map::new();
+    v.insert("service_id".into(), json!(s.id.to_string()));
+    v.insert("remote_id".into(), json!(s.remote_id));
+    for field in ["username", "domain", "contact_email", "params"] {
+        if let Some(x) = s.spec.get(field) {
+            v.insert(field.into(), x.clone());
+        }
+    }
+    v.insert("plan".into(), json!(s.plan));
+    Value::Object(v)
+}
+
+fn check_opt(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
+    match v {
+        Some(s) if s.is_empty() || s.len() > max || s.chars().any(char::is_control) => {
+            Err(ApiError::validation(
+                field,
+                format!("1 to {max} characters, no control characters"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Create a service: enqueues `provision`.
+#[utoipa::path(post, path = "/v1/services", tag = "services", request_body = NewService,
+    responses((status = 202, body = ServiceTask), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn create_service(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiJson(body): ApiJson<NewService>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    let tenant = p.tenant(Scope::Write)?;
+    check_opt("username", &body.username, 64)?;
+    check_opt("domain", &body.domain, 253)?;
+    check_opt("plan", &body.plan, 128)?;
+    check_opt("contact_email", &body.contact_email, 254)?;
+    if body.params.len() > 64 {
+        return Err(ApiError::validation("params", "at most 64 entries"));
+    }
+    tenant_server(&state, tenant, body.server_id)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => ApiError::validation("server_id", "no such server"),
+            other => other,
+        })?;
+    let spec = json!({
+        "username": body.username, "domain": body.domain, "plan": body.plan,
+        "contact_email": body.contact_email, "params": body.params,
+    });
+    let id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO services (id, tenant_id, server_id, spec, plan) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(body.server_id)
+    .bind(&spec)
+    .bind(&body.plan)
+    .execute(&mut *tx)
+    .await?;
+    let draft: Service = sqlx::query_as(&format!("SELECT {COLUMNS} FROM services WHERE id = $1"))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let input = json!({ "service": service_input(&draft) });
+    let task = enqueue_task(
+        &mut tx,
+        tenant,
+        body.server_id,
+        Some(id),
+        "provision",
+        input,
+    )
+    .await?;
+    tx.commit().await?;
+    let service = load_service(&state, tenant, id).await?;
+    Ok(Accepted(ServiceTask { service, task }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServiceFilter {
+    pub server_id: Option<Uuid>,
+    pub state: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<Uuid>,
+}
+
+/// List services.
+#[utoipa::path(get, path = "/v1/services", tag = "services", params(ServiceFilter),
+    responses((status = 200, body = Page<Service>)), security(("api_key" = [])))]
+async fn list_services(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(f): Query<ServiceFilter>,
+) -> ApiResult<Json<Page<Service>>> {
+    let tenant = p.tenant(Scope::Read)?;
+    let page = crate::pagination::PageParams {
+        limit: f.limit,
+        cursor: f.cursor,
+    };
+    let limit = page.limit()?;
+    let rows: Vec<Service> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM services WHERE tenant_id = $1 AND id < $2
+           AND ($3::uuid IS NULL OR server_id = $3) AND ($4::text IS NULL OR state::text = $4)
+         ORDER BY id DESC LIMIT $5"
+    ))
+    .bind(tenant)
+    .bind(page.before())
+    .bind(f.server_id)
+    .bind(&f.state)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(Page::from_rows(rows, limit, |s| s.id)))
+}
+
+/// Get a service.
+#[utoipa::path(get, path = "/v1/services/{id}", tag = "services", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Service), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn get_service(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Service>> {
+    let tenant = p.tenant(Scope::Read)?;
+    Ok(Json(load_service(&state, tenant, id).await?))
+}
+
+/// Enqueue `operation` on a service whose state is one of `allowed`; the
+/// check and the enqueue happen under a lock on the service row.
+async fn act(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    operation: &str,
+    allowed: &[&str],
+    extra: Value,
+) -> ApiResult<Accepted<ServiceTask>> {
+    let tenant = p.tenant(Scope::Write)?;
+    let mut tx = state.pool.begin().await?;
+    let service: Service = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM services WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("service {id}")))?;
+    if !allowed.contains(&service.state.as_str()) {
+        return Err(ApiError::Conflict(format!(
+            "cannot {operation} a service that is {}",
+            service.state
+        )));
+    }
+    let mut input = json!({ "service": service_input(&service) });
+    if let (Value::Object(i), Value::Object(x)) = (&mut input, extra) {
+        i.extend(x);
+    }
+    let task = enqueue_task(
+        &mut tx,
+        tenant,
+        service.server_id,
+        Some(id),
+        operation,
+        input,
+    )
+    .await?;
+    tx.commit().await?;
+    let service = load_service(state, tenant, id).await?;
+    Ok(Accepted(ServiceTask { service, task }))
+}
+
+const LIVE: &[&str] = &["provisioning", "active", "suspended"];
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendBody {
+    /// Shown on the provider side where it supports a reason.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Suspend a service.
+#[utoipa::path(post, path = "/v1/services/{id}/suspend", tag = "services", params(("id" = Uuid, Path)),
+    request_body = SuspendBody,
+    responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn suspend(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+    body: axum::body::Bytes,
+) -> ApiResult<Accepted<ServiceTask>> {
+    // The body is optional: no body = no reason.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        serde_json::from_slice::<SuspendBody>(&body)
+            .map_err(|e| ApiError::validation("", e.to_string()))?
+            .reason
+    };
+    if reason.len() > 500 {
+        return Err(ApiError::validation("reason", "at most 500 characters"));
+    }
+    act(&state, &p, id, "suspend", LIVE, json!({ "reason": reason })).await
+}
+
+/// Unsuspend a service.
+#[utoipa::path(post, path = "/v1/services/{id}/unsuspend", tag = "services", params(("id" = Uuid, Path)),
+    responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn unsuspend(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    act(&state, &p, id, "unsuspend", LIVE, json!({})).await
+}
+
+/// Terminate a service (also cleans up after a failed provision).
+#[utoipa::path(post, path = "/v1/services/{id}/terminate", tag = "services", params(("id" = Uuid, Path)),
+    responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn terminate(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    let allowed = &["pending", "provisioning", "active", "suspended", "failed"];
+    act(&state, &p, id, "terminate", allowed, json!({})).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePackageBody {
+    pub plan: String,
+}
+
+/// Move a service to another plan.
+#[utoipa::path(post, path = "/v1/services/{id}/change-package", tag = "services", params(("id" = Uuid, Path)),
+    request_body = ChangePackageBody,
+    responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn change_package(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<ChangePackageBody>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    check_opt("plan", &Some(body.plan.clone()), 128)?;
+    act(
+        &state,
+        &p,
+        id,
+        "change-package",
+        LIVE,
+        json!({ "plan": body.plan }),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    /// Name of a secret holding the new password (the password itself never
+    /// travels in a task).
+    pub password_secret: String,
+}
+
+/// Set a new password from a secret.
+#[utoipa::path(post, path = "/v1/services/{id}/change-password", tag = "services", params(("id" = Uuid, Path)),
+    request_body = ChangePasswordBody,
+    responses((status = 202, body = ServiceTask), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn change_password(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    let tenant = p.tenant(Scope::Write)?;
+    // Another tenant's service is a 404 before anything else is looked at.
+    load_service(&state, tenant, id).await?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM secrets WHERE tenant_id = $1 AND name = $2)",
+    )
+    .bind(tenant)
+    .bind(&body.password_secret)
+    .fetch_one(&state.pool)
+    .await?;
+    if !exists {
+        return Err(ApiError::validation("password_secret", "no such secret"));
+    }
+    let extra = json!({ "password_secret": body.password_secret });
+    act(&state, &p, id, "change-password", LIVE, extra).await
+}
+
+/// Ask for a one-time login link (in the task's result).
+#[utoipa::path(post, path = "/v1/services/{id}/login-url", tag = "services", params(("id" = Uuid, Path)),
+    responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn login_url(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    act(&state, &p, id, "login-url", &["active"], json!({})).await
+}
+
+/// Read the service's state from the provider.
+#[utoipa::path(post, path = "/v1/services/{id}/refresh-status", tag = "services", params(("id" = Uuid, Path)),
+    responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn refresh_status(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    act(&state, &p, id, "status", LIVE, json!({})).await
+}

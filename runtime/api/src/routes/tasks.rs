@@ -1,0 +1,244 @@
+//! Tasks: the record of every operation (with its attempts and their sandbox
+//! metrics), cancel and operator retry. Finished tasks that were moved to the
+//! archive are still found by id.
+use crate::auth::{Principal, Scope};
+use crate::pagination::Page;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres, Transaction};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tasks))
+        .routes(routes!(get_task))
+        .routes(routes!(cancel_task))
+        .routes(routes!(retry_task))
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Task {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub service_id: Option<Uuid>,
+    pub operation: String,
+    /// `scheduled`, `available`, `running`, `retryable`, `succeeded`,
+    /// `failed` or `cancelled`.
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub last_error: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One attempt and what it cost in the sandbox.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Attempt {
+    pub attempt: i32,
+    pub worker: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    /// `succeeded`, `adapter-error`, `sandbox-error`, `abandoned`, `internal`.
+    pub outcome: String,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub fuel: Option<i64>,
+    pub wall_us: Option<i64>,
+    pub peak_memory: Option<i64>,
+    pub http_requests: Option<i32>,
+    pub http_denied: Option<i32>,
+    /// The adapter's log lines for this attempt (secrets redacted).
+    #[schema(value_type = Option<Object>)]
+    pub log: Option<Value>,
+    /// The outbound HTTP exchanges (method, URL, status, bytes, timing).
+    #[schema(value_type = Option<Object>)]
+    pub http: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: Task,
+    pub attempts: Vec<Attempt>,
+}
+
+const COLUMNS: &str = "id, server_id, service_id, operation, state::text AS state, input, attempt,
+    max_attempts, run_at, idempotency_key, result, last_error, created_at, updated_at, finished_at";
+
+/// Enqueue in the caller's transaction and return the task as stored.
+pub async fn enqueue_task(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: Uuid,
+    server: Uuid,
+    service: Option<Uuid>,
+    operation: &str,
+    input: Value,
+) -> ApiResult<Task> {
+    let conn: &mut PgConnection = tx;
+    let new = panel1_store::NewTask::new(tenant, server, service, operation, input);
+    let (id, _) = panel1_store::enqueue(conn, &new).await?;
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// A task of this tenant, hot or archived.
+pub async fn load_task(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Task> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND tenant_id = $2
+         UNION ALL SELECT {COLUMNS} FROM tasks_archive WHERE id = $1 AND tenant_id = $2
+         LIMIT 1"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("task {id}")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskFilter {
+    pub state: Option<String>,
+    pub service_id: Option<Uuid>,
+    pub server_id: Option<Uuid>,
+    pub operation: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<Uuid>,
+}
+
+const STATES: [&str; 7] = [
+    "scheduled",
+    "available",
+    "running",
+    "retryable",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
+
+/// List tasks (newest first; the hot table: archived tasks by id only).
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(TaskFilter),
+    responses((status = 200, body = Page<Task>), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn list_tasks(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(f): Query<TaskFilter>,
+) -> ApiResult<Json<Page<Task>>> {
+    let tenant = p.tenant(Scope::Read)?;
+    if let Some(s) = &f.state {
+        if !STATES.contains(&s.as_str()) {
+            return Err(ApiError::validation(
+                "state",
+                format!("one of {}", STATES.join(", ")),
+            ));
+        }
+    }
+    let page = crate::pagination::PageParams {
+        limit: f.limit,
+        cursor: f.cursor,
+    };
+    let limit = page.limit()?;
+    let rows: Vec<Task> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tasks
+         WHERE tenant_id = $1 AND id < $2
+           AND ($3::text IS NULL OR state::text = $3)
+           AND ($4::uuid IS NULL OR service_id = $4)
+           AND ($5::uuid IS NULL OR server_id = $5)
+           AND ($6::text IS NULL OR operation = $6)
+         ORDER BY id DESC LIMIT $7"
+    ))
+    .bind(tenant)
+    .bind(page.before())
+    .bind(&f.state)
+    .bind(f.service_id)
+    .bind(f.server_id)
+    .bind(&f.operation)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(Page::from_rows(rows, limit, |t| t.id)))
+}
+
+/// Get a task with its attempts.
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path)),
+    responses((status = 200, body = TaskDetail), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn get_task(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<TaskDetail>> {
+    let tenant = p.tenant(Scope::Read)?;
+    let task = load_task(&state, tenant, id).await?;
+    let attempts: Vec<Attempt> = sqlx::query_as(
+        "SELECT attempt, worker, started_at, finished_at, outcome, error_kind, error_message, fuel, wall_us,
+                peak_memory, http_requests, http_denied, log, http
+         FROM task_attempts WHERE task_id = $1 ORDER BY attempt",
+    )
+    .bind(task.id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(TaskDetail { task, attempts }))
+}
+
+/// Cancel a task that has not finished (a finished one is returned as is).
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn cancel_task(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Task>> {
+    let tenant = p.tenant(Scope::Write)?;
+    load_task(&state, tenant, id).await?;
+    match panel1_store::cancel(&state.pool, tenant, id).await {
+        // Archived: finished long ago, nothing to cancel.
+        Ok(_) | Err(panel1_store::StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Json(load_task(&state, tenant, id).await?))
+}
+
+/// Retry a failed task once more, now.
+#[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "tasks", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn retry_task(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Task>> {
+    let tenant = p.tenant(Scope::Write)?;
+    let task = load_task(&state, tenant, id).await?;
+    if !panel1_store::retry_failed(&state.pool, tenant, id).await? {
+        return Err(ApiError::Conflict(format!(
+            "only failed tasks can be retried; this one is {}",
+            task.state
+        )));
+    }
+    Ok(Json(load_task(&state, tenant, id).await?))
+}

@@ -1,0 +1,69 @@
+//! What every handler shares.
+use crate::events::EventHub;
+use crate::metrics::ApiMetrics;
+use crate::rate_limit::RateLimits;
+use panel1_sandbox::{ArtifactStore, Sandbox};
+use panel1_store::secret_box::SecretBox;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// API settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body (adapter uploads are the big ones).
+    pub max_body_bytes: usize,
+    /// Requests per second per API key, and the burst above it.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 32 << 20,
+            rate_limit_per_second: 20,
+            rate_limit_burst: 100,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub secrets: Arc<SecretBox>,
+    /// Validates and compiles uploads; never runs them (workers do).
+    pub sandbox: Arc<Sandbox>,
+    /// Where compiled uploads are kept (shared with the workers of this
+    /// machine), if anywhere.
+    pub artifacts: Option<Arc<ArtifactStore>>,
+    pub config: Arc<ApiConfig>,
+    pub rate_limits: Arc<RateLimits>,
+    pub events: EventHub,
+    pub metrics: Arc<ApiMetrics>,
+}
+
+impl AppState {
+    /// Must be called inside a tokio runtime (starts the event listener).
+    pub fn new(
+        pool: PgPool,
+        secrets: Arc<SecretBox>,
+        sandbox: Arc<Sandbox>,
+        artifacts: Option<Arc<ArtifactStore>>,
+        config: ApiConfig,
+        metrics: Arc<ApiMetrics>,
+    ) -> AppState {
+        AppState {
+            events: EventHub::start(pool.clone()),
+            rate_limits: Arc::new(RateLimits::new(
+                config.rate_limit_per_second,
+                config.rate_limit_burst,
+            )),
+            pool,
+            secrets,
+            sandbox,
+            artifacts,
+            config: Arc::new(config),
+            metrics,
+        }
+    }
+}

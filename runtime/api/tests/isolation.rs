@@ -1,0 +1,178 @@
+//! Tenant isolation and authorization, walked over every endpoint of the
+//! OpenAPI document (a new endpoint is covered the day it is added).
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn methods(item: &Value) -> Vec<Method> {
+    ["get", "post", "delete", "put", "patch"]
+        .iter()
+        .filter(|m| item.get(**m).is_some())
+        .map(|m| Method::from_bytes(m.to_uppercase().as_bytes()).unwrap())
+        .collect()
+}
+
+/// A body that passes validation for each POST, so only ownership decides.
+fn body_for(path: &str) -> Option<Value> {
+    Some(match path {
+        p if p.ends_with("/change-package") => json!({"plan": "pro"}),
+        p if p.ends_with("/change-password") => json!({"password_secret": "api-token"}),
+        p if p.ends_with("/keys") => json!({"name": "k", "scopes": ["read"]}),
+        _ => json!({}),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
+    let api = Api::start().await;
+    let a = setup(&api, "tenant-a", None).await;
+    // Objects of tenant A: an own adapter upload, a service with a task, a key.
+    let own = api
+        .upload(&a.key, "private-adapter", "1.0.0", component("reference"))
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{:?}", own.body);
+    let own_version = own.body["id"].as_str().unwrap().to_string();
+    let r = api
+        .post(
+            &a.key,
+            "/v1/services",
+            json!({"server_id": a.server, "username": "alice"}),
+        )
+        .await;
+    let service = r.body["service"]["id"].as_str().unwrap().to_string();
+    let task = r.body["task"]["id"].as_str().unwrap().to_string();
+    let k = api
+        .post(
+            &a.key,
+            "/v1/keys",
+            json!({"name": "reader", "scopes": ["read"]}),
+        )
+        .await;
+    let a_read_key = k.body["key"].as_str().unwrap().to_string();
+    let a_key_id = k.body["id"].as_str().unwrap().to_string();
+    let (_, b_key) = api.tenant("tenant-b").await;
+
+    let doc = api
+        .call(Method::GET, "/v1/openapi.json", None, None, &[])
+        .await
+        .body;
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "the document lists every endpoint");
+    let mut walked = 0;
+    for (path, item) in paths {
+        if !path.starts_with("/v1/") || path == "/v1/openapi.json" {
+            continue;
+        }
+        let platform_only = path.starts_with("/v1/tenants");
+        let concrete = path
+            .replace("/v1/tenants/{id}", &format!("/v1/tenants/{}", a.tenant))
+            .replace("/v1/keys/{id}", &format!("/v1/keys/{a_key_id}"))
+            .replace("/v1/adapters/{id}", &format!("/v1/adapters/{own_version}"))
+            .replace("/v1/servers/{id}", &format!("/v1/servers/{}", a.server))
+            .replace("/v1/services/{id}", &format!("/v1/services/{service}"))
+            .replace("/v1/tasks/{id}", &format!("/v1/tasks/{task}"))
+            .replace("/v1/secrets/{name}", "/v1/secrets/api-token");
+        assert!(!concrete.contains('{'), "no id for {path}");
+        for method in methods(item) {
+            walked += 1;
+            let body = if method == Method::POST {
+                body_for(path)
+            } else {
+                None
+            };
+            // No key, a malformed key, an unknown well-formed key: 401.
+            for key in [
+                None,
+                Some("nope"),
+                Some("p1_0000000000000000000000000000000000000000000000000000"),
+            ] {
+                let r = api
+                    .call(method.clone(), &concrete, key, body.clone(), &[])
+                    .await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} with {key:?}"
+                );
+                assert_eq!(r.problem(), "unauthorized");
+            }
+            if platform_only {
+                let r = api
+                    .call(method.clone(), &concrete, Some(&b_key), body.clone(), &[])
+                    .await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "tenant key on {method} {path}"
+                );
+                continue;
+            }
+            // Tenant endpoints refuse platform keys (except adapters: built-ins).
+            if !path.starts_with("/v1/adapters") {
+                let r = api
+                    .call(
+                        method.clone(),
+                        &concrete,
+                        Some(&api.platform_key),
+                        body.clone(),
+                        &[],
+                    )
+                    .await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "platform key on {method} {path}"
+                );
+            }
+            // A read-only key cannot change anything.
+            if method != Method::GET {
+                let r = api
+                    .call(
+                        method.clone(),
+                        &concrete,
+                        Some(&a_read_key),
+                        body.clone(),
+                        &[],
+                    )
+                    .await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "read key on {method} {path}: {:?}",
+                    r.body
+                );
+            }
+            // Tenant B and A's objects.
+            let r = api
+                .call(method.clone(), &concrete, Some(&b_key), body.clone(), &[])
+                .await;
+            let owned_object = path.contains('{');
+            if owned_object {
+                assert_eq!(
+                    r.status,
+                    StatusCode::NOT_FOUND,
+                    "B on {method} {path}: {:?}",
+                    r.body
+                );
+                assert_eq!(r.problem(), "not-found");
+            } else if method == Method::GET && path != "/v1/events" {
+                assert_eq!(r.status, StatusCode::OK, "B lists {path}");
+                let text = r.body.to_string();
+                for id in [&a.server, &service, &task, &own_version, &a_key_id] {
+                    assert!(!text.contains(id.as_str()), "B's {path} shows A's {id}");
+                }
+            }
+        }
+    }
+    assert!(walked >= 25, "walked {walked} endpoint methods");
+    // A's objects are untouched by all of that.
+    let r = api.get(&a.key, &format!("/v1/services/{service}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = api
+        .get(&a_read_key, &format!("/v1/adapters/{own_version}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    api.shutdown().await;
+}
