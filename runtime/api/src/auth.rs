@@ -158,12 +158,15 @@ pub async fn bootstrap_platform_key(pool: &PgPool) -> Result<Option<String>, sql
     Ok(Some(key))
 }
 
+/// (id, tenant, hash, scopes, last-used stamp is stale)
+type KeyRow = (Uuid, Option<Uuid>, Vec<u8>, Vec<String>, bool);
+
 async fn resolve(pool: &PgPool, key: &str) -> ApiResult<Principal> {
     let rest = key.strip_prefix(KEY_PREFIX).ok_or(ApiError::Unauthorized)?;
     if rest.len() != 52 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::Unauthorized);
     }
-    let row: Option<(Uuid, Option<Uuid>, Vec<u8>, Vec<String>, bool)> = sqlx::query_as(
+    let row: Option<KeyRow> = sqlx::query_as(
         "SELECT id, tenant_id, hash, scopes, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
          FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
     )

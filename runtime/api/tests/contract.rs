@@ -147,7 +147,10 @@ async fn uploads_are_validated_versioned_and_inspected() {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["status"], "inspecting");
     assert_eq!(r.body["builtin"], false);
-    assert!(r.body["report"]["capabilities"].as_array().unwrap().len() > 0);
+    assert!(!r.body["report"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     let id = r.body["id"].as_str().unwrap().to_string();
     let v = api
         .wait_for(&key, &format!("/v1/adapters/{id}"), |v| {

@@ -1,5 +1,6 @@
 //! The `panel1` binary.
 mod cli;
+mod serve_config;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -7,6 +7,7 @@ mod backoff;
 mod claim;
 mod complete;
 mod db;
+pub mod embedded;
 mod enqueue;
 mod error;
 mod maintenance;

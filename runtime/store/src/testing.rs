@@ -3,11 +3,11 @@
 //! cluster at 127.0.0.1:5432), and throwaway clusters started from the local
 //! Postgres binaries for tests that restart the server. Never a mock; never
 //! a silent skip: without a reachable Postgres the tests fail and say why.
+use crate::embedded::PgBinaries;
 use crate::{connect, migrate};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,39 +72,12 @@ pub async fn fresh_database_on(admin: &str) -> (PgPool, String) {
 pub struct TempCluster {
     pub dir: PathBuf,
     pub port: u16,
-    as_postgres: bool,
-}
-
-fn bin(name: &str) -> PathBuf {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join(name).exists() {
-            return dir.join(name);
-        }
-    }
-    PathBuf::from(name)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    bins: PgBinaries,
 }
 
 impl TempCluster {
-    fn cmd(&self, program: &Path) -> Command {
-        if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    }
-
     pub fn start() -> TempCluster {
+        let bins = PgBinaries::find().unwrap_or_else(|e| panic!("{e}"));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -112,26 +85,12 @@ impl TempCluster {
             .port();
         let dir = std::env::temp_dir().join(format!("panel1-pg-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let as_postgres = is_root();
-        if as_postgres {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .map(|s| s.success());
-            assert!(
-                matches!(ok, Ok(true)),
-                "chown of {} to postgres failed",
-                dir.display()
-            );
-        }
-        let c = TempCluster {
-            dir,
-            port,
-            as_postgres,
-        };
+        bins.give_to_postgres(&[&dir])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = TempCluster { dir, port, bins };
         let out = c
-            .cmd(&bin("initdb"))
+            .bins
+            .command("initdb")
             .args(["-A", "trust", "-U", "postgres", "-D"])
             .arg(c.dir.join("data"))
             .output()
@@ -156,7 +115,8 @@ impl TempCluster {
             self.dir.display()
         );
         let out = self
-            .cmd(&bin("pg_ctl"))
+            .bins
+            .command("pg_ctl")
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["-o", &opts, "-l"])
@@ -180,7 +140,8 @@ impl TempCluster {
 impl Drop for TempCluster {
     fn drop(&mut self) {
         let _ = self
-            .cmd(&bin("pg_ctl"))
+            .bins
+            .command("pg_ctl")
             .arg("-D")
             .arg(self.dir.join("data"))
             .args(["stop", "-m", "immediate"])

@@ -25,6 +25,16 @@ pub enum AdapterCommand {
         after_help = "Exit codes:\n  0  the adapter succeeded\n  1  the adapter returned a typed error (invalid-input, auth-failed, not-found, conflict, transient, permanent, unsupported)\n  2  the sandbox stopped the call (out-of-fuel, deadline, memory-limit, guest-trap, invalid-output)\n  3  invalid component, invalid input or usage"
     )]
     Run(Box<RunArgs>),
+    /// Upload a component to a running Panel1 (PANEL1_URL, PANEL1_API_KEY);
+    /// prints the new adapter version.
+    Push {
+        /// The component (.wasm).
+        file: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+    },
 }
 
 #[derive(Args)]
@@ -78,10 +88,15 @@ pub struct RunArgs {
     artifacts: Option<PathBuf>,
 }
 
-pub async fn run(cmd: AdapterCommand) -> u8 {
+pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
     match cmd {
         AdapterCommand::Check { file } => check(file).await,
         AdapterCommand::Run(args) => run_op(*args).await,
+        AdapterCommand::Push {
+            file,
+            name,
+            version,
+        } => super::client::push(conn, file, name, version).await,
     }
 }
 

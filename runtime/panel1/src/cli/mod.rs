@@ -1,5 +1,7 @@
 //! Command-line interface.
 mod adapter;
+mod client;
+mod serve;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,8 @@ pub const EXIT_USAGE: u8 = 3;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub conn: client::Conn,
 }
 
 #[derive(Subcommand)]
@@ -35,11 +39,53 @@ pub enum Command {
     /// Run workers only: claim tasks from Postgres and run them in the
     /// sandbox until SIGTERM/SIGINT (then finish or release what is held).
     Worker(worker::WorkerArgs),
+    /// Run Panel1: the REST API, workers and live event streams in one
+    /// process. Without DATABASE_URL it starts (and on exit stops) its own
+    /// Postgres from the local binaries in the data directory (.panel1/).
+    Serve(serve::ServeArgs),
+    /// Talk to a running Panel1 over its REST API.
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// Client subcommands: the REST API at PANEL1_URL with PANEL1_API_KEY.
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Tenants (platform key).
+    #[command(subcommand)]
+    Tenant(client::TenantCommand),
+    /// API keys of your tenant (admin key).
+    #[command(subcommand)]
+    Key(client::KeyCommand),
+    /// Secrets (write-only).
+    #[command(subcommand)]
+    Secret(client::SecretCommand),
+    /// Server connections.
+    #[command(subcommand)]
+    Server(client::ServerCommand),
+    /// Services: create, suspend, unsuspend, terminate (each watched until done).
+    #[command(subcommand)]
+    Service(client::ServiceCommand),
+    /// Tasks.
+    #[command(subcommand)]
+    Task(client::TaskCommand),
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
-        Command::Adapter(cmd) => adapter::run(cmd).await,
+        Command::Adapter(cmd) => adapter::run(cmd, cli.conn).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Client(c) => {
+            let conn = cli.conn;
+            match c {
+                ClientCommand::Tenant(cmd) => client::tenant(conn, cmd).await,
+                ClientCommand::Key(cmd) => client::key(conn, cmd).await,
+                ClientCommand::Secret(cmd) => client::secret(conn, cmd).await,
+                ClientCommand::Server(cmd) => client::server(conn, cmd).await,
+                ClientCommand::Service(cmd) => client::service(conn, cmd).await,
+                ClientCommand::Task(cmd) => client::task(conn, cmd).await,
+            }
+        }
         Command::Migrate => worker::migrate().await,
         Command::Worker(args) => worker::run(args).await,
     };

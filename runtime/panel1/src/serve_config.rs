@@ -1,0 +1,430 @@
+//! `panel1 serve` configuration: defaults, then an optional TOML file
+//! (`--config panel1.toml`), then environment variables, which win. Unknown
+//! keys in the file are errors, so a typo does not silently fall back to a
+//! default. Relative paths are relative to the working directory.
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// PANEL1_LISTEN.
+    pub listen: SocketAddr,
+    /// DATABASE_URL. None: the embedded Postgres in `data_dir`.
+    pub database_url: Option<String>,
+    /// PANEL1_DATA_DIR: embedded Postgres, generated master key.
+    pub data_dir: PathBuf,
+    /// PANEL1_MASTER_KEY_FILE (PANEL1_MASTER_KEY, hex, wins over it).
+    pub master_key_file: Option<PathBuf>,
+    /// PANEL1_WORKER_SLOTS: tasks run at once by this process.
+    pub worker_slots: usize,
+    /// PANEL1_WORKERS: false serves the API only.
+    pub workers: bool,
+    /// PANEL1_RATE_LIMIT_PER_SECOND, per API key.
+    pub rate_limit_per_second: u32,
+    /// PANEL1_RATE_LIMIT_BURST, per API key.
+    pub rate_limit_burst: u32,
+    /// PANEL1_MAX_BODY_BYTES: adapter uploads are the large bodies.
+    pub max_body_bytes: usize,
+    /// PANEL1_BUILTIN_ADAPTERS: components to install as built-ins.
+    pub builtin_adapters_dir: Option<PathBuf>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            data_dir: PathBuf::from(".panel1"),
+            master_key_file: None,
+            worker_slots: 8,
+            workers: true,
+            rate_limit_per_second: 20,
+            rate_limit_burst: 100,
+            max_body_bytes: 32 << 20,
+            builtin_adapters_dir: None,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// From `path` (if any) and the process environment.
+    pub fn load(path: Option<&Path>) -> Result<ServeConfig> {
+        Self::load_with(path, |k| std::env::var(k).ok())
+    }
+
+    /// From `path` (if any) and the variables `env` returns. An empty
+    /// variable counts as unset.
+    pub fn load_with(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut cfg = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Self::parse(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => ServeConfig::default(),
+        };
+        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = env("PANEL1_LISTEN") {
+            cfg.listen = parse_var("PANEL1_LISTEN", &v)?;
+        }
+        if let Some(v) = env("DATABASE_URL") {
+            cfg.database_url = Some(v);
+        }
+        if let Some(v) = env("PANEL1_DATA_DIR") {
+            cfg.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("PANEL1_MASTER_KEY_FILE") {
+            cfg.master_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("PANEL1_WORKER_SLOTS") {
+            cfg.worker_slots = parse_var("PANEL1_WORKER_SLOTS", &v)?;
+        }
+        if let Some(v) = env("PANEL1_WORKERS") {
+            cfg.workers = parse_bool("PANEL1_WORKERS", &v)?;
+        }
+        if let Some(v) = env("PANEL1_RATE_LIMIT_PER_SECOND") {
+            cfg.rate_limit_per_second = parse_var("PANEL1_RATE_LIMIT_PER_SECOND", &v)?;
+        }
+        if let Some(v) = env("PANEL1_RATE_LIMIT_BURST") {
+            cfg.rate_limit_burst = parse_var("PANEL1_RATE_LIMIT_BURST", &v)?;
+        }
+        if let Some(v) = env("PANEL1_MAX_BODY_BYTES") {
+            cfg.max_body_bytes = parse_var("PANEL1_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = env("PANEL1_BUILTIN_ADAPTERS") {
+            cfg.builtin_adapters_dir = Some(PathBuf::from(v));
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn parse(text: &str) -> Result<ServeConfig> {
+        Ok(toml::from_str(text)?)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.workers && self.worker_slots == 0 {
+            bail!("worker_slots must be at least 1 (or set workers = false)");
+        }
+        if self.rate_limit_per_second == 0 || self.rate_limit_burst == 0 {
+            bail!("rate_limit_per_second and rate_limit_burst must be at least 1");
+        }
+        if self.max_body_bytes == 0 {
+            bail!("max_body_bytes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn parse_var<T: std::str::FromStr>(name: &str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{name}={value:?}: {e}"))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name}={value:?}: expected true or false"),
+    }
+}
+
+/// The master key that seals secrets: PANEL1_MASTER_KEY (hex) if set, else
+/// `master_key_file`, else — with the embedded database only —
+/// `<data_dir>/master.key`, generated on first start.
+pub fn ensure_master_key(cfg: &ServeConfig) -> Result<[u8; 32]> {
+    ensure_master_key_with(cfg, |k| std::env::var(k).ok())
+}
+
+fn ensure_master_key_with(
+    cfg: &ServeConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<[u8; 32]> {
+    if let Some(hex) = env("PANEL1_MASTER_KEY").filter(|v| !v.trim().is_empty()) {
+        return decode_key(&hex).context("PANEL1_MASTER_KEY");
+    }
+    if let Some(file) = &cfg.master_key_file {
+        return read_key(file);
+    }
+    // A key made up here would differ per host: with a shared database
+    // every instance must be given the same key explicitly.
+    if cfg.database_url.is_some() {
+        bail!(
+            "no master key: set PANEL1_MASTER_KEY (64 hex digits) or master_key_file; \
+             a key is generated only for the embedded database (no DATABASE_URL)"
+        );
+    }
+    let file = cfg.data_dir.join("master.key");
+    if file.exists() {
+        return read_key(&file);
+    }
+    generate_key(&file)
+}
+
+fn decode_key(hex: &str) -> Result<[u8; 32]> {
+    let bytes = hex::decode(hex.trim()).context("not hex")?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow::anyhow!("{} bytes, expected 32 (64 hex digits)", b.len()))
+}
+
+fn read_key(file: &Path) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the master key file {}", file.display()))?;
+    if let Ok(meta) = std::fs::metadata(file) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!("{} is readable by other users", file.display());
+        }
+    }
+    decode_key(&text).with_context(|| format!("master key file {}", file.display()))
+}
+
+/// Written under a temporary name and hard-linked into place, so two first
+/// starts cannot both win or read a half-written key.
+fn generate_key(file: &Path) -> Result<[u8; 32]> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key: [u8; 32] = rand::random();
+    let tmp = dir.join(format!(".master.key.{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
+            f.sync_all()
+        });
+    let published = written.and_then(|()| std::fs::hard_link(&tmp, file));
+    let _ = std::fs::remove_file(&tmp);
+    match published {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(file),
+        Err(e) => Err(e).with_context(|| format!("creating {}", file.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            let dir = std::env::temp_dir().join(format!("panel1-cfg-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let cfg = ServeConfig::load_with(None, env_of(&[])).unwrap();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.database_url, None);
+        assert_eq!(cfg.data_dir, PathBuf::from(".panel1"));
+        assert_eq!(cfg.master_key_file, None);
+        assert_eq!(cfg.worker_slots, 8);
+        assert!(cfg.workers);
+        assert_eq!(cfg.rate_limit_per_second, 20);
+        assert_eq!(cfg.rate_limit_burst, 100);
+        assert_eq!(cfg.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(cfg.builtin_adapters_dir, None);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let dir = Scratch::new();
+        let path = dir.0.join("panel1.toml");
+        std::fs::write(
+            &path,
+            r#"
+listen = "0.0.0.0:9000"
+database_url = "postgres://file@db/panel1"
+data_dir = "/var/lib/panel1"
+worker_slots = 4
+workers = false
+rate_limit_per_second = 5
+max_body_bytes = 1024
+builtin_adapters_dir = "/opt/adapters"
+"#,
+        )
+        .unwrap();
+        let from_file = ServeConfig::load_with(Some(&path), env_of(&[])).unwrap();
+        assert_eq!(from_file.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            from_file.database_url.as_deref(),
+            Some("postgres://file@db/panel1")
+        );
+        assert_eq!(from_file.data_dir, PathBuf::from("/var/lib/panel1"));
+        assert_eq!(from_file.worker_slots, 4);
+        assert!(!from_file.workers);
+        assert_eq!(from_file.rate_limit_per_second, 5);
+        assert_eq!(
+            from_file.rate_limit_burst, 100,
+            "unset key keeps its default"
+        );
+        assert_eq!(from_file.max_body_bytes, 1024);
+        assert_eq!(
+            from_file.builtin_adapters_dir,
+            Some(PathBuf::from("/opt/adapters"))
+        );
+
+        let env = env_of(&[
+            ("PANEL1_LISTEN", "127.0.0.1:7000"),
+            ("DATABASE_URL", "postgres://env@db/panel1"),
+            ("PANEL1_DATA_DIR", "/srv/panel1"),
+            ("PANEL1_MASTER_KEY_FILE", "/etc/panel1.key"),
+            ("PANEL1_WORKER_SLOTS", "16"),
+            ("PANEL1_WORKERS", "true"),
+            ("PANEL1_BUILTIN_ADAPTERS", "/usr/share/panel1"),
+        ]);
+        let cfg = ServeConfig::load_with(Some(&path), env).unwrap();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(
+            cfg.database_url.as_deref(),
+            Some("postgres://env@db/panel1")
+        );
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/panel1"));
+        assert_eq!(cfg.master_key_file, Some(PathBuf::from("/etc/panel1.key")));
+        assert_eq!(cfg.worker_slots, 16);
+        assert!(cfg.workers);
+        assert_eq!(cfg.rate_limit_per_second, 5, "no env: the file's value");
+        assert_eq!(
+            cfg.builtin_adapters_dir,
+            Some(PathBuf::from("/usr/share/panel1"))
+        );
+
+        // An empty variable is unset: the file's value stays.
+        let cfg = ServeConfig::load_with(Some(&path), env_of(&[("DATABASE_URL", "")])).unwrap();
+        assert_eq!(
+            cfg.database_url.as_deref(),
+            Some("postgres://file@db/panel1")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let dir = Scratch::new();
+        let path = dir.0.join("panel1.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nworker_slot = 4\n").unwrap();
+        let err = ServeConfig::load_with(Some(&path), env_of(&[])).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("unknown field `worker_slot`"), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err =
+            ServeConfig::load_with(None, env_of(&[("PANEL1_WORKER_SLOTS", "many")])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("PANEL1_WORKER_SLOTS=\"many\""),
+            "{err}"
+        );
+        let err = ServeConfig::load_with(None, env_of(&[("PANEL1_WORKERS", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("PANEL1_WORKERS"), "{err}");
+        let err =
+            ServeConfig::load_with(None, env_of(&[("PANEL1_LISTEN", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("PANEL1_LISTEN"), "{err}");
+        let err =
+            ServeConfig::load_with(None, env_of(&[("PANEL1_WORKER_SLOTS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("worker_slots"), "{err}");
+        let cfg = ServeConfig::load_with(
+            None,
+            env_of(&[("PANEL1_WORKER_SLOTS", "0"), ("PANEL1_WORKERS", "off")]),
+        )
+        .unwrap();
+        assert!(!cfg.workers, "zero slots is fine when workers are off");
+    }
+
+    #[test]
+    fn embedded_master_key_is_created_0600_and_reused() {
+        let dir = Scratch::new();
+        let cfg = ServeConfig {
+            data_dir: dir.0.join("data"),
+            ..ServeConfig::default()
+        };
+        let key = ensure_master_key_with(&cfg, env_of(&[])).unwrap();
+        let file = dir.0.join("data/master.key");
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.trim(), hex::encode(key));
+        assert_ne!(key, [0u8; 32]);
+        let again = ensure_master_key_with(&cfg, env_of(&[])).unwrap();
+        assert_eq!(again, key, "the second start reads the same key");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.0.join("data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("master.key")]);
+    }
+
+    #[test]
+    fn env_key_wins_then_key_file_then_nothing_with_an_external_database() {
+        let dir = Scratch::new();
+        let key_file = dir.0.join("key");
+        std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).unwrap();
+        let cfg = ServeConfig {
+            data_dir: dir.0.join("data"),
+            master_key_file: Some(key_file.clone()),
+            database_url: Some("postgres://db/panel1".into()),
+            ..ServeConfig::default()
+        };
+        let env = env_of(&[("PANEL1_MASTER_KEY", &"0c".repeat(32))]);
+        assert_eq!(ensure_master_key_with(&cfg, env).unwrap(), [0x0c; 32]);
+        assert_eq!(
+            ensure_master_key_with(&cfg, env_of(&[])).unwrap(),
+            [0xab; 32]
+        );
+        assert!(!dir.0.join("data").exists(), "nothing generated");
+
+        let short = env_of(&[("PANEL1_MASTER_KEY", "abcd")]);
+        let err = ensure_master_key_with(&cfg, short).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("2 bytes, expected 32"),
+            "{err:#}"
+        );
+
+        let missing = ServeConfig {
+            master_key_file: Some(dir.0.join("absent")),
+            ..cfg.clone()
+        };
+        let err = ensure_master_key_with(&missing, env_of(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("absent"), "{err:#}");
+
+        let external = ServeConfig {
+            master_key_file: None,
+            ..cfg
+        };
+        let err = ensure_master_key_with(&external, env_of(&[])).unwrap_err();
+        assert!(err.to_string().contains("PANEL1_MASTER_KEY"), "{err}");
+    }
+}
