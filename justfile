@@ -44,6 +44,12 @@ demo: adapters build
     @echo "--- a hostile adapter that loops forever, stopped by its fuel budget (exit 2):"
     {{bin}} adapter run adapters/dist/spin-loop.wasm --op provision --input '{"service":{"service_id":"demo"}}' --fuel 100000000 || test $? -eq 2
 
+# The main job: Panel1 on http://127.0.0.1:8080 (API + workers), with its own
+# Postgres in .panel1/ unless DATABASE_URL is set; the guest components are
+# installed as built-in adapters.
+serve: adapters build
+    PANEL1_BUILTIN_ADAPTERS="${PANEL1_BUILTIN_ADAPTERS:-adapters/dist}" {{bin}} serve
+
 # Apply migrations to DATABASE_URL.
 migrate: build
     {{bin}} migrate

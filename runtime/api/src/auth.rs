@@ -210,6 +210,27 @@ pub async fn authenticate(
         .ok_or(ApiError::Unauthorized)?;
     let principal = resolve(&state.pool, key).await?;
     state.rate_limits.check(principal.key_id)?;
+    authorize(&principal, req.method(), req.uri().path())?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
+}
+
+/// The coarse rule for a route, checked before the body is read (so a key
+/// without the right gets 403 whatever it sends); handlers check again.
+fn authorize(p: &Principal, method: &axum::http::Method, path: &str) -> ApiResult<()> {
+    if path.starts_with("/v1/tenants") {
+        return p.require_platform();
+    }
+    // Platform keys manage built-in adapters; tenant keys everything else.
+    if path.starts_with("/v1/adapters") && p.is_platform() {
+        return Ok(());
+    }
+    let scope = if path.starts_with("/v1/keys") {
+        Scope::Admin
+    } else if method == axum::http::Method::GET {
+        Scope::Read
+    } else {
+        Scope::Write
+    };
+    p.tenant(scope).map(|_| ())
 }

@@ -126,6 +126,11 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
                     "platform key on {method} {path}"
                 );
             }
+            // The event stream never ends for a valid key; its tenant
+            // filtering is tested in lifecycle.rs.
+            if path == "/v1/events" {
+                continue;
+            }
             // A read-only key cannot change anything.
             if method != Method::GET {
                 let r = api

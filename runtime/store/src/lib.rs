@@ -10,6 +10,7 @@ mod db;
 pub mod embedded;
 mod enqueue;
 mod error;
+pub mod inspection;
 mod maintenance;
 mod recurring;
 pub mod secret_box;

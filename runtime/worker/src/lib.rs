@@ -4,6 +4,7 @@
 //! more throughput is more workers against the same database.
 
 mod context;
+mod inspect;
 mod run;
 
 pub use run::{Worker, WorkerConfig, WorkerError};

@@ -111,6 +111,7 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.config.slots));
         let listener = tokio::spawn(self.clone().listen());
         let upkeep = tokio::spawn(self.clone().upkeep());
+        let inspector = tokio::spawn(self.clone().inspector());
         let completer = match self
             .completions_rx
             .lock()
@@ -173,6 +174,7 @@ impl Worker {
         }
         listener.abort();
         upkeep.abort();
+        inspector.abort();
         let grace = tokio::time::sleep(self.config.shutdown_grace);
         tokio::pin!(grace);
         while !running.is_empty() {
@@ -209,6 +211,36 @@ impl Worker {
                 Err(e) => tracing::debug!(error = %e, "listener connect failed"),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Inspect new adapter versions when announced (and on a slow poll).
+    async fn inspector(self: Arc<Self>) {
+        use panel1_store::inspection::{inspect_pending, ADAPTERS_CHANNEL};
+        let mut listener = None;
+        loop {
+            let sandbox = self.sandbox.clone();
+            let r = inspect_pending(&self.pool, 8, |id, bytes| {
+                crate::inspect::inspect(sandbox.clone(), id, bytes)
+            })
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "adapter inspection failed; retrying");
+            }
+            if listener.is_none() {
+                if let Ok(mut l) = PgListener::connect_with(&self.pool).await {
+                    if l.listen(ADAPTERS_CHANNEL).await.is_ok() {
+                        listener = Some(l);
+                    }
+                }
+            }
+            match listener.as_mut() {
+                Some(l) => tokio::select! {
+                    r = l.recv() => if r.is_err() { listener = None },
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                },
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
         }
     }
 

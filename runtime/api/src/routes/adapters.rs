@@ -114,6 +114,9 @@ fn check_label(field: &str, value: Option<String>, adapter_name: bool) -> ApiRes
     Ok(v)
 }
 
+/// Read past the body limit before answering 413 (see `read_upload`).
+const DRAIN_BYTES: usize = 1 << 20;
+
 /// The component and its labels from a raw `application/wasm` body or a
 /// multipart form (`name`, `version`, `component`).
 async fn read_upload(
@@ -162,11 +165,17 @@ async fn read_upload(
             component,
         ))
     } else if ct.starts_with("application/wasm") || ct.starts_with("application/octet-stream") {
-        let name = check_label("name", q.name, true)?;
-        let version = check_label("version", q.version, false)?;
-        let bytes = to_bytes(req.into_body(), limit)
+        // Read the body before judging anything: a client still sending
+        // when the connection closes sees a reset instead of our answer.
+        // A little past the limit is read too, for the same reason.
+        let bytes = to_bytes(req.into_body(), limit + DRAIN_BYTES)
             .await
             .map_err(|_| ApiError::TooLarge(limit))?;
+        if bytes.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        let name = check_label("name", q.name, true)?;
+        let version = check_label("version", q.version, false)?;
         Ok((name, version, bytes.to_vec()))
     } else {
         Err(ApiError::UnsupportedMediaType(
