@@ -410,6 +410,26 @@ async fn pagination_keys_secrets_and_tasks() {
         .post(&s.key, &format!("/v1/tasks/{t}/retry"), json!({}))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // The worker's metrics: throughput by outcome, failures by kind, cost.
+    let m = api.call(Method::GET, "/metrics", None, None, &[]).await;
+    let text = m.body.as_str().unwrap();
+    for line in [
+        "panel1_tasks_completed_total{operation=\"provision\",outcome=\"failed\"} 2",
+        "panel1_tasks_completed_total{operation=\"test-connection\",outcome=\"succeeded\"} 1",
+        "panel1_task_errors_total{kind=\"invalid-input\"} 2",
+        "panel1_task_duration_seconds_count{operation=\"test-connection\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+    assert!(
+        text.contains("panel1_sandbox_fuel_consumed_count 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("panel1_sandbox_peak_memory_bytes_count 3"),
+        "{text}"
+    );
     api.shutdown().await;
 }
 

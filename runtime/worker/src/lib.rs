@@ -5,6 +5,8 @@
 
 mod context;
 mod inspect;
+mod metrics;
 mod run;
 
+pub use metrics::WorkerMetrics;
 pub use run::{Worker, WorkerConfig, WorkerError};

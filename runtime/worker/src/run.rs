@@ -64,6 +64,7 @@ pub struct Worker {
     servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<setup::ServerRuntime>)>>,
     completions: mpsc::Sender<Pending>,
     completions_rx: Mutex<Option<mpsc::Receiver<Pending>>>,
+    metrics: Option<Arc<crate::WorkerMetrics>>,
 }
 
 /// A finished attempt waiting for the batch completer.
@@ -87,6 +88,17 @@ impl Worker {
         secrets: Arc<SecretBox>,
         config: WorkerConfig,
     ) -> Arc<Worker> {
+        Worker::with_metrics(pool, sandbox, secrets, config, None)
+    }
+
+    /// A worker that records into `metrics` (see [`crate::WorkerMetrics`]).
+    pub fn with_metrics(
+        pool: PgPool,
+        sandbox: Arc<Sandbox>,
+        secrets: Arc<SecretBox>,
+        config: WorkerConfig,
+        metrics: Option<Arc<crate::WorkerMetrics>>,
+    ) -> Arc<Worker> {
         let (tx, rx) = mpsc::channel(4096);
         Arc::new(Worker {
             pool,
@@ -99,6 +111,7 @@ impl Worker {
             servers: Mutex::new(HashMap::new()),
             completions: tx,
             completions_rx: Mutex::new(Some(rx)),
+            metrics,
         })
     }
 
@@ -147,6 +160,9 @@ impl Worker {
                 {
                     Ok(tasks) => {
                         claimed = tasks.len();
+                        if let Some(m) = &self.metrics {
+                            m.claimed(claimed);
+                        }
                         for task in tasks {
                             let permit =
                                 slots.clone().acquire_owned().await.expect("semaphore open");
@@ -334,6 +350,12 @@ impl Worker {
             started_at: Some(started),
             ..record
         };
+        let observed = self.metrics.as_ref().map(|_| {
+            (
+                crate::WorkerMetrics::error_kind(&outcome),
+                record.metrics.clone(),
+            )
+        });
         let (reply, applied) = oneshot::channel();
         if self
             .completions
@@ -341,8 +363,13 @@ impl Worker {
             .await
             .is_ok()
         {
-            if let Ok(Applied::Stale) = applied.await {
-                tracing::warn!(task = %task.id, "completion was stale");
+            if let Ok(applied) = applied.await {
+                if applied == Applied::Stale {
+                    tracing::warn!(task = %task.id, "completion was stale");
+                }
+                if let (Some(m), Some((kind, cost))) = (&self.metrics, observed) {
+                    m.completed(&task.operation, kind, &cost, &applied);
+                }
             }
         }
         self.inflight

@@ -91,7 +91,9 @@ impl Api {
         let (pool, db_url) = panel1_store::testing::fresh_database().await;
         let secrets = Arc::new(SecretBox::new([7; 32], "test"));
         let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
-        let metrics = ApiMetrics::new(Default::default());
+        let mut registry = prometheus_client::registry::Registry::default();
+        let worker_metrics = panel1_worker::WorkerMetrics::register(&mut registry);
+        let metrics = ApiMetrics::new(registry);
         let state = AppState::new(
             pool.clone(),
             secrets.clone(),
@@ -119,7 +121,7 @@ impl Api {
                 .unwrap();
         });
         let (worker_stop, worker) = if with_worker {
-            let w = Worker::new(
+            let w = Worker::with_metrics(
                 pool.clone(),
                 sandbox,
                 secrets,
@@ -131,6 +133,7 @@ impl Api {
                     shutdown_grace: Duration::from_secs(5),
                     ..WorkerConfig::default()
                 },
+                Some(worker_metrics),
             );
             let (tx, rx) = oneshot::channel::<()>();
             let h = tokio::spawn(async move {

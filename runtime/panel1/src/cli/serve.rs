@@ -87,7 +87,8 @@ async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
     if let Some(dir) = &cfg.builtin_adapters_dir {
         install_builtins(&pool, &sandbox, dir).await?;
     }
-    let registry = prometheus_client::registry::Registry::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let worker_metrics = panel1_worker::WorkerMetrics::register(&mut registry);
     let metrics = ApiMetrics::new(registry);
     let state = AppState::new(
         pool.clone(),
@@ -111,7 +112,7 @@ async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = if cfg.workers {
-        let w = Worker::new(
+        let w = Worker::with_metrics(
             pool.clone(),
             sandbox,
             secrets,
@@ -119,6 +120,7 @@ async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
                 slots: cfg.worker_slots.max(1),
                 ..WorkerConfig::default()
             },
+            Some(worker_metrics),
         );
         let mut rx = stop_rx.clone();
         Some(tokio::spawn(async move {
