@@ -13,6 +13,7 @@ mod error;
 pub mod inspection;
 mod maintenance;
 mod recurring;
+mod rekey;
 pub mod secret_box;
 pub mod setup;
 mod states;
@@ -28,4 +29,5 @@ pub use maintenance::{
     cancel, heartbeat, promote_due, prune, release, rescue_expired, retry_failed, stale_completions,
 };
 pub use recurring::{add_recurring, enqueue_due_recurring, next_run};
+pub use rekey::reencrypt_secrets;
 pub use states::{ServiceState, TaskState};

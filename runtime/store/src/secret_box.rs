@@ -5,6 +5,7 @@
 use crate::StoreError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub struct SecretBox {
@@ -25,17 +26,44 @@ impl SecretBox {
         }
     }
 
-    /// From `PANEL1_MASTER_KEY` (hex).
+    /// A box whose key id is derived from the key (a fingerprint, not the
+    /// key): rows sealed under different keys are told apart by it.
+    pub fn from_key(key: [u8; 32]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"panel1-master-key-id:");
+        h.update(key);
+        SecretBox::new(key, &hex::encode(&h.finalize()[..8]))
+    }
+
+    /// From 64 hex digits (`what` names the source in errors).
+    pub fn from_hex(text: &str, what: &str) -> Result<Self, StoreError> {
+        let bytes = hex::decode(text.trim())
+            .map_err(|_| StoreError::Crypto(format!("{what} is not hex")))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| StoreError::Crypto(format!("{what} must be 32 bytes (64 hex digits)")))?;
+        Ok(SecretBox::from_key(key))
+    }
+
+    /// From a file holding 64 hex digits.
+    pub fn from_key_file(path: &std::path::Path) -> Result<Self, StoreError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StoreError::Crypto(format!("reading {}: {e}", path.display())))?;
+        SecretBox::from_hex(&text, &path.display().to_string())
+    }
+
+    /// From `PANEL1_MASTER_KEY` (hex) or else the file named by
+    /// `PANEL1_MASTER_KEY_FILE`.
     pub fn from_env() -> Result<Self, StoreError> {
-        let hexkey = std::env::var("PANEL1_MASTER_KEY").map_err(|_| {
-            StoreError::Crypto("PANEL1_MASTER_KEY is not set (64 hex digits)".into())
-        })?;
-        let bytes = hex::decode(hexkey.trim())
-            .map_err(|_| StoreError::Crypto("PANEL1_MASTER_KEY is not hex".into()))?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            StoreError::Crypto("PANEL1_MASTER_KEY must be 32 bytes (64 hex digits)".into())
-        })?;
-        Ok(SecretBox::new(key, "env"))
+        if let Ok(hexkey) = std::env::var("PANEL1_MASTER_KEY") {
+            return SecretBox::from_hex(&hexkey, "PANEL1_MASTER_KEY");
+        }
+        match std::env::var_os("PANEL1_MASTER_KEY_FILE") {
+            Some(file) => SecretBox::from_key_file(std::path::Path::new(&file)),
+            None => Err(StoreError::Crypto(
+                "set PANEL1_MASTER_KEY (64 hex digits) or PANEL1_MASTER_KEY_FILE".into(),
+            )),
+        }
     }
 
     pub fn seal(

@@ -1,6 +1,7 @@
 //! Command-line interface.
 mod adapter;
 mod client;
+mod secrets;
 mod serve;
 mod worker;
 
@@ -43,6 +44,9 @@ pub enum Command {
     /// process. Without DATABASE_URL it starts (and on exit stops) its own
     /// Postgres from the local binaries in the data directory (.panel1/).
     Serve(serve::ServeArgs),
+    /// Stored secrets (DATABASE_URL).
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// Talk to a running Panel1 over its REST API.
     #[command(flatten)]
     Client(ClientCommand),
@@ -75,6 +79,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Adapter(cmd) => adapter::run(cmd, cli.conn).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Secrets(cmd) => secrets::run(cmd).await,
         Command::Client(c) => {
             let conn = cli.conn;
             match c {

@@ -11,7 +11,6 @@ use panel1_sandbox::{ArtifactStore, Sandbox, SandboxConfig};
 use panel1_store::embedded::EmbeddedPostgres;
 use panel1_store::secret_box::SecretBox;
 use panel1_worker::{Worker, WorkerConfig};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -72,8 +71,7 @@ async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
         .context("connecting to the database")?;
     panel1_store::migrate(&pool).await?;
     let key = ensure_master_key(cfg)?;
-    let key_id = hex::encode(&Sha256::digest(key)[..8]);
-    let secrets = Arc::new(SecretBox::new(key, &key_id));
+    let secrets = Arc::new(SecretBox::from_key(key));
     if let Some(platform_key) = panel1_api::bootstrap_platform_key(&pool).await? {
         let file = cfg.data_dir.join("platform.key");
         write_private(&file, &platform_key)?;
