@@ -1,6 +1,10 @@
 //! `panel1 serve` with no configuration: its own Postgres in the data
 //! directory, a platform key on first start, the CLI client against it,
 //! graceful shutdown, and a second start that finds everything again.
+#[path = "../../sandbox/tests/support/fake_panel.rs"]
+#[allow(dead_code)]
+mod fake_panel;
+
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -78,7 +82,8 @@ async fn wait_ready(port: u16, server: &mut Server) {
     }
 }
 
-fn client(port: u16, key: &str, args: &[&str], stdin: Option<&str>) -> Value {
+/// Run a client command; its JSON output and its progress log.
+fn client(port: u16, key: &str, args: &[&str], stdin: Option<&str>) -> (Value, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_panel1"))
         .args(args)
         .env("PANEL1_URL", format!("http://127.0.0.1:{port}"))
@@ -102,7 +107,10 @@ fn client(port: u16, key: &str, args: &[&str], stdin: Option<&str>) -> Value {
         "panel1 {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    (
+        serde_json::from_slice(&out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// SIGTERM, then the exit status and everything the server logged.
@@ -126,9 +134,9 @@ async fn serve_runs_on_its_own_postgres_and_comes_back() {
     let platform = std::fs::read_to_string(dir.join("platform.key")).unwrap();
     let platform = platform.trim();
     assert!(platform.starts_with("p1_"));
-    let created = client(port, platform, &["tenant", "create", "acme"], None);
+    let (created, _) = client(port, platform, &["tenant", "create", "acme"], None);
     let key = created["admin_key"]["key"].as_str().unwrap().to_string();
-    let set = client(port, &key, &["secret", "set", "api-token"], Some(SECRET));
+    let (set, _) = client(port, &key, &["secret", "set", "api-token"], Some(SECRET));
     assert_eq!(set["name"], "api-token");
     assert!(!set.to_string().contains(SECRET));
     // Built-in adapters were installed and get inspected by the workers.
@@ -155,6 +163,97 @@ async fn serve_runs_on_its_own_postgres_and_comes_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The everyday flow through the CLI client against a fake panel whose
+    // token is the secret: server add, service create (watched live until
+    // provisioned), suspend, task watch.
+    let panel = fake_panel::FakePanel::start(SECRET).await;
+    let list: Value = http
+        .get(format!(
+            "http://127.0.0.1:{port}/v1/adapters?name=reference"
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = list["items"][0]["id"].as_str().unwrap().to_string();
+    let base = panel.base_url();
+    let config_url = format!("base_url={base}");
+    let binding = format!("api-token@127.0.0.1:{}", panel.port);
+    let (server, _) = client(
+        port,
+        &key,
+        &[
+            "server",
+            "add",
+            "panel-1",
+            "--adapter-version",
+            &version,
+            "--config",
+            &config_url,
+            "--config",
+            "owner=reseller1",
+            "--egress",
+            &base,
+            "--secret",
+            &binding,
+        ],
+        None,
+    );
+    let server_id = server["id"].as_str().unwrap().to_string();
+    let (created, progress) = client(
+        port,
+        &key,
+        &[
+            "service",
+            "create",
+            "--server",
+            &server_id,
+            "--username",
+            "alice",
+            "--domain",
+            "alice.test",
+            "--plan",
+            "basic",
+        ],
+        None,
+    );
+    assert!(progress.contains("task.succeeded"), "{progress}");
+    assert!(progress.contains("sandbox:"), "metrics shown: {progress}");
+    let service = created["service"]["id"].as_str().unwrap().to_string();
+    let task = created["task"]["id"].as_str().unwrap().to_string();
+    let (_, progress) = client(
+        port,
+        &key,
+        &["service", "suspend", &service, "--reason", "unpaid"],
+        None,
+    );
+    assert!(progress.contains("task.succeeded"), "{progress}");
+    let watched = Command::new(env!("CARGO_BIN_EXE_panel1"))
+        .args(["task", "watch", &task])
+        .env("PANEL1_URL", format!("http://127.0.0.1:{port}"))
+        .env("PANEL1_API_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    assert_eq!(
+        panel.with(|p| p.timeline["alice"].clone()),
+        vec!["POST ", "POST /alice/suspend"]
+    );
+    assert!(
+        panel.requests().iter().all(|r| r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.contains(SECRET))),
+        "the bound secret reached the panel"
+    );
 
     let (status, log) = stop(first);
     assert!(status.success(), "graceful exit: {status}\n{log}");
