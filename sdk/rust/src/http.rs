@@ -18,7 +18,7 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// Per-request timeout; the host clamps it to the call's remaining time.
+    /// Per-request timeout (see [`Request::timeout_ms`]).
     pub timeout_ms: Option<u64>,
 }
 
@@ -106,6 +106,11 @@ impl Request {
         let body = serde_json::to_vec(value).unwrap_or_default();
         self.header("content-type", "application/json").body(body)
     }
+    /// Give up on this request after `ms` milliseconds: sets the connect,
+    /// first-byte and between-bytes timeouts of `wasi:http`, so a hung
+    /// server fails as a [`HttpError::Network`] (→ `transient`) while the
+    /// call still has time to report it. The host also never lets a request
+    /// outlive the call; see [`crate::deadline::Deadline`] to stay below it.
     pub fn timeout_ms(mut self, ms: u64) -> Request {
         self.timeout_ms = Some(ms);
         self
@@ -241,7 +246,11 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
         .map_err(|_| bad("path"))?;
     let options = req.timeout_ms.map(|ms| {
         let o = RequestOptions::new();
-        let _ = o.set_first_byte_timeout(Some(ms * 1_000_000));
+        let ns = ms.saturating_mul(1_000_000);
+        // A host may not support every timeout; the others still apply.
+        let _ = o.set_connect_timeout(Some(ns));
+        let _ = o.set_first_byte_timeout(Some(ns));
+        let _ = o.set_between_bytes_timeout(Some(ns));
         o
     });
     let body = outgoing

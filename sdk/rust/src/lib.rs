@@ -26,9 +26,11 @@ pub mod bindings {
 
 mod adapter;
 pub mod config;
+pub mod deadline;
 mod errors;
 pub mod http;
 pub mod log;
+pub mod random;
 pub mod secrets;
 
 pub use adapter::Adapter;
