@@ -26,8 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(test_connection))
 }
 
-/// An egress rule: `[METHODS ]scheme://host[:port][/path-prefix]`, or an
-/// object that also allows internal addresses for a host name.
+/// An egress rule: `[METHODS ]scheme://host[:port][/path-prefix][ sha256:PIN]`
+/// (the pin accepts only the https server certificate with that SHA-256, for
+/// self-signed panels), or an object that also allows internal addresses for
+/// a host name.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum EgressInput {

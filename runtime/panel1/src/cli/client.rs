@@ -55,7 +55,8 @@ pub enum ServerCommand {
         /// Config entry `key=value` (repeatable).
         #[arg(long = "config")]
         config: Vec<String>,
-        /// Egress rule, e.g. `https://whm.example.com:2087/json-api/` (repeatable).
+        /// Egress rule, e.g. `https://whm.example.com:2087/json-api/`; append
+        /// ` sha256:<hex>` to pin a self-signed certificate (repeatable).
         #[arg(long = "egress")]
         egress: Vec<String>,
         /// Bind a secret: `name@host[:port]` (repeatable).

@@ -2,6 +2,7 @@
 //! policy, injects secrets and connects to checked addresses only.
 pub mod address;
 mod hooks;
+mod pinning;
 pub mod policy;
 pub mod resolver;
 pub mod secrets;

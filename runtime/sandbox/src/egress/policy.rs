@@ -22,6 +22,12 @@ pub struct EgressRule {
     /// that address without this flag: naming it is explicit.
     #[serde(default)]
     pub allow_internal: bool,
+    /// For https: accept only the server certificate whose DER has this
+    /// SHA-256 (lowercase hex), instead of verifying it against the public
+    /// roots. This is how a self-signed panel is reached; there is no way to
+    /// turn verification off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_pin_sha256: Option<String>,
 }
 
 /// The whole policy; no rules means no egress at all.
@@ -38,24 +44,34 @@ pub struct RuleParseError {
 }
 
 impl EgressRule {
-    /// Parse `[METHOD[,METHOD…] ]scheme://host[:port][/path-prefix]`, e.g.
-    /// `https://whm.example.com:2087/json-api/` or
-    /// `GET,POST http://127.0.0.1:8080`.
+    /// Parse `[METHOD[,METHOD…] ]scheme://host[:port][/path-prefix][ sha256:PIN]`,
+    /// e.g. `https://whm.example.com:2087/json-api/`,
+    /// `GET,POST http://127.0.0.1:8080` or
+    /// `https://10.0.0.5:2087/json-api/ sha256:9f86d0…` (a pinned certificate).
     pub fn parse(text: &str) -> Result<EgressRule, RuleParseError> {
         let err = |reason: &str| RuleParseError {
             rule: text.to_string(),
             reason: reason.to_string(),
         };
-        let text_trim = text.trim();
-        let (methods, url) = match text_trim.split_once(char::is_whitespace) {
-            Some((m, u)) => (
-                m.split(',')
-                    .map(|s| s.trim().to_ascii_uppercase())
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>(),
-                u.trim(),
-            ),
-            None => (Vec::new(), text_trim),
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let url_at = words
+            .iter()
+            .position(|w| w.contains("://"))
+            .ok_or_else(|| err("missing scheme (http:// or https://)"))?;
+        let methods = match url_at {
+            0 => Vec::new(),
+            1 => words[0]
+                .split(',')
+                .map(|s| s.trim().to_ascii_uppercase())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>(),
+            _ => return Err(err("expected `[METHODS] URL [sha256:PIN]`")),
+        };
+        let url = words[url_at];
+        let tls_pin_sha256 = match &words[url_at + 1..] {
+            [] => None,
+            [pin] => Some(parse_pin(pin).map_err(|why| err(&why))?),
+            _ => return Err(err("expected `[METHODS] URL [sha256:PIN]`")),
         };
         if methods
             .iter()
@@ -91,6 +107,9 @@ impl EgressRule {
             return Err(err("a wildcard is only allowed as a leading `*.`"));
         }
         let path_prefix = path.filter(|p| *p != "/").map(str::to_string);
+        if tls_pin_sha256.is_some() && scheme != "https" {
+            return Err(err("a certificate pin needs an https rule"));
+        }
         Ok(EgressRule {
             scheme,
             host: host.to_ascii_lowercase(),
@@ -98,6 +117,7 @@ impl EgressRule {
             methods,
             path_prefix,
             allow_internal: false,
+            tls_pin_sha256,
         })
     }
 
@@ -122,6 +142,20 @@ impl EgressRule {
     pub fn permits_address(&self, ip: IpAddr, internal: bool) -> bool {
         !internal || self.allow_internal || self.literal_ip() == Some(ip)
     }
+}
+
+/// `sha256:HEX` (64 hex digits, `:` between bytes allowed, as `openssl
+/// x509 -fingerprint -sha256` prints them) → lowercase hex.
+pub fn parse_pin(text: &str) -> Result<String, String> {
+    let hex_part = text
+        .strip_prefix("sha256:")
+        .or_else(|| text.strip_prefix("SHA256:"))
+        .ok_or_else(|| "a certificate pin is written `sha256:<64 hex digits>`".to_string())?;
+    let digits: String = hex_part.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 64 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("a certificate pin must be 64 hex digits (a SHA-256 of the certificate)".into());
+    }
+    Ok(digits.to_ascii_lowercase())
 }
 
 /// Split `host[:port]`, with `[v6]:port` for IPv6.
@@ -241,9 +275,32 @@ mod tests {
             "https://a.*.com",
             "https://x:99999",
             "G3T https://x",
+            "https://x sha256:abcd",
+            "http://x sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "https://x md5:9f86d081884c7d659a2feaa0c55ad015",
+            "GET https://x extra words",
         ] {
             assert!(EgressRule::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn parses_certificate_pins() {
+        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let r = EgressRule::parse(&format!("https://10.0.0.5:2087/json-api/ sha256:{hex}")).unwrap();
+        assert_eq!(r.tls_pin_sha256.as_deref(), Some(hex));
+        assert_eq!(r.path_prefix.as_deref(), Some("/json-api/"));
+        // openssl's colon-separated upper-case form is the same pin.
+        let colons = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap().to_ascii_uppercase())
+            .collect::<Vec<_>>()
+            .join(":");
+        let r2 = EgressRule::parse(&format!("POST https://h:2087 SHA256:{colons}")).unwrap();
+        assert_eq!(r2.tls_pin_sha256.as_deref(), Some(hex));
+        assert_eq!(r2.methods, vec!["POST"]);
+        assert!(EgressRule::parse("https://h").unwrap().tls_pin_sha256.is_none());
     }
 
     #[test]

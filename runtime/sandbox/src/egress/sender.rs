@@ -265,7 +265,12 @@ pub async fn send(
                 ))
             }
         };
-        let connector = tokio_rustls::TlsConnector::from(shared.tls.clone());
+        // A pinned rule trusts its one certificate; every other rule the roots.
+        let config = match &rule.tls_pin_sha256 {
+            Some(pin) => super::pinning::pinned_tls_config(pin),
+            None => shared.tls.clone(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
         match tokio::time::timeout_at(deadline.into(), connector.connect(name, stream)).await {
             Ok(Ok(tls)) => Box::new(tls),
             Ok(Err(e)) => {
