@@ -36,15 +36,22 @@ bench: adapters
     cargo bench -p panel1-sandbox --bench sandbox
     cargo bench -p panel1-worker --bench queue
 
-# The main job for now: check the reference adapter, run it, and watch the
-# sandbox contain a hostile one.
+# The main job, end to end: Panel1 (API + workers, its own Postgres in
+# .panel1/ unless DATABASE_URL is set) and a simulated WHM server; provisions,
+# suspends, unsuspends and terminates one cPanel account over the REST API,
+# live, then checks the WHM request log.
 demo: adapters build
+    {{bin}} demo
+
+# The sandbox alone: check the reference adapter, run it, and watch the
+# sandbox contain a hostile one.
+sandbox-demo: adapters build
     {{bin}} adapter check adapters/dist/reference.wasm
     {{bin}} adapter run adapters/dist/reference.wasm --op info
     @echo "--- a hostile adapter that loops forever, stopped by its fuel budget (exit 2):"
     {{bin}} adapter run adapters/dist/spin-loop.wasm --op provision --input '{"service":{"service_id":"demo"}}' --fuel 100000000 || test $? -eq 2
 
-# The main job: Panel1 on http://127.0.0.1:8080 (API + workers), with its own
+# Panel1 on http://127.0.0.1:8080 (API + workers), with its own
 # Postgres in .panel1/ unless DATABASE_URL is set; the guest components are
 # installed as built-in adapters.
 serve: adapters build

@@ -22,6 +22,15 @@ pub struct Conn {
     key: Option<String>,
 }
 
+impl Conn {
+    pub fn new(url: impl Into<String>, key: impl Into<String>) -> Conn {
+        Conn {
+            url: url.into(),
+            key: Some(key.into()),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant (platform key); prints its admin key once.
@@ -173,6 +182,19 @@ impl Client {
 
     /// Follow a task over SSE, printing each step; returns its final state.
     pub async fn watch(&self, task: &str) -> Result<String> {
+        let end = self.follow(task).await?;
+        if let Some(a) = end.detail["attempts"].as_array().and_then(|a| a.last()) {
+            eprintln!(
+                "  sandbox: {} fuel, {} µs, {} bytes peak memory, {} HTTP requests",
+                a["fuel"], a["wall_us"], a["peak_memory"], a["http_requests"]
+            );
+        }
+        Ok(end.state)
+    }
+
+    /// Follow a task's events until it ends, printing each one; returns its
+    /// final state and the task as the API shows it then (with attempts).
+    pub async fn follow(&self, task: &str) -> Result<TaskEnd> {
         let started = Instant::now();
         let resp = self
             .http
@@ -208,18 +230,23 @@ impl Client {
                 };
                 if let Some(state) = end {
                     let detail = self.get(&format!("/v1/tasks/{task}")).await?;
-                    if let Some(a) = detail["attempts"].as_array().and_then(|a| a.last()) {
-                        eprintln!(
-                            "  sandbox: {} fuel, {} µs, {} bytes peak memory, {} HTTP requests",
-                            a["fuel"], a["wall_us"], a["peak_memory"], a["http_requests"]
-                        );
-                    }
-                    return Ok(state.to_string());
+                    return Ok(TaskEnd {
+                        state: state.to_string(),
+                        detail,
+                    });
                 }
             }
         }
         bail!("the event stream ended before the task did")
     }
+}
+
+/// How a followed task ended.
+pub struct TaskEnd {
+    /// `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// `GET /v1/tasks/{id}` at the end: result, error, attempts and metrics.
+    pub detail: Value,
 }
 
 fn summary(payload: &Value) -> String {

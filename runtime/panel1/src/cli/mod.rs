@@ -1,6 +1,7 @@
 //! Command-line interface.
 mod adapter;
 mod client;
+mod demo;
 mod secrets;
 mod serve;
 mod worker;
@@ -44,6 +45,10 @@ pub enum Command {
     /// process. Without DATABASE_URL it starts (and on exit stops) its own
     /// Postgres from the local binaries in the data directory (.panel1/).
     Serve(serve::ServeArgs),
+    /// The end-to-end demo: Panel1 (as `serve`) and a simulated WHM server;
+    /// provisions, suspends, unsuspends and terminates one cPanel account over
+    /// the REST API, live, then checks every WHM call was well-formed API 1.
+    Demo(demo::DemoArgs),
     /// Stored secrets (DATABASE_URL).
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
@@ -79,6 +84,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Adapter(cmd) => adapter::run(cmd, cli.conn).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Secrets(cmd) => secrets::run(cmd).await,
         Command::Client(c) => {
             let conn = cli.conn;

@@ -13,10 +13,12 @@ use panel1_store::secret_box::SecretBox;
 use panel1_worker::{Worker, WorkerConfig};
 use sqlx::PgPool;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -37,35 +39,95 @@ pub async fn run(args: ServeArgs) -> u8 {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let cfg = ServeConfig::load(args.config.as_deref())?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
-    let (url, embedded) = match &cfg.database_url {
-        Some(url) => (url.clone(), None),
-        None => {
-            let dir = cfg.data_dir.clone();
-            let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir))
-                .await?
-                .context("starting the embedded Postgres (or set DATABASE_URL)")?;
-            eprintln!(
-                "panel1: embedded Postgres {} on 127.0.0.1:{} (data in {})",
-                if pg.reused() { "adopted" } else { "running" },
-                pg.port(),
-                cfg.data_dir.display()
-            );
-            (pg.url(), Some(pg))
-        }
-    };
-    let result = run_with_database(&cfg, &url).await;
-    if let Some(pg) = embedded {
-        let stopped = tokio::task::spawn_blocking(move || pg.stop()).await;
-        if let Ok(Err(e)) = stopped {
-            eprintln!("panel1: stopping the embedded Postgres: {e}");
-        }
+    let db = Database::open(&cfg).await?;
+    let result = async {
+        let builtins = match &cfg.builtin_adapters_dir {
+            Some(dir) => components_in(dir)?,
+            None => Vec::new(),
+        };
+        let running = start(&cfg, db.url(), &builtins).await?;
+        shutdown_signal().await;
+        eprintln!("panel1: shutting down (finishing running tasks)");
+        running.stop().await
     }
+    .await;
+    db.close().await;
     result
 }
 
-async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
+/// The database Panel1 runs on: DATABASE_URL, or the embedded cluster in the
+/// data directory (started here, stopped by `close`).
+pub struct Database {
+    url: String,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    pub async fn open(cfg: &ServeConfig) -> Result<Database> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+        if let Some(url) = &cfg.database_url {
+            return Ok(Database {
+                url: url.clone(),
+                embedded: None,
+            });
+        }
+        let dir = cfg.data_dir.clone();
+        let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir))
+            .await?
+            .context("starting the embedded Postgres (or set DATABASE_URL)")?;
+        eprintln!(
+            "panel1: embedded Postgres {} on 127.0.0.1:{} (data in {})",
+            if pg.reused() { "adopted" } else { "running" },
+            pg.port(),
+            cfg.data_dir.display()
+        );
+        Ok(Database {
+            url: pg.url(),
+            embedded: Some(pg),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn close(self) {
+        if let Some(pg) = self.embedded {
+            let stopped = tokio::task::spawn_blocking(move || pg.stop()).await;
+            if let Ok(Err(e)) = stopped {
+                eprintln!("panel1: stopping the embedded Postgres: {e}");
+            }
+        }
+    }
+}
+
+/// Panel1 running in this process: the API (listening), workers, streams.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    stop_tx: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    worker: Option<JoinHandle<Result<(), panel1_worker::WorkerError>>>,
+}
+
+impl Running {
+    /// Graceful stop: event streams end, running tasks finish or are released.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop_tx.send(true);
+        self.server.await??;
+        if let Some(w) = self.worker {
+            w.await??;
+        }
+        self.pool.close().await;
+        eprintln!("panel1: stopped");
+        Ok(())
+    }
+}
+
+/// Migrate, install the built-in adapters (component files), bind the API
+/// and start the workers.
+pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result<Running> {
     let pool = panel1_store::connect(url, (cfg.worker_slots as u32 + 16).min(96))
         .await
         .context("connecting to the database")?;
@@ -82,9 +144,7 @@ async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
     }
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
     let artifacts = Arc::new(ArtifactStore::open(cfg.data_dir.join("artifacts"))?);
-    if let Some(dir) = &cfg.builtin_adapters_dir {
-        install_builtins(&pool, &sandbox, dir).await?;
-    }
+    install_builtins(&pool, &sandbox, builtins).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let worker_metrics = panel1_worker::WorkerMetrics::register(&mut registry);
     let metrics = ApiMetrics::new(registry);
@@ -103,10 +163,8 @@ async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
-    eprintln!(
-        "panel1: API on http://{} (OpenAPI at /v1/openapi.json)",
-        listener.local_addr()?
-    );
+    let addr = listener.local_addr()?;
+    eprintln!("panel1: API on http://{addr} (OpenAPI at /v1/openapi.json)");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = if cfg.workers {
@@ -139,15 +197,13 @@ async fn run_with_database(cfg: &ServeConfig, url: &str) -> Result<()> {
         hub.shutdown();
     });
     let server = tokio::spawn(async move { server.await });
-    shutdown_signal().await;
-    eprintln!("panel1: shutting down (finishing running tasks)");
-    let _ = stop_tx.send(true);
-    server.await??;
-    if let Some(w) = worker {
-        w.await??;
-    }
-    eprintln!("panel1: stopped");
-    Ok(())
+    Ok(Running {
+        addr,
+        pool,
+        stop_tx,
+        server,
+        worker,
+    })
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
@@ -162,23 +218,28 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every valid `*.wasm` in `dir` becomes a built-in adapter named after its file;
-/// the version label is the content hash, so a rebuilt component is a new
-/// immutable version and an unchanged one is found again.
-async fn install_builtins(pool: &PgPool, sandbox: &Sandbox, dir: &Path) -> Result<()> {
+/// The `*.wasm` files in `dir`, sorted.
+pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading built-in adapters from {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
         .collect();
     entries.sort();
-    for path in entries {
+    Ok(entries)
+}
+
+/// Every valid component becomes a built-in adapter named after its file;
+/// the version label is the content hash, so a rebuilt component is a new
+/// immutable version and an unchanged one is found again.
+async fn install_builtins(pool: &PgPool, sandbox: &Sandbox, files: &[PathBuf]) -> Result<()> {
+    for path in files {
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        let bytes = std::fs::read(&path)?;
+        let bytes = std::fs::read(path)?;
         // One bad file must not keep the rest (or the server) from starting.
         let loaded = match sandbox.load(&bytes) {
             Ok(l) => l,

@@ -1,0 +1,318 @@
+//! `panel1 demo`: Panel1 (as `serve` runs it, embedded Postgres by default)
+//! and a simulated WHM server in one process, driven over the REST API like a
+//! billing system would: tenant, secret, server with a pinned certificate,
+//! then provision → suspend → unsuspend → terminate of one cPanel account,
+//! each followed live, timed, and shown with its sandbox metrics. It ends by
+//! checking the simulator's request log: every call well-formed WHM API 1.
+use super::client::{Client, Conn, TaskEnd};
+use super::serve::{self, Database};
+use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_USAGE};
+use crate::serve_config::ServeConfig;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use panel1_api::Scope;
+use panel1_whm_sim::{SimConfig, WhmSimulator};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// TOML configuration file, as for `serve` (environment variables override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The built cPanel adapter component.
+    #[arg(long, default_value = "adapters/dist/cpanel.wasm")]
+    adapter: PathBuf,
+}
+
+/// One watched step of the demo.
+struct Step {
+    name: &'static str,
+    end: TaskEnd,
+    took: Duration,
+}
+
+pub async fn run(args: DemoArgs) -> u8 {
+    match demo(args).await {
+        Ok(true) => EXIT_OK,
+        Ok(false) => EXIT_ADAPTER_ERROR,
+        Err(e) => {
+            eprintln!("panel1 demo: {e:#}");
+            EXIT_USAGE
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<bool> {
+    let mut cfg = ServeConfig::load(args.config.as_deref())?;
+    // Beside a `panel1 serve` that may hold 8080: any free port.
+    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    // Only the cPanel adapter, plus whatever the configuration names.
+    let mut builtins = match &cfg.builtin_adapters_dir {
+        Some(dir) => serve::components_in(dir)?,
+        None => Vec::new(),
+    };
+    if !builtins
+        .iter()
+        .any(|b| b.file_name() == args.adapter.file_name())
+    {
+        builtins.push(args.adapter.clone());
+    }
+    let component = std::fs::read(&args.adapter).with_context(|| {
+        format!(
+            "reading {} (build the adapters first: `just adapters`)",
+            args.adapter.display()
+        )
+    })?;
+    let adapter_version = hex::encode(Sha256::digest(&component))[..12].to_string();
+
+    let db = Database::open(&cfg).await?;
+    let outcome = async {
+        let running = serve::start(&cfg, db.url(), &builtins).await?;
+        let sim = WhmSimulator::start(SimConfig::default())
+            .await
+            .context("starting the WHM simulator")?;
+        println!(
+            "WHM simulator on {} (self-signed certificate sha256:{})",
+            sim.base_url(),
+            sim.cert_sha256()
+        );
+        // A platform key for this run only, revoked at the end.
+        let (key_id, key) =
+            panel1_api::create_key(&running.pool, None, "demo", &[Scope::Platform]).await?;
+        let url = format!("http://{}", running.addr);
+        let result = drive(&url, &key, &sim, &adapter_version, &cfg.data_dir).await;
+        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1")
+            .bind(key_id)
+            .execute(&running.pool)
+            .await?;
+        sim.shutdown().await;
+        running.stop().await?;
+        result
+    }
+    .await;
+    db.close().await;
+    outcome
+}
+
+/// The demo proper, over the REST API only.
+async fn drive(
+    url: &str,
+    platform_key: &str,
+    sim: &WhmSimulator,
+    adapter_version: &str,
+    data_dir: &Path,
+) -> Result<bool> {
+    let platform = Client::new(Conn::new(url, platform_key));
+    // Unique per run: a data directory keeps earlier runs' tenants.
+    let run_id: u32 = rand::random_range(100_000..1_000_000);
+    let tenant = platform
+        .post("/v1/tenants", json!({ "name": format!("demo-{run_id}") }))
+        .await?;
+    let api = Client::new(Conn::new(
+        url,
+        tenant["admin_key"]["key"].as_str().unwrap_or_default(),
+    ));
+    println!(
+        "tenant {} ({})",
+        tenant["tenant"]["name"].as_str().unwrap_or(""),
+        tenant["tenant"]["id"].as_str().unwrap_or("")
+    );
+
+    let version_id = wait_until_ready(&api, adapter_version).await?;
+    println!("built-in adapter cpanel {adapter_version} is ready ({version_id})");
+
+    // The token goes in once, write-only; the adapter only ever holds a placeholder.
+    api.post(
+        "/v1/secrets",
+        json!({ "name": "whm-token", "value": sim.token() }),
+    )
+    .await?;
+    let port = sim.addr().port();
+    let server = api
+        .post(
+            "/v1/servers",
+            json!({
+                "name": "whm-demo",
+                "adapter_version_id": version_id,
+                "config": { "host": "127.0.0.1", "port": port, "whm_user": sim.whm_user() },
+                "egress": [format!("https://127.0.0.1:{port}/json-api/ sha256:{}", sim.cert_sha256())],
+                "secrets": [{ "name": "whm-token", "destinations": [format!("127.0.0.1:{port}")] }],
+            }),
+        )
+        .await?;
+    let server_id = server["id"].as_str().unwrap_or_default().to_string();
+    println!("server whm-demo ({server_id}): certificate pinned, token bound to 127.0.0.1:{port}");
+
+    let user = format!("demo{run_id}");
+    let mut steps = Vec::new();
+    let test = api
+        .post(
+            &format!("/v1/servers/{server_id}/test-connection"),
+            json!({}),
+        )
+        .await?;
+    steps.push(step(&api, "test-connection", &test["id"]).await?);
+    let created = api
+        .post(
+            "/v1/services",
+            json!({
+                "server_id": server_id,
+                "username": user,
+                "domain": format!("{user}.example.test"),
+                "plan": "basic",
+                "contact_email": format!("{user}@example.test"),
+            }),
+        )
+        .await?;
+    let service = created["service"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    steps.push(step(&api, "provision", &created["task"]["id"]).await?);
+    for (name, body) in [
+        ("suspend", json!({ "reason": "Demo: invoice overdue" })),
+        ("unsuspend", json!({})),
+        ("terminate", json!({})),
+    ] {
+        if steps.iter().any(|s| s.end.state != "succeeded") {
+            break;
+        }
+        let r = api
+            .post(&format!("/v1/services/{service}/{name}"), body)
+            .await?;
+        steps.push(step(&api, name, &r["task"]["id"]).await?);
+    }
+    let final_service = api.get(&format!("/v1/services/{service}")).await?;
+
+    print_table(&steps);
+    println!(
+        "service {service}: {} (the WHM now has {} account(s))",
+        final_service["state"].as_str().unwrap_or("?"),
+        sim.accounts().len()
+    );
+    let all_ok = steps.iter().all(|s| s.end.state == "succeeded") && steps.len() == 5;
+    // What the API showed (tasks with attempts, their logs and HTTP records,
+    // the server) must not hold the token anywhere.
+    let server_now = api.get(&format!("/v1/servers/{server_id}")).await?;
+    let mut shown = server_now.to_string() + &final_service.to_string();
+    for s in &steps {
+        shown.push_str(&s.end.detail.to_string());
+    }
+    let token_hidden = !shown.contains(sim.token());
+    println!(
+        "the WHM token {} in the API's answers (tasks, attempts, logs, HTTP records, server)",
+        if token_hidden {
+            "appears nowhere"
+        } else {
+            "LEAKED"
+        }
+    );
+    Ok(check_request_log(sim, data_dir)? && all_ok && token_hidden)
+}
+
+/// Wait for the workers to inspect the built-in version (`info` in the sandbox).
+async fn wait_until_ready(api: &Client, version: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = api.get("/v1/adapters?name=cpanel&limit=100").await?;
+        let found = page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["version"] == version && v["builtin"] == true);
+        match found {
+            Some(v) if v["status"] == "ready" => {
+                return Ok(v["id"].as_str().unwrap_or_default().to_string())
+            }
+            Some(v) if v["status"] == "rejected" => {
+                bail!("the cpanel adapter was rejected: {}", v["rejection"])
+            }
+            None => bail!("the built-in cpanel adapter {version} is not installed"),
+            _ if Instant::now() > deadline => {
+                bail!("the cpanel adapter was not inspected within 60 s (are workers running?)")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn step(api: &Client, name: &'static str, task: &Value) -> Result<Step> {
+    let task = task
+        .as_str()
+        .context("the API answered without a task id")?;
+    println!("▶ {name}");
+    let started = Instant::now();
+    let end = api.follow(task).await?;
+    Ok(Step {
+        name,
+        end,
+        took: started.elapsed(),
+    })
+}
+
+fn print_table(steps: &[Step]) {
+    println!();
+    println!(
+        "{:<16} {:<10} {:>9} {:>8} {:>12} {:>10} {:>11} {:>5}",
+        "step", "result", "took", "attempts", "fuel", "sandbox", "peak mem", "http"
+    );
+    for s in steps {
+        let last = s.end.detail["attempts"]
+            .as_array()
+            .and_then(|a| a.last())
+            .cloned()
+            .unwrap_or(Value::Null);
+        println!(
+            "{:<16} {:<10} {:>7.0}ms {:>8} {:>12} {:>8.1}ms {:>9}KiB {:>5}",
+            s.name,
+            s.end.state,
+            s.took.as_secs_f64() * 1e3,
+            s.end.detail["attempt"],
+            last["fuel"].as_i64().unwrap_or(0),
+            last["wall_us"].as_i64().unwrap_or(0) as f64 / 1e3,
+            last["peak_memory"].as_i64().unwrap_or(0) / 1024,
+            last["http_requests"].as_i64().unwrap_or(0),
+        );
+        if s.end.state != "succeeded" {
+            println!("    error: {}", s.end.detail["last_error"]);
+        }
+    }
+    println!(
+        "(took: request to final event; sandbox: the last attempt's wall time in the sandbox)"
+    );
+}
+
+/// Every request the simulated WHM received, written next to the data and
+/// judged: API 1, the auth header, every required parameter, nothing unknown.
+fn check_request_log(sim: &WhmSimulator, data_dir: &Path) -> Result<bool> {
+    let log = sim.request_log();
+    let file = data_dir.join("demo-whm-requests.jsonl");
+    sim.write_log_jsonl(&file)?;
+    println!();
+    println!("WHM request log ({}):", file.display());
+    for r in &log {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  {} {:<5} /json-api/{:<16} {} {}",
+            if r.well_formed() { "✓" } else { "✗" },
+            r.method,
+            r.function,
+            params.join("&"),
+            r.problems.join("; ")
+        );
+    }
+    let bad = log.iter().filter(|r| !r.well_formed()).count();
+    if bad == 0 {
+        println!(
+            "{} calls, all well-formed WHM API 1 (api.version=1, the whm auth header, required parameters as the official description defines them)",
+            log.len()
+        );
+    } else {
+        println!("{bad} of {} calls were not well-formed", log.len());
+    }
+    Ok(bad == 0 && !log.is_empty())
+}

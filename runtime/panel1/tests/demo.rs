@@ -1,0 +1,94 @@
+//! `panel1 demo`, the README's main command: on the embedded default it
+//! provisions, suspends, unsuspends and terminates one account on the
+//! simulated WHM, every call well-formed WHM API 1; a second run in the same
+//! data directory (the cluster and built-ins found again) works too.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cpanel_component() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist/cpanel.wasm")
+}
+
+fn run_demo(dir: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_panel1"))
+        .arg("demo")
+        .arg("--adapter")
+        .arg(cpanel_component())
+        .env_remove("DATABASE_URL")
+        .env_remove("PANEL1_MASTER_KEY")
+        .env_remove("PANEL1_BUILTIN_ADAPTERS")
+        .env("PANEL1_DATA_DIR", dir)
+        .output()
+        .expect("run panel1 demo");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
+    let dir = std::env::temp_dir().join(format!("panel1-demo-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for run in 1..=2 {
+        let (code, stdout, stderr) = run_demo(&dir);
+        assert_eq!(code, 0, "run {run}:\n{stdout}\n{stderr}");
+        for step in [
+            "test-connection",
+            "provision",
+            "suspend",
+            "unsuspend",
+            "terminate",
+        ] {
+            let line = stdout
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(step))
+                .unwrap_or_else(|| panic!("no table row for {step}:\n{stdout}"));
+            assert!(line.contains("succeeded"), "{line}");
+        }
+        assert!(
+            stdout.contains(": terminated (the WHM now has 0 account(s))"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("token appears nowhere"), "{stdout}");
+        // Live status came over SSE: the service moved through its states.
+        for state in ["state=active", "state=suspended", "state=terminated"] {
+            assert!(stderr.contains(state), "no {state} event:\n{stderr}");
+        }
+
+        let log = std::fs::read_to_string(dir.join("demo-whm-requests.jsonl")).unwrap();
+        let calls: Vec<Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let functions: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| c["function"].as_str())
+            .collect();
+        for f in [
+            "version",
+            "createacct",
+            "suspendacct",
+            "unsuspendacct",
+            "removeacct",
+        ] {
+            assert!(functions.contains(&f), "{f} missing from {functions:?}");
+        }
+        for c in &calls {
+            assert_eq!(c["auth"], "ok", "{c}");
+            assert_eq!(c["api_version_1"], true, "{c}");
+            assert_eq!(c["problems"], serde_json::json!([]), "{c}");
+            assert_eq!(c["params"]["api.version"], "1", "{c}");
+        }
+        // The account's password went in a POST body and is redacted here.
+        let create = calls
+            .iter()
+            .find(|c| c["function"] == "createacct")
+            .unwrap();
+        assert_eq!(create["method"], "POST");
+        assert_eq!(create["params"]["password"], "[redacted]");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
