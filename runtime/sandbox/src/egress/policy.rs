@@ -153,7 +153,9 @@ pub fn parse_pin(text: &str) -> Result<String, String> {
         .ok_or_else(|| "a certificate pin is written `sha256:<64 hex digits>`".to_string())?;
     let digits: String = hex_part.chars().filter(|c| *c != ':').collect();
     if digits.len() != 64 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err("a certificate pin must be 64 hex digits (a SHA-256 of the certificate)".into());
+        return Err(
+            "a certificate pin must be 64 hex digits (a SHA-256 of the certificate)".into(),
+        );
     }
     Ok(digits.to_ascii_lowercase())
 }
@@ -287,7 +289,8 @@ mod tests {
     #[test]
     fn parses_certificate_pins() {
         let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-        let r = EgressRule::parse(&format!("https://10.0.0.5:2087/json-api/ sha256:{hex}")).unwrap();
+        let r =
+            EgressRule::parse(&format!("https://10.0.0.5:2087/json-api/ sha256:{hex}")).unwrap();
         assert_eq!(r.tls_pin_sha256.as_deref(), Some(hex));
         assert_eq!(r.path_prefix.as_deref(), Some("/json-api/"));
         // openssl's colon-separated upper-case form is the same pin.
@@ -300,7 +303,10 @@ mod tests {
         let r2 = EgressRule::parse(&format!("POST https://h:2087 SHA256:{colons}")).unwrap();
         assert_eq!(r2.tls_pin_sha256.as_deref(), Some(hex));
         assert_eq!(r2.methods, vec!["POST"]);
-        assert!(EgressRule::parse("https://h").unwrap().tls_pin_sha256.is_none());
+        assert!(EgressRule::parse("https://h")
+            .unwrap()
+            .tls_pin_sha256
+            .is_none());
     }
 
     #[test]
