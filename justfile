@@ -19,6 +19,7 @@ adapters:
 # The whole test suite (builds the adapters first).
 test: adapters
     cargo test --release --workspace
+    cd adapters && cargo test --release -p cpanel --target "$(rustc -vV | sed -n 's/^host: //p')"
 
 # Formatting and lints, as CI runs them.
 lint:
