@@ -53,10 +53,10 @@ sandbox-demo: adapters build
     {{bin}} adapter run adapters/dist/spin-loop.wasm --op provision --input '{"service":{"service_id":"demo"}}' --fuel 100000000 || test $? -eq 2
 
 # Panel1 on http://127.0.0.1:8080 (API + workers), with its own
-# Postgres in .panel1/ unless DATABASE_URL is set; the guest components are
-# installed as built-in adapters.
+# Postgres in .panel1/ unless DATABASE_URL is set; the production adapters
+# (adapters/dist/builtin: cPanel) are installed as built-ins.
 serve: adapters build
-    PANEL1_BUILTIN_ADAPTERS="${PANEL1_BUILTIN_ADAPTERS:-adapters/dist}" {{bin}} serve
+    PANEL1_BUILTIN_ADAPTERS="${PANEL1_BUILTIN_ADAPTERS:-adapters/dist/builtin}" {{bin}} serve
 
 # Apply migrations to DATABASE_URL.
 migrate: build

@@ -52,6 +52,11 @@ else
 fi
 echo "adapters: Rust guests -> $dist" >&2
 
+# What `just serve` installs as built-in adapters: the production adapters
+# only (the hostile fixtures stay test material).
+mkdir -p "$dist/builtin"
+cp "$dist/cpanel.wasm" "$dist/builtin/"
+
 if [ "${PANEL1_SKIP_JS:-}" != 1 ]; then  # set PANEL1_SKIP_JS=1 to build only the Rust guests
   bash "$here/js-reference/build.sh"
 fi

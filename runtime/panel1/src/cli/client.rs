@@ -61,7 +61,8 @@ pub enum ServerCommand {
         name: String,
         #[arg(long)]
         adapter_version: String,
-        /// Config entry `key=value` (repeatable).
+        /// Config entry `key=value`; numbers and true/false are sent as JSON
+        /// numbers and booleans, `key='"007"'` forces a string (repeatable).
         #[arg(long = "config")]
         config: Vec<String>,
         /// Egress rule, e.g. `https://whm.example.com:2087/json-api/`; append
@@ -249,6 +250,15 @@ pub struct TaskEnd {
     pub detail: Value,
 }
 
+/// `--config port=2087` is a number, `tls=true` a boolean, `"2087"` (JSON
+/// quoted) or anything else a string: config schemas type their settings.
+fn config_value(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::String(_))) => v,
+        _ => Value::String(text.to_string()),
+    }
+}
+
 fn summary(payload: &Value) -> String {
     let mut parts = Vec::new();
     for k in ["state", "attempt", "error_kind", "message", "retry_at"] {
@@ -355,7 +365,7 @@ pub async fn server(conn: Conn, cmd: ServerCommand) -> u8 {
                 let (k, v) = kv
                     .split_once('=')
                     .ok_or_else(|| anyhow!("--config wants key=value, got {kv:?}"))?;
-                cfg.insert(k.to_string(), Value::String(v.to_string()));
+                cfg.insert(k.to_string(), config_value(v));
             }
             let mut bound = Vec::new();
             for s in secrets {
@@ -424,4 +434,20 @@ pub async fn push(conn: Conn, file: String, name: String, version: String) -> u8
         }
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_value;
+    use serde_json::json;
+
+    #[test]
+    fn config_values_are_typed() {
+        assert_eq!(config_value("2087"), json!(2087));
+        assert_eq!(config_value("true"), json!(true));
+        assert_eq!(config_value("whm.example.com"), json!("whm.example.com"));
+        assert_eq!(config_value("\"2087\""), json!("2087"));
+        assert_eq!(config_value("[1]"), json!("[1]"));
+        assert_eq!(config_value(""), json!(""));
+    }
 }
