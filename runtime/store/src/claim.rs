@@ -41,8 +41,11 @@ pub async fn claim(
                         SELECT count(*) FROM tasks r WHERE r.server_id = s.id AND r.state = 'running') AS room
              FROM servers s
              -- Scalar subqueries with LIMIT: probed per row through the
-             -- partial indexes, never turned into a hash over all tasks.
-             WHERE (SELECT true FROM tasks t WHERE t.server_id = s.id AND t.state = 'available' LIMIT 1)
+             -- partial indexes, never turned into a hash over all tasks. The
+             -- ORDER BY is the index's: without it a generic plan may pick a
+             -- seq scan that walks every finished row before an available one.
+             WHERE (SELECT true FROM tasks t WHERE t.server_id = s.id AND t.state = 'available'
+                    ORDER BY t.priority DESC, t.run_at, t.id LIMIT 1)
              ORDER BY s.id
              FOR UPDATE OF s SKIP LOCKED
          ),
@@ -73,15 +76,17 @@ pub async fn claim(
              UPDATE tasks t
              SET state = 'running', attempt = t.attempt + 1, lease = t.lease + 1, leased_by = $2,
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-             FROM picked
-             WHERE t.id = picked.id
+             -- By primary key: a join with `picked` (estimated at thousands
+             -- of rows by the generic plan, whatever the limit) hashed the
+             -- whole table on every claim.
+             WHERE t.id = ANY (ARRAY(SELECT picked.id FROM picked))
              RETURNING t.id, t.tenant_id, t.server_id, t.service_id, t.operation, t.input, t.attempt,
                        t.max_attempts, t.lease, t.idempotency_key
          )
          -- The service's remote id as known now (an operation enqueued
          -- before provision finished learns it here).
-         SELECT c.*, sv.remote_id AS service_remote_id
-         FROM claimed c LEFT JOIN services sv ON sv.id = c.service_id",
+         SELECT c.*, (SELECT sv.remote_id FROM services sv WHERE sv.id = c.service_id) AS service_remote_id
+         FROM claimed c",
     )
     .bind(limit)
     .bind(worker)

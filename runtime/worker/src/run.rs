@@ -56,7 +56,10 @@ pub struct Worker {
     sandbox: Arc<Sandbox>,
     secrets: Arc<SecretBox>,
     config: WorkerConfig,
-    adapters: Mutex<HashMap<Uuid, Arc<LoadedAdapter>>>,
+    /// Loaded adapters by version. A version is compiled once: tasks that
+    /// need it while it compiles wait for that load (a burst of tasks on a
+    /// new worker compiled it once per slot, on every core at once).
+    adapters: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Arc<LoadedAdapter>>>>>,
     wake: Notify,
     inflight: Mutex<HashMap<Uuid, i64>>,
     /// Server runtimes (config, policy, decrypted secrets) for a short while:
@@ -288,27 +291,26 @@ impl Worker {
     }
 
     async fn adapter(&self, version: Uuid) -> Result<Arc<LoadedAdapter>, String> {
-        if let Some(a) = self
+        let cell = self
             .adapters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&version)
-        {
-            return Ok(a.clone());
-        }
-        let bytes = setup::adapter_component(&self.pool, version)
-            .await
-            .map_err(|e| e.to_string())?;
-        let sandbox = self.sandbox.clone();
-        let loaded = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        self.adapters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(version, loaded.clone());
-        Ok(loaded)
+            .entry(version)
+            .or_default()
+            .clone();
+        // A failed load leaves the cell empty: the next task tries again.
+        cell.get_or_try_init(|| async {
+            let bytes = setup::adapter_component(&self.pool, version)
+                .await
+                .map_err(|e| e.to_string())?;
+            let sandbox = self.sandbox.clone();
+            tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .cloned()
     }
 
     async fn server_runtime(&self, server: Uuid) -> Result<Arc<setup::ServerRuntime>, StoreError> {
