@@ -36,6 +36,30 @@ pub struct Env {
     pub secret_box: Arc<SecretBox>,
 }
 
+/// `adapters/dist/<name>.wasm` as a built-in adapter version (id).
+pub async fn install_builtin(pool: &PgPool, name: &str) -> Uuid {
+    let bytes = component(name);
+    let loaded = Sandbox::new(SandboxConfig::default())
+        .unwrap()
+        .load(&bytes)
+        .unwrap_or_else(|e| panic!("{name}.wasm loads: {e}"));
+    let report = serde_json::to_value(&loaded.report).unwrap();
+    setup::add_adapter_version(
+        pool,
+        &setup::NewAdapterVersion {
+            tenant: None,
+            name,
+            version: "0.1.0",
+            sha256: &loaded.report.sha256,
+            world_version: "0.1.0",
+            component: &bytes,
+            report: &report,
+        },
+    )
+    .await
+    .unwrap()
+}
+
 pub fn secret_box() -> Arc<SecretBox> {
     Arc::new(SecretBox::new([11; 32], "test"))
 }
@@ -52,24 +76,7 @@ pub async fn env_on(pool: PgPool, url: String, servers: usize, cap: i32) -> Env 
     let tenant = setup::create_tenant(&pool, &format!("tenant-{}", Uuid::new_v4()))
         .await
         .unwrap();
-    let bytes = component("reference");
-    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let loaded = sandbox.load(&bytes).unwrap();
-    let report = serde_json::to_value(&loaded.report).unwrap();
-    let version = setup::add_adapter_version(
-        &pool,
-        &setup::NewAdapterVersion {
-            tenant: None,
-            name: "reference",
-            version: "0.1.0",
-            sha256: &loaded.report.sha256,
-            world_version: "0.1.0",
-            component: &bytes,
-            report: &report,
-        },
-    )
-    .await
-    .unwrap();
+    let version = install_builtin(&pool, "reference").await;
     let sb = secret_box();
     let secret = setup::put_secret(&pool, &sb, tenant, "api-token", TOKEN)
         .await
