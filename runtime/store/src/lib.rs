@@ -26,7 +26,8 @@ pub use db::{connect, migrate, MIGRATOR};
 pub use enqueue::{enqueue, NewTask, TASKS_CHANNEL};
 pub use error::StoreError;
 pub use maintenance::{
-    cancel, heartbeat, promote_due, prune, release, rescue_expired, retry_failed, stale_completions,
+    cancel, heartbeat, heartbeat_many, promote_due, prune, release, rescue_expired, retry_failed,
+    stale_completions, unclaim,
 };
 pub use recurring::{add_recurring, enqueue_due_recurring, next_run};
 pub use rekey::reencrypt_secrets;

@@ -25,6 +25,60 @@ pub async fn heartbeat(
     Ok(r.rows_affected() == 1)
 }
 
+/// Extend many leases in one statement (a worker's whole holding). Returns
+/// the tasks whose lease still held; the others are lost (rescued,
+/// cancelled or finished) and their work should stop.
+pub async fn heartbeat_many(
+    pool: &PgPool,
+    held: &[(Uuid, i64)],
+    ttl: Duration,
+) -> Result<Vec<Uuid>, StoreError> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
+         FROM unnest($1::uuid[], $2::int8[]) AS h(id, lease)
+         WHERE t.id = h.id AND t.lease = h.lease AND t.state = 'running'
+         RETURNING t.id",
+    )
+    .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
+    .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
+    .bind(ttl.as_secs_f64())
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Give back claimed tasks that never started (a worker's local queue at
+/// shutdown): available again at once, the claim's attempt not counted, no
+/// attempt recorded. The lease moves on, so the old holder's writes are
+/// stale. Returns how many went back.
+pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreError> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE tasks t SET state = 'available', attempt = t.attempt - 1, lease = t.lease + 1,
+                lease_expires_at = NULL, leased_by = NULL, updated_at = now()
+         FROM unnest($1::uuid[], $2::int8[]) AS h(id, lease)
+         WHERE t.id = h.id AND t.lease = h.lease AND t.state = 'running'",
+    )
+    .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
+    .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(TASKS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// Running tasks whose lease expired (a crashed or partitioned worker) go
 /// back to `retryable` (or `failed` when out of attempts), with an
 /// `abandoned` attempt recorded and the server's slot freed. The lease

@@ -113,7 +113,9 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
     let config = WorkerConfig {
         slots: conc,
+        // Batched mirrors the peer's BATCHED=1: a local queue of 500.
         claim_batch: if batched { 500 } else { 1 },
+        queue: if batched { 500 } else { 0 },
         poll_interval: Duration::from_secs(2),
         ..WorkerConfig::default()
     };

@@ -5,6 +5,7 @@
 
 mod context;
 mod inspect;
+mod leases;
 mod metrics;
 mod run;
 

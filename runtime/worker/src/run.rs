@@ -1,14 +1,15 @@
 use crate::context::host_context;
+use crate::leases::{Held, Leases};
 use panel1_sandbox::{CallRequest, LoadedAdapter, Operation, Outcome, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::{setup, Applied, AttemptRecord, ClaimedTask, StoreError, TaskOutcome};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,11 @@ pub struct WorkerConfig {
     pub prune_after: Duration,
     /// Most tasks taken per claim statement (1 = one claim per task).
     pub claim_batch: usize,
+    /// Claimed tasks held beyond the slots, waiting for one (a local queue,
+    /// like graphile-worker's): more work per claim when operations are
+    /// short. 0 = claim only for free slots, the right choice when
+    /// operations are slow and other workers could take the work.
+    pub queue: usize,
 }
 
 impl Default for WorkerConfig {
@@ -47,6 +53,7 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             prune_after: Duration::from_secs(7 * 24 * 3600),
             claim_batch: 64,
+            queue: 0,
         }
     }
 }
@@ -61,7 +68,10 @@ pub struct Worker {
     /// new worker compiled it once per slot, on every core at once).
     adapters: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Arc<LoadedAdapter>>>>>,
     wake: Notify,
-    inflight: Mutex<HashMap<Uuid, i64>>,
+    /// A slot was freed (an attempt ended; its completion may still be
+    /// committing): start the next queued task.
+    freed: Notify,
+    leases: Leases,
     /// Server runtimes (config, policy, decrypted secrets) for a short while:
     /// a burst of tasks on one server reads them once.
     servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<setup::ServerRuntime>)>>,
@@ -110,7 +120,8 @@ impl Worker {
             config,
             adapters: Mutex::new(HashMap::new()),
             wake: Notify::new(),
-            inflight: Mutex::new(HashMap::new()),
+            freed: Notify::new(),
+            leases: Leases::default(),
             servers: Mutex::new(HashMap::new()),
             completions: tx,
             completions_rx: Mutex::new(Some(rx)),
@@ -137,26 +148,31 @@ impl Worker {
             Some(rx) => tokio::spawn(self.clone().completer(rx)),
             None => tokio::spawn(async {}),
         };
-        // With batched claims, wait until a quarter of the slots are free
-        // (or none is busy) before claiming: fewer, larger claims.
+        let heartbeats = tokio::spawn(self.clone().heartbeats());
+        // Tasks held at most: one per slot plus the local queue. With batched
+        // claims, wait until a quarter of that is free (or nothing is held)
+        // before claiming: fewer, larger claims.
+        let capacity = self.config.slots + self.config.queue;
         let min_claim = if self.config.claim_batch > 1 {
-            (self.config.slots / 4).clamp(1, self.config.claim_batch)
+            (capacity / 4).clamp(1, self.config.claim_batch)
         } else {
             1
         };
+        let mut queue: VecDeque<(ClaimedTask, Arc<Held>)> = VecDeque::new();
         let mut running = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
-            let free = slots
-                .available_permits()
+            self.start_queued(&mut queue, &slots, &mut running);
+            let held = queue.len() + (self.config.slots - slots.available_permits());
+            let want = capacity
+                .saturating_sub(held)
                 .min(self.config.claim_batch.max(1));
-            let idle = slots.available_permits() == self.config.slots;
             let mut claimed = 0;
-            if free > 0 && (free >= min_claim || idle) {
+            if want > 0 && (want >= min_claim || held == 0) {
                 match panel1_store::claim(
                     &self.pool,
                     &self.config.id,
-                    free as i64,
+                    want as i64,
                     self.config.lease_ttl,
                 )
                 .await
@@ -167,26 +183,23 @@ impl Worker {
                             m.claimed(claimed);
                         }
                         for task in tasks {
-                            let permit =
-                                slots.clone().acquire_owned().await.expect("semaphore open");
-                            let me = self.clone();
-                            running.spawn(async move {
-                                me.execute(task).await;
-                                drop(permit);
-                            });
+                            let held = self.leases.insert(task.id, task.lease);
+                            queue.push_back((task, held));
                         }
+                        self.start_queued(&mut queue, &slots, &mut running);
                     }
                     // A lost claim race or a database restart: try again soon.
                     Err(e) => tracing::warn!(error = %e, "claim failed"),
                 }
             }
             while running.try_join_next().is_some() {}
-            if claimed > 0 && claimed == free {
+            if claimed > 0 && claimed == want {
                 continue;
             }
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
+                _ = self.freed.notified() => {}
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
@@ -194,6 +207,17 @@ impl Worker {
         listener.abort();
         upkeep.abort();
         inspector.abort();
+        // Queued tasks never started: back to the queue for other workers.
+        let unstarted: Vec<(Uuid, i64)> = queue
+            .drain(..)
+            .map(|(t, h)| {
+                self.leases.remove(&t.id);
+                (t.id, h.lease)
+            })
+            .collect();
+        if let Err(e) = panel1_store::unclaim(&self.pool, &unstarted).await {
+            tracing::warn!(error = %e, count = unstarted.len(), "could not give back queued tasks; the rescuer will");
+        }
         let grace = tokio::time::sleep(self.config.shutdown_grace);
         tokio::pin!(grace);
         while !running.is_empty() {
@@ -204,16 +228,50 @@ impl Worker {
         }
         running.abort_all();
         completer.abort();
-        let left: Vec<(Uuid, i64)> = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
-        for (id, lease) in left {
+        heartbeats.abort();
+        for (id, lease) in self.leases.drain() {
             let _ = panel1_store::release(&self.pool, id, lease).await;
         }
         Ok(())
+    }
+
+    /// Start queued tasks on free slots (skipping any whose lease was lost
+    /// while it waited).
+    fn start_queued(
+        self: &Arc<Self>,
+        queue: &mut VecDeque<(ClaimedTask, Arc<Held>)>,
+        slots: &Arc<Semaphore>,
+        running: &mut tokio::task::JoinSet<()>,
+    ) {
+        while !queue.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let Some((task, held)) = queue.pop_front() else {
+                break;
+            };
+            if held.is_lost() {
+                self.leases.remove(&task.id);
+                continue;
+            }
+            let me = self.clone();
+            running.spawn(async move { me.execute(task, held, permit).await });
+        }
+    }
+
+    /// Keep every held lease alive with one statement every third of the
+    /// lease; stop the work of those that were lost.
+    async fn heartbeats(self: Arc<Self>) {
+        let every = self.config.lease_ttl / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let asked = self.leases.snapshot();
+            match panel1_store::heartbeat_many(&self.pool, &asked, self.config.lease_ttl).await {
+                Ok(kept) => self.leases.keep_only(&asked, &kept),
+                // Database unreachable: keep working; the leases may still hold.
+                Err(e) => tracing::warn!(error = %e, count = asked.len(), "heartbeat failed"),
+            }
+        }
     }
 
     /// LISTEN for new work; reconnects after a database restart.
@@ -332,21 +390,28 @@ impl Worker {
         Ok(rt)
     }
 
-    async fn execute(self: Arc<Self>, task: ClaimedTask) {
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(task.id, task.lease);
+    async fn execute(
+        self: Arc<Self>,
+        task: ClaimedTask,
+        held: Arc<Held>,
+        slot: OwnedSemaphorePermit,
+    ) {
         let started = chrono::Utc::now();
-        let heartbeat = self.clone().heartbeat(task.id, task.lease);
         let (outcome, record) = tokio::select! {
             r = self.attempt(&task) => r,
             // The lease was lost (rescued elsewhere or cancelled): stop.
-            _ = heartbeat => {
-                self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&task.id);
+            _ = held.lost() => {
+                self.leases.remove(&task.id);
+                drop(slot);
+                self.freed.notify_one();
                 return;
             }
         };
+        // The slot is free as soon as the operation ends; the task stays
+        // running (and counted against its server's cap) until its
+        // completion commits.
+        drop(slot);
+        self.freed.notify_one();
         let record = AttemptRecord {
             worker: self.config.id.clone(),
             started_at: Some(started),
@@ -374,10 +439,7 @@ impl Worker {
                 }
             }
         }
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&task.id);
+        self.leases.remove(&task.id);
     }
 
     /// The batch completer: whatever completions piled up while the previous
@@ -419,20 +481,6 @@ impl Worker {
                     .map(|r| r[i].clone())
                     .unwrap_or(Applied::Stale);
                 let _ = reply.send(applied);
-            }
-        }
-    }
-
-    /// Resolves only when the lease is lost.
-    async fn heartbeat(self: Arc<Self>, id: Uuid, lease: i64) {
-        let every = self.config.lease_ttl / 3;
-        loop {
-            tokio::time::sleep(every).await;
-            match panel1_store::heartbeat(&self.pool, id, lease, self.config.lease_ttl).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                // Database unreachable: keep working; the lease may still hold.
-                Err(e) => tracing::warn!(task = %id, error = %e, "heartbeat failed"),
             }
         }
     }

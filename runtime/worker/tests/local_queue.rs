@@ -1,0 +1,132 @@
+//! A worker's local queue (claimed tasks waiting for a slot) against a real
+//! Postgres: queued tasks keep their leases while they wait, and a worker
+//! that stops gives them back without counting an attempt.
+mod common;
+
+use common::*;
+use panel1_worker::WorkerConfig;
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// One slot, a deep queue, a lease much shorter than the queue's wait.
+fn queued(lease_ms: u64) -> WorkerConfig {
+    WorkerConfig {
+        slots: 1,
+        queue: 8,
+        claim_batch: 8,
+        lease_ttl: Duration::from_millis(lease_ms),
+        poll_interval: Duration::from_millis(100),
+        shutdown_grace: Duration::from_secs(10),
+        ..WorkerConfig::default()
+    }
+}
+
+async fn provisions(e: &Env, n: usize) -> Vec<Uuid> {
+    let s = e.servers[0];
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let user = format!("q{i}");
+        let svc = e.service(s, &user).await;
+        let (t, _) = e
+            .enqueue(
+                s,
+                Some(svc),
+                "provision",
+                json!({"service": spec(&user)}),
+                None,
+            )
+            .await;
+        tasks.push(t);
+    }
+    tasks
+}
+
+async fn scalar(e: &Env, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&e.pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_tasks_keep_their_leases_while_they_wait() {
+    let e = env(1, 100).await;
+    // 8 operations of 300 ms on one slot: the last waits ~2 s in the queue,
+    // twice its 1 s lease; the rescuer (every second) would take it back if
+    // queued tasks were not kept alive.
+    e.panel.with(|p| p.op_delay_ms = 300);
+    provisions(&e, 8).await;
+    let workers = e.workers(1, queued(1000));
+    let mut most_held = 0;
+    let start = std::time::Instant::now();
+    loop {
+        let running = scalar(&e, "SELECT count(*) FROM tasks WHERE state = 'running'").await;
+        most_held = most_held.max(running);
+        let left = scalar(&e, "SELECT count(*) FROM tasks WHERE state <> 'succeeded'").await;
+        if left == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{left} left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop(workers).await;
+    assert!(
+        most_held > 1,
+        "tasks were claimed ahead of the single slot ({most_held} held at most)"
+    );
+    assert_eq!(
+        scalar(
+            &e,
+            "SELECT count(*) FROM task_attempts WHERE outcome <> 'succeeded'"
+        )
+        .await,
+        0,
+        "no attempt was abandoned or rescued"
+    );
+    assert_eq!(scalar(&e, "SELECT max(attempt)::int8 FROM tasks").await, 1);
+    assert_eq!(e.panel.with(|p| p.creates), 8, "each account created once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_gives_back_its_queue_uncounted() {
+    let e = env(1, 100).await;
+    e.panel.with(|p| p.op_delay_ms = 400);
+    let tasks = provisions(&e, 6).await;
+    let workers = e.workers(1, queued(30_000));
+    e.wait_until(
+        "SELECT count(*) = 6 FROM tasks WHERE state = 'running'",
+        Duration::from_secs(30),
+    )
+    .await;
+    stop(workers).await;
+    // The one in its slot finished within the grace period; the queued ones
+    // are available again, their claim not counted as an attempt.
+    let done = scalar(&e, "SELECT count(*) FROM tasks WHERE state = 'succeeded'").await;
+    assert!(
+        (1..6).contains(&done),
+        "{done} finished before the stop took effect"
+    );
+    assert_eq!(
+        scalar(
+            &e,
+            "SELECT count(*) FROM tasks WHERE state = 'available' AND attempt = 0 AND leased_by IS NULL"
+        )
+        .await,
+        6 - done
+    );
+    assert_eq!(
+        scalar(&e, "SELECT count(*) FROM task_attempts").await,
+        done,
+        "only started tasks have attempts"
+    );
+    // Another worker takes them up.
+    let workers = e.workers(1, fast());
+    e.wait_until(
+        "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
+        Duration::from_secs(60),
+    )
+    .await;
+    stop(workers).await;
+    for t in tasks {
+        assert_eq!(e.task_state(t).await, "succeeded");
+    }
+    assert_eq!(e.panel.with(|p| p.creates), 6);
+}
