@@ -15,19 +15,44 @@ LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     locked uuid[];
+    timeout text := current_setting('lock_timeout');
 BEGIN
-    -- Servers with available work, locked; concurrent claimers take others.
-    -- The probe's ORDER BY is the index's: without it a generic plan may
-    -- seq-scan every finished row before an available one.
+    -- Servers with available work and (as far as this snapshot knows) room,
+    -- at most one per task wanted, locked; concurrent claimers skip to
+    -- others. The probe's ORDER BY is the index's: without it a generic plan
+    -- may seq-scan every finished row before an available one.
     SELECT array_agg(l.id) INTO locked FROM (
         SELECT s.id FROM servers s
         WHERE (SELECT true FROM tasks t WHERE t.server_id = s.id AND t.state = 'available'
                ORDER BY t.priority DESC, t.run_at, t.id LIMIT 1)
+          AND s.max_concurrency > (SELECT count(*) FROM tasks r WHERE r.server_id = s.id AND r.state = 'running')
         ORDER BY s.id
+        LIMIT p_limit
         FOR UPDATE OF s SKIP LOCKED
     ) l;
     IF locked IS NULL THEN
-        RETURN;
+        -- Every such server is being claimed from right now (a claim holds
+        -- its lock for well under a millisecond): wait briefly for the first
+        -- rather than come back empty, so claimers on one busy server take
+        -- turns instead of idling until the next wake-up.
+        BEGIN
+            PERFORM set_config('lock_timeout', '20ms', true);
+            SELECT array_agg(l.id) INTO locked FROM (
+                SELECT s.id FROM servers s
+                WHERE (SELECT true FROM tasks t WHERE t.server_id = s.id AND t.state = 'available'
+                       ORDER BY t.priority DESC, t.run_at, t.id LIMIT 1)
+                  AND s.max_concurrency > (SELECT count(*) FROM tasks r WHERE r.server_id = s.id AND r.state = 'running')
+                ORDER BY s.id
+                LIMIT 1
+                FOR UPDATE OF s
+            ) l;
+        EXCEPTION WHEN lock_not_available THEN
+            RETURN;
+        END;
+        PERFORM set_config('lock_timeout', timeout, true);
+        IF locked IS NULL THEN
+            RETURN;
+        END IF;
     END IF;
     RETURN QUERY
     WITH room AS (

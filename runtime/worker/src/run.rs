@@ -91,6 +91,9 @@ type Pending = (
 /// Most completions committed in one transaction.
 const COMPLETION_BATCH: usize = 256;
 
+/// Single-task claims in flight at once in per-task mode.
+const PARALLEL_CLAIMS: usize = 4;
+
 /// How long a server's settings are reused before being read again.
 const SERVER_CACHE_TTL: Duration = Duration::from_secs(2);
 
@@ -164,19 +167,18 @@ impl Worker {
         loop {
             self.start_queued(&mut queue, &slots, &mut running);
             let held = queue.len() + (self.config.slots - slots.available_permits());
-            let want = capacity
-                .saturating_sub(held)
-                .min(self.config.claim_batch.max(1));
-            let mut claimed = 0;
+            // Per-task mode takes up to PARALLEL_CLAIMS tasks a round, one
+            // claim statement each.
+            let per_round = match self.config.claim_batch {
+                0 | 1 => PARALLEL_CLAIMS,
+                n => n,
+            };
+            let want = capacity.saturating_sub(held).min(per_round);
+            let (mut claimed, mut asked) = (0, 0);
             if want > 0 && (want >= min_claim || held == 0) {
-                match panel1_store::claim(
-                    &self.pool,
-                    &self.config.id,
-                    want as i64,
-                    self.config.lease_ttl,
-                )
-                .await
-                {
+                let (n, result) = self.claim_some(want).await;
+                asked = n;
+                match result {
                     Ok(tasks) => {
                         claimed = tasks.len();
                         if let Some(m) = &self.metrics {
@@ -193,7 +195,7 @@ impl Worker {
                 }
             }
             while running.try_join_next().is_some() {}
-            if claimed > 0 && claimed == want {
+            if claimed > 0 && claimed == asked {
                 continue;
             }
             tokio::select! {
@@ -233,6 +235,38 @@ impl Worker {
             let _ = panel1_store::release(&self.pool, id, lease).await;
         }
         Ok(())
+    }
+
+    /// One claim statement for up to `want` tasks; in per-task mode
+    /// (`claim_batch` 1) up to [`PARALLEL_CLAIMS`] single-task claims in
+    /// flight at once, each its own transaction (claims on one busy server
+    /// take turns in Postgres instead of waiting on this loop). Returns how
+    /// many tasks were asked for and what was claimed; claimed tasks are
+    /// never dropped because a sibling claim failed.
+    async fn claim_some(&self, want: usize) -> (usize, Result<Vec<ClaimedTask>, StoreError>) {
+        let ttl = self.config.lease_ttl;
+        if self.config.claim_batch > 1 || want <= 1 {
+            let r = panel1_store::claim(&self.pool, &self.config.id, want as i64, ttl).await;
+            return (want, r);
+        }
+        let n = want.min(PARALLEL_CLAIMS);
+        let mut claims = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (pool, id) = (self.pool.clone(), self.config.id.clone());
+            claims.spawn(async move { panel1_store::claim(&pool, &id, 1, ttl).await });
+        }
+        let (mut tasks, mut error) = (Vec::new(), None);
+        while let Some(r) = claims.join_next().await {
+            match r {
+                Ok(Ok(t)) => tasks.extend(t),
+                Ok(Err(e)) => error = Some(e),
+                Err(e) => tracing::error!(error = %e, "claim task panicked"),
+            }
+        }
+        match error {
+            Some(e) if tasks.is_empty() => (n, Err(e)),
+            _ => (n, Ok(tasks)),
+        }
     }
 
     /// Start queued tasks on free slots (skipping any whose lease was lost

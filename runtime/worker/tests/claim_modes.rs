@@ -1,6 +1,7 @@
-//! A worker's local queue (claimed tasks waiting for a slot) against a real
-//! Postgres: queued tasks keep their leases while they wait, and a worker
-//! that stops gives them back without counting an attempt.
+//! How workers take work, against a real Postgres: the local queue (claimed
+//! tasks waiting for a slot) keeps its leases while it waits and is given
+//! back uncounted when a worker stops; per-task mode (one claim statement
+//! per task, several in flight) keeps the server's cap.
 mod common;
 
 use common::*;
@@ -129,4 +130,27 @@ async fn a_stopping_worker_gives_back_its_queue_uncounted() {
         assert_eq!(e.task_state(t).await, "succeeded");
     }
     assert_eq!(e.panel.with(|p| p.creates), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_task_claims_in_parallel_keep_the_cap() {
+    let e = env(1, 3).await;
+    e.panel.with(|p| p.op_delay_ms = 20);
+    provisions(&e, 40).await;
+    let per_task = WorkerConfig {
+        slots: 8,
+        claim_batch: 1,
+        ..fast()
+    };
+    let workers = e.workers(2, per_task);
+    e.wait_until(
+        "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
+        Duration::from_secs(60),
+    )
+    .await;
+    stop(workers).await;
+    let max = e.panel.with(|p| p.max_in_flight);
+    assert!((1..=3).contains(&max), "cap of 3: {max} at once");
+    assert_eq!(e.panel.with(|p| p.creates), 40);
+    assert_eq!(scalar(&e, "SELECT max(attempt)::int8 FROM tasks").await, 1);
 }
