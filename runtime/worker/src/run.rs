@@ -176,23 +176,9 @@ impl Worker {
             let want = capacity.saturating_sub(held).min(per_round);
             let (mut claimed, mut asked) = (0, 0);
             if want > 0 && (want >= min_claim || held == 0) {
-                let (n, result) = self.claim_some(want).await;
-                asked = n;
-                match result {
-                    Ok(tasks) => {
-                        claimed = tasks.len();
-                        if let Some(m) = &self.metrics {
-                            m.claimed(claimed);
-                        }
-                        for task in tasks {
-                            let held = self.leases.insert(task.id, task.lease);
-                            queue.push_back((task, held));
-                        }
-                        self.start_queued(&mut queue, &slots, &mut running);
-                    }
-                    // A lost claim race or a database restart: try again soon.
-                    Err(e) => tracing::warn!(error = %e, "claim failed"),
-                }
+                (asked, claimed) = self
+                    .claim_into(want, &mut queue, &slots, &mut running)
+                    .await;
             }
             while running.try_join_next().is_some() {}
             if claimed > 0 && claimed == asked {
@@ -237,36 +223,52 @@ impl Worker {
         Ok(())
     }
 
-    /// One claim statement for up to `want` tasks; in per-task mode
-    /// (`claim_batch` 1) up to [`PARALLEL_CLAIMS`] single-task claims in
+    /// Claim up to `want` tasks into the local queue and start what fits
+    /// on free slots: one claim statement, or in per-task mode (a
+    /// `claim_batch` of one) up to [`PARALLEL_CLAIMS`] single-task claims in
     /// flight at once, each its own transaction (claims on one busy server
-    /// take turns in Postgres instead of waiting on this loop). Returns how
-    /// many tasks were asked for and what was claimed; claimed tasks are
-    /// never dropped because a sibling claim failed.
-    async fn claim_some(&self, want: usize) -> (usize, Result<Vec<ClaimedTask>, StoreError>) {
+    /// take turns in Postgres instead of waiting on this loop), each started
+    /// as soon as it returns. Returns how many tasks were asked for and how
+    /// many were claimed.
+    async fn claim_into(
+        self: &Arc<Self>,
+        want: usize,
+        queue: &mut VecDeque<(ClaimedTask, Arc<Held>)>,
+        slots: &Arc<Semaphore>,
+        running: &mut tokio::task::JoinSet<()>,
+    ) -> (usize, usize) {
         let ttl = self.config.lease_ttl;
-        if self.config.claim_batch > 1 || want <= 1 {
-            let r = panel1_store::claim(&self.pool, &self.config.id, want as i64, ttl).await;
-            return (want, r);
-        }
-        let n = want.min(PARALLEL_CLAIMS);
+        let (per_claim, n) = if self.config.claim_batch > 1 {
+            (want, 1)
+        } else {
+            (1, want.min(PARALLEL_CLAIMS))
+        };
         let mut claims = tokio::task::JoinSet::new();
         for _ in 0..n {
             let (pool, id) = (self.pool.clone(), self.config.id.clone());
-            claims.spawn(async move { panel1_store::claim(&pool, &id, 1, ttl).await });
+            claims
+                .spawn(async move { panel1_store::claim(&pool, &id, per_claim as i64, ttl).await });
         }
-        let (mut tasks, mut error) = (Vec::new(), None);
+        let mut claimed = 0;
         while let Some(r) = claims.join_next().await {
             match r {
-                Ok(Ok(t)) => tasks.extend(t),
-                Ok(Err(e)) => error = Some(e),
-                Err(e) => tracing::error!(error = %e, "claim task panicked"),
+                Ok(Ok(tasks)) => {
+                    claimed += tasks.len();
+                    if let Some(m) = &self.metrics {
+                        m.claimed(tasks.len());
+                    }
+                    for task in tasks {
+                        let held = self.leases.insert(task.id, task.lease);
+                        queue.push_back((task, held));
+                    }
+                    self.start_queued(queue, slots, running);
+                }
+                // A lost claim race or a database restart: try again soon.
+                Ok(Err(e)) => tracing::warn!(error = %e, "claim failed"),
+                Err(e) => tracing::error!(error = %e, "claim task failed"),
             }
         }
-        match error {
-            Some(e) if tasks.is_empty() => (n, Err(e)),
-            _ => (n, Ok(tasks)),
-        }
+        (per_claim * n, claimed)
     }
 
     /// Start queued tasks on free slots (skipping any whose lease was lost
