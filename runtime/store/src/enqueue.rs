@@ -114,12 +114,19 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
         .execute(&mut *conn)
         .await?;
     if !scheduled {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(TASKS_CHANNEL)
-            .execute(&mut *conn)
-            .await?;
+        wake_workers(conn).await?;
     }
     Ok((id, true))
+}
+
+/// Tell listening workers there is work (delivered when the caller's
+/// transaction commits).
+pub(crate) async fn wake_workers(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(TASKS_CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Read one column of a row by name (small helper for the other modules).

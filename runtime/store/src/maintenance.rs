@@ -1,6 +1,6 @@
 //! Queue upkeep: heartbeats, the rescuer of expired leases, promotion of due
 //! tasks, cancellation, operator retry, release on shutdown, pruning.
-use crate::enqueue::TASKS_CHANNEL;
+use crate::enqueue::wake_workers;
 use crate::{StoreError, TaskState};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -70,10 +70,7 @@ pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreEr
     .await?
     .rows_affected();
     if n > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(TASKS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        wake_workers(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(n)
@@ -133,10 +130,7 @@ pub async fn promote_due(pool: &PgPool) -> Result<u64, StoreError> {
     .await?
     .rows_affected();
     if n > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(TASKS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        wake_workers(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(n)
@@ -202,10 +196,7 @@ pub async fn retry_failed(
             .bind(task_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(TASKS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        wake_workers(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(n == 1)
@@ -236,10 +227,7 @@ pub async fn release(pool: &PgPool, task_id: Uuid, lease: i64) -> Result<bool, S
     .fetch_optional(&mut *tx)
     .await?;
     if server.is_some() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(TASKS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        wake_workers(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(server.is_some())

@@ -120,11 +120,7 @@ async fn a_stopping_worker_gives_back_its_queue_uncounted() {
     );
     // Another worker takes them up.
     let workers = e.workers(1, fast());
-    e.wait_until(
-        "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
-        Duration::from_secs(60),
-    )
-    .await;
+    e.wait_all_succeeded(Duration::from_secs(60)).await;
     stop(workers).await;
     for t in tasks {
         assert_eq!(e.task_state(t).await, "succeeded");
@@ -143,11 +139,7 @@ async fn per_task_claims_in_parallel_keep_the_cap() {
         ..fast()
     };
     let workers = e.workers(2, per_task);
-    e.wait_until(
-        "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
-        Duration::from_secs(60),
-    )
-    .await;
+    e.wait_all_succeeded(Duration::from_secs(60)).await;
     stop(workers).await;
     let max = e.panel.with(|p| p.max_in_flight);
     assert!((1..=3).contains(&max), "cap of 3: {max} at once");

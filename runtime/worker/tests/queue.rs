@@ -146,11 +146,7 @@ async fn many_services_run_their_operations_in_order_without_overlap() {
     }
     drop(conn);
     let workers = e.workers(4, fast());
-    e.wait_until(
-        "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
-        Duration::from_secs(240),
-    )
-    .await;
+    e.wait_all_succeeded(Duration::from_secs(240)).await;
     stop(workers).await;
     assert_eq!(tasks.len(), services * ops.len());
     let (overlaps, max_in_flight) = e.panel.with(|p| (p.overlaps, p.max_in_flight));
@@ -198,11 +194,7 @@ async fn server_concurrency_cap_holds_across_workers() {
         .await;
     }
     let workers = e.workers(3, fast());
-    e.wait_until(
-        "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
-        Duration::from_secs(60),
-    )
-    .await;
+    e.wait_all_succeeded(Duration::from_secs(60)).await;
     stop(workers).await;
     let max = e.panel.with(|p| p.max_in_flight);
     assert!(max <= 2, "cap of 2 exceeded: {max} at once");

@@ -143,38 +143,17 @@ impl Env {
     }
 
     /// Start `n` in-process workers; returns their stop handles.
-    pub fn workers(
-        &self,
-        n: usize,
-        config: WorkerConfig,
-    ) -> Vec<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )> {
-        let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
-        (0..n)
-            .map(|i| {
-                let cfg = WorkerConfig {
-                    id: format!("w{i}"),
-                    ..config.clone()
-                };
-                let w = Worker::new(
-                    self.pool.clone(),
-                    sandbox.clone(),
-                    self.secret_box.clone(),
-                    cfg,
-                );
-                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-                let h = tokio::spawn(async move {
-                    w.run(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-                });
-                (tx, h)
-            })
-            .collect()
+    pub fn workers(&self, n: usize, config: WorkerConfig) -> Vec<Running> {
+        spawn_workers(&self.pool, &self.secret_box, n, config)
+    }
+
+    /// Wait until every task succeeded.
+    pub async fn wait_all_succeeded(&self, timeout: Duration) {
+        self.wait_until(
+            "SELECT count(*) = 0 FROM tasks WHERE state <> 'succeeded'",
+            timeout,
+        )
+        .await;
     }
 
     pub async fn task_state(&self, id: Uuid) -> String {
@@ -213,12 +192,41 @@ impl Env {
     }
 }
 
-pub async fn stop(
-    workers: Vec<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )>,
-) {
+/// An in-process worker: its stop signal and its task.
+pub type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// `n` in-process workers (ids w0, w1, ...) sharing one sandbox.
+pub fn spawn_workers(
+    pool: &PgPool,
+    secret_box: &Arc<SecretBox>,
+    n: usize,
+    config: WorkerConfig,
+) -> Vec<Running> {
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
+    (0..n)
+        .map(|i| {
+            let cfg = WorkerConfig {
+                id: format!("w{i}"),
+                ..config.clone()
+            };
+            let w = Worker::new(pool.clone(), sandbox.clone(), secret_box.clone(), cfg);
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let h = tokio::spawn(async move {
+                w.run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            });
+            (tx, h)
+        })
+        .collect()
+}
+
+pub async fn stop(workers: Vec<Running>) {
     for (tx, _) in &workers {
         let _ = tx;
     }

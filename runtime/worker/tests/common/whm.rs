@@ -1,13 +1,12 @@
 //! The cPanel orchestrator tests' harness: one tenant with one cPanel server
 //! pointing at one WHM simulator, in-process workers, the rows and logs the
 //! tests read, and the leak checker.
-use crate::common::{fast, install_builtin, secret_box, stop};
-use panel1_sandbox::{EgressRule, Sandbox, SandboxConfig};
+use crate::common::{fast, install_builtin, secret_box, spawn_workers, stop, Running};
+use panel1_sandbox::EgressRule;
 use panel1_store::secret_box::SecretBox;
 use panel1_store::setup::{self, NewServer};
 use panel1_store::{testing, NewTask};
 use panel1_whm_sim::{Account, SimConfig, WhmSimulator};
-use panel1_worker::{Worker, WorkerConfig};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -147,36 +146,8 @@ impl Whm {
         }
     }
 
-    pub fn workers(
-        &self,
-        n: usize,
-    ) -> Vec<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )> {
-        let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
-        (0..n)
-            .map(|i| {
-                let w = Worker::new(
-                    self.pool.clone(),
-                    sandbox.clone(),
-                    self.secret_box.clone(),
-                    WorkerConfig {
-                        id: format!("w{i}"),
-                        ..fast()
-                    },
-                );
-                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-                let h = tokio::spawn(async move {
-                    w.run(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-                });
-                (tx, h)
-            })
-            .collect()
+    pub fn workers(&self, n: usize) -> Vec<Running> {
+        spawn_workers(&self.pool, &self.secret_box, n, fast())
     }
 
     /// A service to be provisioned as `user` on `user.example.com`, plan
