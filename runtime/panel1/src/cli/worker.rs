@@ -18,6 +18,11 @@ pub struct WorkerArgs {
     /// Lease length in seconds (a crashed worker's tasks are rescued after it).
     #[arg(long, default_value_t = 30)]
     lease_ttl_secs: u64,
+    /// Claimed tasks held beyond the slots, waiting for one (a local queue:
+    /// more work per claim when operations are short). Keep 0 when
+    /// operations are slow and other workers could run them sooner.
+    #[arg(long, default_value_t = 0)]
+    queue: usize,
     /// Worker name shown on tasks and attempts.
     #[arg(long)]
     id: Option<String>,
@@ -86,6 +91,7 @@ pub async fn run(args: WorkerArgs) -> u8 {
     let mut config = WorkerConfig {
         slots: args.slots.max(1),
         lease_ttl: Duration::from_secs(args.lease_ttl_secs.max(1)),
+        queue: args.queue,
         ..WorkerConfig::default()
     };
     if let Some(id) = args.id {
