@@ -21,7 +21,7 @@ pub struct ClaimedTask {
 }
 
 /// Claim up to `limit` available tasks in one round trip (`claim_tasks`,
-/// migrations/0003):
+/// migrations/0003 and 0004):
 /// - servers with available work are locked (`FOR UPDATE SKIP LOCKED`:
 ///   concurrent claimers take other servers), then their running tasks are
 ///   counted with a snapshot taken after the lock, so the cap holds across
@@ -42,28 +42,29 @@ pub async fn claim(
         .bind(lease_ttl.as_secs_f64())
         .fetch_all(pool)
         .await?;
-    rows.iter()
-        .map(|r| {
-            let mut input: Value = col(r, "input")?;
-            let remote: Option<String> = col(r, "service_remote_id")?;
-            let service = input.get_mut("service").and_then(Value::as_object_mut);
-            if let (Some(remote), Some(service)) = (remote, service) {
-                if service.get("remote_id").is_none_or(Value::is_null) {
-                    service.insert("remote_id".into(), Value::String(remote));
-                }
-            }
-            Ok(ClaimedTask {
-                id: col(r, "id")?,
-                tenant_id: col(r, "tenant_id")?,
-                server_id: col(r, "server_id")?,
-                service_id: col(r, "service_id")?,
-                operation: col(r, "operation")?,
-                input,
-                attempt: col(r, "attempt")?,
-                max_attempts: col(r, "max_attempts")?,
-                lease: col(r, "lease")?,
-                idempotency_key: col(r, "idempotency_key")?,
-            })
-        })
-        .collect()
+    rows.iter().map(claimed_from_row).collect()
+}
+
+/// A row of `claim_on_servers`' shape (claim_tasks, complete_tasks' hand-off).
+pub(crate) fn claimed_from_row(r: &sqlx::postgres::PgRow) -> Result<ClaimedTask, StoreError> {
+    let mut input: Value = col(r, "input")?;
+    let remote: Option<String> = col(r, "service_remote_id")?;
+    let service = input.get_mut("service").and_then(Value::as_object_mut);
+    if let (Some(remote), Some(service)) = (remote, service) {
+        if service.get("remote_id").is_none_or(Value::is_null) {
+            service.insert("remote_id".into(), Value::String(remote));
+        }
+    }
+    Ok(ClaimedTask {
+        id: col(r, "id")?,
+        tenant_id: col(r, "tenant_id")?,
+        server_id: col(r, "server_id")?,
+        service_id: col(r, "service_id")?,
+        operation: col(r, "operation")?,
+        input,
+        attempt: col(r, "attempt")?,
+        max_attempts: col(r, "max_attempts")?,
+        lease: col(r, "lease")?,
+        idempotency_key: col(r, "idempotency_key")?,
+    })
 }

@@ -21,7 +21,10 @@ pub mod testing;
 
 pub use backoff::retry_delay;
 pub use claim::{claim, ClaimedTask};
-pub use complete::{complete, complete_batch, Applied, AttemptRecord, TaskOutcome};
+pub use complete::{
+    complete, complete_and_claim, complete_batch, wake_event_streams, Applied, AttemptRecord,
+    Handoff, TaskOutcome,
+};
 pub use db::{connect, migrate, MIGRATOR};
 pub use enqueue::{enqueue, NewTask, TASKS_CHANNEL};
 pub use error::StoreError;

@@ -31,6 +31,19 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// The Postgres enum label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Scheduled => "scheduled",
+            TaskState::Available => "available",
+            TaskState::Running => "running",
+            TaskState::Retryable => "retryable",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -52,4 +65,19 @@ pub enum ServiceState {
     Terminated,
     /// Provisioning failed for good; `failure_reason` says why.
     Failed,
+}
+
+impl ServiceState {
+    /// The Postgres enum label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Pending => "pending",
+            ServiceState::Provisioning => "provisioning",
+            ServiceState::Active => "active",
+            ServiceState::Suspended => "suspended",
+            ServiceState::Terminating => "terminating",
+            ServiceState::Terminated => "terminated",
+            ServiceState::Failed => "failed",
+        }
+    }
 }

@@ -1,3 +1,4 @@
+use crate::completion::note_applied;
 use crate::context::host_context;
 use crate::leases::{Held, Leases};
 use panel1_sandbox::{CallRequest, LoadedAdapter, Operation, Outcome, Sandbox};
@@ -7,6 +8,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
@@ -59,10 +61,10 @@ impl Default for WorkerConfig {
 }
 
 pub struct Worker {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     sandbox: Arc<Sandbox>,
     secrets: Arc<SecretBox>,
-    config: WorkerConfig,
+    pub(crate) config: WorkerConfig,
     /// Loaded adapters by version. A version is compiled once: tasks that
     /// need it while it compiles wait for that load (a burst of tasks on a
     /// new worker compiled it once per slot, on every core at once).
@@ -77,19 +79,20 @@ pub struct Worker {
     servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<setup::ServerRuntime>)>>,
     completions: mpsc::Sender<Pending>,
     completions_rx: Mutex<Option<mpsc::Receiver<Pending>>>,
+    /// Completions committed events: wake the event streams.
+    pub(crate) events_written: Notify,
+    /// Shutdown began: finished slots take no next task.
+    stopping: AtomicBool,
     metrics: Option<Arc<crate::WorkerMetrics>>,
 }
 
 /// A finished attempt waiting for the batch completer.
-type Pending = (
+pub(crate) type Pending = (
     ClaimedTask,
     TaskOutcome,
     AttemptRecord,
     oneshot::Sender<Applied>,
 );
-
-/// Most completions committed in one transaction.
-const COMPLETION_BATCH: usize = 256;
 
 /// Single-task claims in flight at once in per-task mode.
 const PARALLEL_CLAIMS: usize = 4;
@@ -128,6 +131,8 @@ impl Worker {
             servers: Mutex::new(HashMap::new()),
             completions: tx,
             completions_rx: Mutex::new(Some(rx)),
+            events_written: Notify::new(),
+            stopping: AtomicBool::new(false),
             metrics,
         })
     }
@@ -152,6 +157,7 @@ impl Worker {
             None => tokio::spawn(async {}),
         };
         let heartbeats = tokio::spawn(self.clone().heartbeats());
+        let streams = tokio::spawn(self.clone().wake_event_streams());
         // Tasks held at most: one per slot plus the local queue. With batched
         // claims, wait until a quarter of that is free (or nothing is held)
         // before claiming: fewer, larger claims.
@@ -192,6 +198,7 @@ impl Worker {
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }
+        self.stopping.store(true, Ordering::SeqCst);
         listener.abort();
         upkeep.abort();
         inspector.abort();
@@ -217,6 +224,7 @@ impl Worker {
         running.abort_all();
         completer.abort();
         heartbeats.abort();
+        streams.abort();
         for (id, lease) in self.leases.drain() {
             let _ = panel1_store::release(&self.pool, id, lease).await;
         }
@@ -426,99 +434,90 @@ impl Worker {
         Ok(rt)
     }
 
+    /// Run a claimed task on its slot. In per-task mode (`claim_batch` 1)
+    /// the slot commits its own completion, and that commit claims the
+    /// slot's next task on the same server, which it then runs: one commit
+    /// per task. Otherwise the slot is freed when the operation ends and the
+    /// batch completer commits it.
     async fn execute(
         self: Arc<Self>,
         task: ClaimedTask,
         held: Arc<Held>,
         slot: OwnedSemaphorePermit,
     ) {
-        let started = chrono::Utc::now();
-        let (outcome, record) = tokio::select! {
-            r = self.attempt(&task) => r,
-            // The lease was lost (rescued elsewhere or cancelled): stop.
-            _ = held.lost() => {
-                self.leases.remove(&task.id);
-                drop(slot);
-                self.freed.notify_one();
-                return;
-            }
-        };
-        // The slot is free as soon as the operation ends; the task stays
-        // running (and counted against its server's cap) until its
-        // completion commits.
-        drop(slot);
-        self.freed.notify_one();
-        let record = AttemptRecord {
-            worker: self.config.id.clone(),
-            started_at: Some(started),
-            ..record
-        };
-        let observed = self.metrics.as_ref().map(|_| {
-            (
-                crate::WorkerMetrics::error_kind(&outcome),
-                record.metrics.clone(),
-            )
-        });
-        let (reply, applied) = oneshot::channel();
-        if self
-            .completions
-            .send((task.clone(), outcome, record, reply))
-            .await
-            .is_ok()
-        {
-            if let Ok(applied) = applied.await {
-                if applied == Applied::Stale {
-                    tracing::warn!(task = %task.id, "completion was stale");
+        let per_task = self.config.claim_batch <= 1;
+        let mut slot = Some(slot);
+        let mut next = Some((task, held));
+        while let Some((task, held)) = next.take() {
+            let started = chrono::Utc::now();
+            let (outcome, record) = tokio::select! {
+                r = self.attempt(&task) => r,
+                // The lease was lost (rescued elsewhere or cancelled): stop.
+                _ = held.lost() => {
+                    self.leases.remove(&task.id);
+                    break;
                 }
+            };
+            let record = AttemptRecord {
+                worker: self.config.id.clone(),
+                started_at: Some(started),
+                ..record
+            };
+            let observed = self.metrics.as_ref().map(|_| {
+                (
+                    crate::WorkerMetrics::error_kind(&outcome),
+                    record.metrics.clone(),
+                )
+            });
+            let applied = if per_task {
+                let handoff = usize::from(!self.stopping.load(Ordering::SeqCst));
+                let items = [(task.clone(), outcome, record)];
+                let committed = self.commit(&items, handoff).await;
+                let (applied, claimed) = committed.unwrap_or((vec![Applied::Stale], vec![]));
+                if let Some(t) = claimed.into_iter().next() {
+                    if let Some(m) = &self.metrics {
+                        m.claimed(1);
+                    }
+                    let h = self.leases.insert(t.id, t.lease);
+                    next = Some((t, h));
+                }
+                applied.into_iter().next()
+            } else {
+                // The slot is free as soon as the operation ends; the task
+                // stays running (and counted against its server's cap) until
+                // its completion commits.
+                slot.take();
+                self.freed.notify_one();
+                self.complete_in_batch(&task, outcome, record).await
+            };
+            if let Some(applied) = applied {
+                note_applied(&task, &applied);
                 if let (Some(m), Some((kind, cost))) = (&self.metrics, observed) {
                     m.completed(&task.operation, kind, &cost, &applied);
                 }
             }
+            self.leases.remove(&task.id);
+            if !per_task {
+                break;
+            }
         }
-        self.leases.remove(&task.id);
+        drop(slot);
+        self.freed.notify_one();
     }
 
-    /// The batch completer: whatever completions piled up while the previous
-    /// batch was committing go in one transaction (one commit for many
-    /// tasks). A failed batch (database restart) is retried; the lease check
-    /// makes a retry of an already-committed batch harmless (stale).
-    async fn completer(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>) {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < COMPLETION_BATCH {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
-                }
-            }
-            let items: Vec<(ClaimedTask, TaskOutcome, AttemptRecord)> = batch
-                .iter()
-                .map(|(t, o, r, _)| (t.clone(), o.clone(), r.clone()))
-                .collect();
-            let mut delay = Duration::from_millis(50);
-            let give_up = std::time::Instant::now() + self.config.lease_ttl * 4;
-            let results = loop {
-                match panel1_store::complete_batch(&self.pool, &items).await {
-                    Ok(r) => break Some(r),
-                    Err(e) if std::time::Instant::now() < give_up => {
-                        tracing::warn!(error = %e, count = items.len(), "completion batch failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, count = items.len(), "completion batch dropped; the rescuer retries those tasks");
-                        break None;
-                    }
-                }
-            };
-            for (i, (_, _, _, reply)) in batch.into_iter().enumerate() {
-                let applied = results
-                    .as_ref()
-                    .map(|r| r[i].clone())
-                    .unwrap_or(Applied::Stale);
-                let _ = reply.send(applied);
-            }
-        }
+    /// Hand a finished attempt to the batch completer and wait for its commit.
+    async fn complete_in_batch(
+        &self,
+        task: &ClaimedTask,
+        outcome: TaskOutcome,
+        record: AttemptRecord,
+    ) -> Option<Applied> {
+        let (reply, applied) = oneshot::channel();
+        self.completions
+            .send((task.clone(), outcome, record, reply))
+            .await
+            .ok()?;
+        applied.await.ok()
     }
 
     async fn attempt(&self, task: &ClaimedTask) -> (TaskOutcome, AttemptRecord) {

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use panel1_store::{AttemptRecord, TaskOutcome};
+use panel1_worker::WorkerConfig;
 use serde_json::json;
 use std::time::Duration;
 
@@ -116,6 +117,21 @@ async fn idempotency_keys_dedupe_per_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_services_run_their_operations_in_order_without_overlap() {
+    many_services(fast()).await;
+}
+
+/// The same with one commit per task: each finished slot claims its next
+/// task on the same server in its completion's transaction (no server lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_services_in_order_without_overlap_one_commit_per_task() {
+    many_services(WorkerConfig {
+        claim_batch: 1,
+        ..fast()
+    })
+    .await;
+}
+
+async fn many_services(config: WorkerConfig) {
     let e = env(8, 6).await;
     e.panel.with(|p| p.op_delay_ms = 2);
     let services = 1000;
@@ -145,7 +161,7 @@ async fn many_services_run_their_operations_in_order_without_overlap() {
         }
     }
     drop(conn);
-    let workers = e.workers(4, fast());
+    let workers = e.workers(4, config);
     e.wait_all_succeeded(Duration::from_secs(240)).await;
     stop(workers).await;
     assert_eq!(tasks.len(), services * ops.len());

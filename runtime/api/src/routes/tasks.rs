@@ -194,7 +194,10 @@ async fn get_task(
     let task = load_task(&state, tenant, id).await?;
     let attempts: Vec<Attempt> = sqlx::query_as(
         "SELECT attempt, worker, started_at, finished_at, outcome, error_kind, error_message, fuel, wall_us,
-                peak_memory, http_requests, http_denied, log, http
+                peak_memory, http_requests, http_denied,
+                -- Workers store an empty capture as NULL; an abandoned attempt captured nothing.
+                CASE WHEN outcome <> 'abandoned' THEN COALESCE(log, '[]') END AS log,
+                CASE WHEN outcome <> 'abandoned' THEN COALESCE(http, '[]') END AS http
          FROM task_attempts WHERE task_id = $1 ORDER BY attempt",
     )
     .bind(task.id)

@@ -1,0 +1,102 @@
+//! How a finished attempt is committed: through the batch completer (many
+//! completions per commit), or by its own slot in per-task mode (one commit
+//! per task that also claims the slot's next task). Both retry a failed
+//! commit and wake the event streams once it is in.
+use crate::run::{Pending, Worker};
+use panel1_store::{Applied, AttemptRecord, ClaimedTask, Handoff, TaskOutcome};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Most completions committed in one transaction.
+const COMPLETION_BATCH: usize = 256;
+
+type Item = (ClaimedTask, TaskOutcome, AttemptRecord);
+
+impl Worker {
+    /// Commit `items` (claiming up to `handoff` next tasks in the same
+    /// transaction), retrying while the database is unreachable for up to
+    /// four lease lengths. A retry of a commit that did go through finds its
+    /// leases moved on: those items come back stale, and tasks that commit
+    /// handed off are left to the rescuer (their leases lapse unheld).
+    /// `None` when it gave up: the rescuer retries those tasks.
+    pub(crate) async fn commit(
+        &self,
+        items: &[Item],
+        handoff: usize,
+    ) -> Option<(Vec<Applied>, Vec<ClaimedTask>)> {
+        let mut delay = Duration::from_millis(50);
+        let give_up = Instant::now() + self.config.lease_ttl * 4;
+        loop {
+            let handoff = (handoff > 0).then(|| Handoff {
+                limit: handoff,
+                worker: &self.config.id,
+                lease_ttl: self.config.lease_ttl,
+            });
+            match panel1_store::complete_and_claim(&self.pool, items, handoff).await {
+                Ok(r) => {
+                    if r.0.iter().any(|a| *a != Applied::Stale) {
+                        self.events_written.notify_one();
+                    }
+                    return Some(r);
+                }
+                Err(e) if Instant::now() < give_up => {
+                    tracing::warn!(error = %e, count = items.len(), "completion failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, count = items.len(), "completion dropped; the rescuer retries those tasks");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The batch completer: whatever completions piled up while the previous
+    /// batch was committing go in one transaction (one commit for many
+    /// tasks).
+    pub(crate) async fn completer(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < COMPLETION_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let items: Vec<Item> = batch
+                .iter()
+                .map(|(t, o, r, _)| (t.clone(), o.clone(), r.clone()))
+                .collect();
+            let results = self.commit(&items, 0).await.map(|r| r.0);
+            for (i, (_, _, _, reply)) in batch.into_iter().enumerate() {
+                let applied = results
+                    .as_ref()
+                    .map(|r| r[i].clone())
+                    .unwrap_or(Applied::Stale);
+                let _ = reply.send(applied);
+            }
+        }
+    }
+
+    /// Completions defer the event streams' NOTIFY (it would serialize their
+    /// commits); this sends it after they commit. Completions that commit
+    /// while one is in flight share the next.
+    pub(crate) async fn wake_event_streams(self: Arc<Self>) {
+        loop {
+            self.events_written.notified().await;
+            if let Err(e) = panel1_store::wake_event_streams(&self.pool).await {
+                // Streams also poll: a lost wake-up only delays them.
+                tracing::debug!(error = %e, "could not wake event streams");
+            }
+        }
+    }
+}
+
+/// Log a stale completion; the lease had moved on.
+pub(crate) fn note_applied(task: &ClaimedTask, applied: &Applied) {
+    if *applied == Applied::Stale {
+        tracing::warn!(task = %task.id, "completion was stale");
+    }
+}
