@@ -114,48 +114,26 @@ pub async fn complete_and_claim(
     handoff: Option<Handoff<'_>>,
 ) -> Result<(Vec<Applied>, Vec<ClaimedTask>), StoreError> {
     let decided: Vec<Decision> = items.iter().map(|(t, o, _)| decide(t, o)).collect();
-    let mut c = Columns::default();
-    for ((task, outcome, record), d) in items.iter().zip(&decided) {
-        c.push(task, outcome, record, d);
-    }
+    let payload: Vec<Value> = items
+        .iter()
+        .zip(&decided)
+        .map(|((task, outcome, record), d)| {
+            let mut item = item_json(task, outcome, record, d);
+            replace_nul(&mut item);
+            item
+        })
+        .collect();
     let (limit, worker, ttl) = match &handoff {
         Some(h) => (h.limit, h.worker, h.lease_ttl),
         None => (0, "", Duration::ZERO),
     };
-    let rows = sqlx::query(
-        "SELECT * FROM complete_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                      $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
-    )
-    .bind(c.id)
-    .bind(c.lease)
-    .bind(c.state)
-    .bind(c.run_at)
-    .bind(c.result)
-    .bind(c.error)
-    .bind(c.event_kind)
-    .bind(c.event_payload)
-    .bind(c.worker)
-    .bind(c.started_at)
-    .bind(c.outcome)
-    .bind(c.error_kind)
-    .bind(c.error_message)
-    .bind(c.fuel)
-    .bind(c.wall_us)
-    .bind(c.peak_memory)
-    .bind(c.http_requests)
-    .bind(c.http_denied)
-    .bind(c.log)
-    .bind(c.http)
-    .bind(c.service_touch)
-    .bind(c.service_state)
-    .bind(c.remote_id)
-    .bind(c.plan)
-    .bind(c.reason)
-    .bind(limit.min(i32::MAX as usize) as i32)
-    .bind(worker)
-    .bind(ttl.as_secs_f64())
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query("SELECT * FROM complete_tasks($1, $2, $3, $4)")
+        .bind(Value::Array(payload))
+        .bind(limit.min(i32::MAX as usize) as i32)
+        .bind(worker)
+        .bind(ttl.as_secs_f64())
+        .fetch_all(pool)
+        .await?;
     let mut applied = std::collections::HashSet::new();
     let mut claimed = Vec::new();
     for r in &rows {
@@ -259,70 +237,61 @@ fn event_payload(task: &ClaimedTask, d: &Decision) -> Value {
     json!({"operation": task.operation, "attempt": task.attempt, "state": d.state, "run_at": d.run_at, "error": d.error})
 }
 
-/// complete_tasks' arguments, one array per column.
-#[derive(Default)]
-struct Columns {
-    id: Vec<Uuid>,
-    lease: Vec<i64>,
-    state: Vec<&'static str>,
-    run_at: Vec<Option<DateTime<Utc>>>,
-    result: Vec<Option<Value>>,
-    error: Vec<Option<Value>>,
-    event_kind: Vec<&'static str>,
-    event_payload: Vec<Value>,
-    worker: Vec<String>,
-    started_at: Vec<Option<DateTime<Utc>>>,
-    outcome: Vec<&'static str>,
-    error_kind: Vec<Option<String>>,
-    error_message: Vec<Option<String>>,
-    fuel: Vec<i64>,
-    wall_us: Vec<i64>,
-    peak_memory: Vec<i64>,
-    http_requests: Vec<i32>,
-    http_denied: Vec<i32>,
-    log: Vec<Option<Value>>,
-    http: Vec<Option<Value>>,
-    service_touch: Vec<bool>,
-    service_state: Vec<Option<&'static str>>,
-    remote_id: Vec<Option<String>>,
-    plan: Vec<Option<String>>,
-    reason: Vec<Option<String>>,
+/// One item of complete_tasks' argument (its jsonb_to_recordset columns).
+fn item_json(task: &ClaimedTask, outcome: &TaskOutcome, r: &AttemptRecord, d: &Decision) -> Value {
+    let (label, kind, message) = attempt_labels(outcome);
+    let change = task
+        .service_id
+        .and_then(|_| service_change(task, outcome, d.state));
+    let touch = change.is_some();
+    let change = change.unwrap_or_default();
+    json!({
+        "id": task.id,
+        "lease": task.lease,
+        "state": d.state.as_str(),
+        "run_at": d.run_at,
+        "result": d.result,
+        "error": d.error,
+        "event_kind": event_kind(d.state),
+        "event_payload": event_payload(task, d),
+        "worker": r.worker,
+        "started_at": r.started_at,
+        "outcome": label,
+        "error_kind": kind,
+        "error_message": message,
+        "fuel": r.metrics.fuel_consumed,
+        "wall_us": r.metrics.wall_us,
+        "peak_memory": r.metrics.peak_memory_bytes,
+        "http_requests": r.metrics.http_requests,
+        "http_denied": r.metrics.http_denied,
+        // Nothing captured is stored as NULL, not as an empty JSON array.
+        "log": non_empty(&r.log),
+        "http": non_empty(&r.http),
+        "service_touch": touch,
+        "service_state": change.state.map(ServiceState::as_str),
+        "remote_id": change.remote_id,
+        "plan": change.plan,
+        "reason": change.reason,
+    })
 }
 
-impl Columns {
-    fn push(&mut self, task: &ClaimedTask, outcome: &TaskOutcome, r: &AttemptRecord, d: &Decision) {
-        let (label, kind, message) = attempt_labels(outcome);
-        self.id.push(task.id);
-        self.lease.push(task.lease);
-        self.state.push(d.state.as_str());
-        self.run_at.push(d.run_at);
-        self.result.push(d.result.clone());
-        self.error.push(d.error.clone());
-        self.event_kind.push(event_kind(d.state));
-        self.event_payload.push(event_payload(task, d));
-        self.worker.push(r.worker.clone());
-        self.started_at.push(r.started_at);
-        self.outcome.push(label);
-        self.error_kind.push(kind);
-        self.error_message.push(message);
-        self.fuel.push(r.metrics.fuel_consumed as i64);
-        self.wall_us.push(r.metrics.wall_us as i64);
-        self.peak_memory.push(r.metrics.peak_memory_bytes as i64);
-        self.http_requests.push(r.metrics.http_requests as i32);
-        self.http_denied.push(r.metrics.http_denied as i32);
-        // Nothing captured is stored as NULL, not as an empty JSON array.
-        self.log.push(non_empty(&r.log));
-        self.http.push(non_empty(&r.http));
-        let change = task
-            .service_id
-            .and_then(|_| service_change(task, outcome, d.state));
-        self.service_touch.push(change.is_some());
-        let change = change.unwrap_or_default();
-        self.service_state
-            .push(change.state.map(ServiceState::as_str));
-        self.remote_id.push(change.remote_id);
-        self.plan.push(change.plan);
-        self.reason.push(change.reason);
+/// Postgres text and jsonb cannot hold U+0000; an adapter's message, result
+/// or log may. Replaced (with U+FFFD) rather than failing the completion.
+fn replace_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+        Value::Array(a) => a.iter_mut().for_each(replace_nul),
+        Value::Object(o) => {
+            if o.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(o);
+                o.extend(
+                    old.into_iter()
+                        .map(|(k, v)| (k.replace('\0', "\u{fffd}"), v)),
+                );
+            }
+            o.values_mut().for_each(replace_nul);
+        }
+        _ => {}
     }
 }
 
@@ -425,5 +394,20 @@ fn service_change(
                 ..ServiceChange::default()
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_replaced_everywhere() {
+        let mut v = json!({"a\u{0}": ["x\u{0}y", {"k": "\u{0}"}], "n": 1});
+        replace_nul(&mut v);
+        assert_eq!(
+            v,
+            json!({"a\u{fffd}": ["x\u{fffd}y", {"k": "\u{fffd}"}], "n": 1})
+        );
     }
 }

@@ -7,8 +7,12 @@ use std::time::Duration;
 /// The migrations of `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-/// A pool that survives a database restart: connections are tested before
-/// use and re-established on demand.
+/// A pool that survives a database restart: sqlx pings every connection
+/// when it is released and drops a broken one, and new ones are made on
+/// demand. No second ping before each use (`test_before_acquire`): it cost a
+/// round trip per statement, and after a restart the one statement that
+/// meets a dead connection fails and is retried by its caller (the restart
+/// test covers it).
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     // Generic plans: the queue's statements are few, prepared once per
     // connection, and planning the claim CTE costs more than running it.
@@ -21,7 +25,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreErr
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(true)
+        .test_before_acquire(false)
         .connect_with(options)
         .await?)
 }

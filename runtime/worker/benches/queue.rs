@@ -318,8 +318,13 @@ async fn main() {
         let (mut o, mut p, mut ratios, mut oc, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..rounds {
             let a = ours(&s, n, conc, batched, samples).await;
-            reset_peer(&peer_url).await;
-            let b = peer(&peer_url, n, conc, batched, samples);
+            // PEER=0 runs ours alone (for profiling).
+            let b = if env_num("PEER", 1) == 0 {
+                None
+            } else {
+                reset_peer(&peer_url).await;
+                peer(&peer_url, n, conc, batched, samples)
+            };
             if let Some(b) = &b {
                 ratios.push(a.jobs_per_s / b.jobs_per_s.max(1.0));
                 p.push(b.jobs_per_s);
