@@ -5,11 +5,15 @@
 -- is in no index and a heartbeat is a HOT update.
 DROP INDEX tasks_leases;
 
--- Tasks without a service (test-connection, info) take no entry. Same rule:
--- NULLs never conflicted in this unique index.
+-- Tasks without a service (test-connection, info) take no entry in the
+-- per-service indexes (NULLs never conflicted, and the claim only looks up
+-- tasks of a service).
 DROP INDEX tasks_one_running_per_service;
 CREATE UNIQUE INDEX tasks_one_running_per_service ON tasks (service_id)
     WHERE state = 'running' AND service_id IS NOT NULL;
+DROP INDEX tasks_pending_by_service;
+CREATE INDEX tasks_pending_by_service ON tasks (service_id, created_at, id)
+    WHERE state IN ('scheduled', 'available', 'retryable') AND service_id IS NOT NULL;
 
 -- A NOTIFY serializes its transaction's commit (WAL flush included) with
 -- every other notifying transaction in the cluster. Completions therefore
