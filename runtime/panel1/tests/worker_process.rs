@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn spawn_worker(url: &str, id: &str, lease_secs: u64) -> Child {
+    spawn_worker_with(url, id, lease_secs, &[])
+}
+
+fn spawn_worker_with(url: &str, id: &str, lease_secs: u64, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_panel1"))
         .args([
             "worker",
@@ -19,6 +23,7 @@ fn spawn_worker(url: &str, id: &str, lease_secs: u64) -> Child {
             "--id",
             id,
         ])
+        .args(extra)
         .env("DATABASE_URL", url)
         .env("PANEL1_MASTER_KEY", "0b".repeat(32))
         .stdout(Stdio::null())
@@ -100,6 +105,17 @@ async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_under_load_loses_nothing() {
+    restart_under_load(&[]).await;
+}
+
+/// The same with each slot committing its own completion and taking its
+/// next task in that commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_under_load_loses_nothing_commit_per_task() {
+    restart_under_load(&["--commit-per-task"]).await;
+}
+
+async fn restart_under_load(worker_args: &[&str]) {
     let cluster = panel1_store::testing::TempCluster::start();
     let (pool, url) = panel1_store::testing::fresh_database_on(&cluster.url()).await;
     let e = env_on(pool, url, 4, 4).await;
@@ -118,7 +134,7 @@ async fn postgres_restart_under_load_loses_nothing() {
         )
         .await;
     }
-    let mut worker = spawn_worker(&e.url, "survivor", 5);
+    let mut worker = spawn_worker_with(&e.url, "survivor", 5, worker_args);
     // Restart once some work is done.
     let start = Instant::now();
     while e.panel.with(|p| p.creates) < 40 {

@@ -163,7 +163,11 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
     let mut conn = s.pool.acquire().await.unwrap();
     for _ in 0..samples {
         let t = panel1_store::NewTask::new(s.tenant, s.server, None, "info", Value::Null);
-        let (id, _) = panel1_store::enqueue(&mut conn, &t).await.unwrap();
+        // In one transaction, as the API enqueues (task, event and wake-up
+        // in one commit, like the peer's add_job).
+        let mut tx = s.pool.begin().await.unwrap();
+        let (id, _) = panel1_store::enqueue(&mut tx, &t).await.unwrap();
+        tx.commit().await.unwrap();
         loop {
             let ms: Option<f64> = sqlx::query_scalar(
                 "SELECT extract(epoch FROM a.started_at - t.created_at)::float8 * 1000

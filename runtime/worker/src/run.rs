@@ -36,7 +36,9 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Finished tasks older than this move to `tasks_archive`.
     pub prune_after: Duration,
-    /// Most tasks taken per claim statement (1 = one claim per task).
+    /// Most tasks taken per claim statement. 1 = per-task mode: one claim
+    /// per task, and each slot commits its own completion, which also
+    /// claims the slot's next task on the same server (one commit per task).
     pub claim_batch: usize,
     /// Claimed tasks held beyond the slots, waiting for one (a local queue,
     /// like graphile-worker's): more work per claim when operations are

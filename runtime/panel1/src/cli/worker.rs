@@ -23,6 +23,12 @@ pub struct WorkerArgs {
     /// operations are slow and other workers could run them sooner.
     #[arg(long, default_value_t = 0)]
     queue: usize,
+    /// Each slot commits its own completion, and that commit takes the
+    /// slot's next task on the same server (one commit per task, no claim
+    /// round trip between tasks). Default: a batch completer commits what
+    /// finished together, and claims take up to 64 tasks at once.
+    #[arg(long, conflicts_with = "queue")]
+    commit_per_task: bool,
     /// Worker name shown on tasks and attempts.
     #[arg(long)]
     id: Option<String>,
@@ -94,6 +100,9 @@ pub async fn run(args: WorkerArgs) -> u8 {
         queue: args.queue,
         ..WorkerConfig::default()
     };
+    if args.commit_per_task {
+        config.claim_batch = 1;
+    }
     if let Some(id) = args.id {
         config.id = id;
     }
