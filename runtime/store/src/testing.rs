@@ -149,3 +149,38 @@ impl Drop for TempCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A tenant and a server capped at `cap` on a placeholder adapter version
+/// (for queue tests that claim and complete without running anything).
+pub async fn tenant_and_server(pool: &PgPool, cap: i32) -> (uuid::Uuid, uuid::Uuid) {
+    use crate::setup::{self, NewAdapterVersion, NewServer};
+    let tenant = setup::create_tenant(pool, "queue-test").await.unwrap();
+    let version = setup::add_adapter_version(
+        pool,
+        &NewAdapterVersion {
+            tenant: Some(tenant),
+            name: "any",
+            version: "1",
+            sha256: &"0".repeat(64),
+            world_version: "0.1.0",
+            component: b"not run here",
+            report: &serde_json::json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    let server = setup::add_server(
+        pool,
+        &NewServer {
+            tenant_id: tenant,
+            name: "s".into(),
+            adapter_version_id: version,
+            config: serde_json::json!({}),
+            egress: serde_json::json!({"rules": []}),
+            max_concurrency: cap,
+        },
+    )
+    .await
+    .unwrap();
+    (tenant, server)
+}

@@ -6,7 +6,6 @@
 //! that total never passes it. Hand-offs (a completion that claims the next
 //! task in its own transaction, without the server lock) race the fresh
 //! claims in the second test.
-use panel1_store::setup::{self, NewAdapterVersion, NewServer};
 use panel1_store::{
     claim, complete, complete_and_claim, testing, AttemptRecord, ClaimedTask, Handoff, NewTask,
     TaskOutcome,
@@ -34,34 +33,7 @@ async fn the_server_cap_holds_when_completions_hand_off_their_slots() {
 /// A server capped at CAP, TASKS tasks, CLAIMERS racing for them.
 async fn race(handoff: bool) {
     let (pool, _) = testing::fresh_database().await;
-    let tenant = setup::create_tenant(&pool, "cap").await.unwrap();
-    let version = setup::add_adapter_version(
-        &pool,
-        &NewAdapterVersion {
-            tenant: Some(tenant),
-            name: "any",
-            version: "1",
-            sha256: &"0".repeat(64),
-            world_version: "0.1.0",
-            component: b"not run here",
-            report: &json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    let server = setup::add_server(
-        &pool,
-        &NewServer {
-            tenant_id: tenant,
-            name: "small".into(),
-            adapter_version_id: version,
-            config: json!({}),
-            egress: json!({"rules": []}),
-            max_concurrency: CAP,
-        },
-    )
-    .await
-    .unwrap();
+    let (tenant, server) = testing::tenant_and_server(&pool, CAP).await;
     let mut conn = pool.acquire().await.unwrap();
     for _ in 0..TASKS {
         let t = NewTask::new(tenant, server, None, "info", json!({}));

@@ -2,7 +2,7 @@
 //! hand-off), against a real database: one task claimed per finished task at
 //! most, none when the server's cap was lowered below what runs, a service's
 //! next operation handed on in order, stale completions written nowhere.
-use panel1_store::setup::{self, NewAdapterVersion, NewServer};
+use panel1_store::setup;
 use panel1_store::{
     claim, complete_and_claim, testing, Applied, AttemptRecord, ClaimedTask, Handoff, NewTask,
     TaskOutcome,
@@ -13,38 +13,6 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(60);
-
-async fn server(pool: &PgPool, cap: i32) -> (Uuid, Uuid) {
-    let tenant = setup::create_tenant(pool, "handoff").await.unwrap();
-    let version = setup::add_adapter_version(
-        pool,
-        &NewAdapterVersion {
-            tenant: Some(tenant),
-            name: "any",
-            version: "1",
-            sha256: &"0".repeat(64),
-            world_version: "0.1.0",
-            component: b"not run here",
-            report: &json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    let server = setup::add_server(
-        pool,
-        &NewServer {
-            tenant_id: tenant,
-            name: "s".into(),
-            adapter_version_id: version,
-            config: json!({}),
-            egress: json!({"rules": []}),
-            max_concurrency: cap,
-        },
-    )
-    .await
-    .unwrap();
-    (tenant, server)
-}
 
 async fn enqueue(pool: &PgPool, t: NewTask) -> Uuid {
     let mut conn = pool.acquire().await.unwrap();
@@ -75,7 +43,7 @@ async fn scalar(pool: &PgPool, sql: &str) -> i64 {
 #[tokio::test]
 async fn a_handoff_takes_one_slot_per_finished_task_and_respects_a_lowered_cap() {
     let (pool, _) = testing::fresh_database().await;
-    let (tenant, server) = server(&pool, 4).await;
+    let (tenant, server) = testing::tenant_and_server(&pool, 4).await;
     for _ in 0..8 {
         enqueue(&pool, NewTask::new(tenant, server, None, "info", json!({}))).await;
     }
@@ -124,7 +92,7 @@ async fn a_handoff_takes_one_slot_per_finished_task_and_respects_a_lowered_cap()
 #[tokio::test]
 async fn a_services_next_operation_is_handed_on_after_its_last_moved_the_service() {
     let (pool, _) = testing::fresh_database().await;
-    let (tenant, server) = server(&pool, 1).await;
+    let (tenant, server) = testing::tenant_and_server(&pool, 1).await;
     let spec = json!({"service_id": "alice", "plan": "basic"});
     let svc = setup::add_service(&pool, tenant, server, &spec)
         .await
