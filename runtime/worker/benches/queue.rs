@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+#[path = "queue/floor.rs"]
+mod floor;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -30,12 +33,13 @@ fn env_num(name: &str, default: usize) -> usize {
 
 struct Setup {
     pool: PgPool,
+    url: String,
     tenant: Uuid,
     server: Uuid,
 }
 
 async fn setup() -> Setup {
-    let (pool, _url) = panel1_store::testing::fresh_database().await;
+    let (pool, url) = panel1_store::testing::fresh_database().await;
     let dir = std::env::var_os("PANEL1_ADAPTERS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist"));
@@ -74,6 +78,7 @@ async fn setup() -> Setup {
     .unwrap();
     Setup {
         pool,
+        url,
         tenant,
         server,
     }
@@ -312,14 +317,16 @@ async fn main() {
     let samples = env_num("LAT", 300);
     let s = setup().await;
     let peer_url = peer_db_url().await;
-    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | Panel1 commits/job | peer commits/job |");
-    println!("|---|---|---|---|---|---|---|");
+    let floor_pool = panel1_store::connect(&s.url, 24).await.unwrap();
+    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | floor jobs/s | floor ÷ peer | Panel1 commits/job | peer commits/job |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut latency = Vec::new();
     for (batched, n) in [
         (true, env_num("N_BATCHED", 50_000)),
         (false, env_num("N_UNBATCHED", 20_000)),
     ] {
         let (mut o, mut p, mut ratios, mut oc, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut f, mut fratios) = (vec![], vec![]);
         for _ in 0..rounds {
             let a = ours(&s, n, conc, batched, samples).await;
             // PEER=0 runs ours alone (for profiling).
@@ -339,22 +346,35 @@ async fn main() {
             }
             o.push(a.jobs_per_s);
             oc.push(a.commits_per_job);
+            // The floor at its best concurrency (more connections than that
+            // only contend on the head of the claim index).
+            let fl = if batched {
+                floor::floor(&floor_pool, n, 500, &[1, 2, 4]).await
+            } else {
+                floor::floor(&floor_pool, n, 1, &[8, 16, 24]).await
+            };
+            if let Some(b) = &b {
+                fratios.push(fl / b.jobs_per_s.max(1.0));
+            }
+            f.push(fl);
         }
         let mode = if batched {
             "batched"
         } else {
             "one commit per task"
         };
-        let (pm, rm, pcm) = if p.is_empty() {
-            (f64::NAN, f64::NAN, f64::NAN)
+        let (pm, rm, pcm, frm) = if p.is_empty() {
+            (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
         } else {
-            (median(p), median(ratios), median(pc))
+            (median(p), median(ratios), median(pc), median(fratios))
         };
         println!(
-            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {:.2} | {:.2} |",
+            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {:.0} | {:.2}× | {:.2} | {:.2} |",
             median(o),
             pm,
             rm,
+            median(f),
+            frm,
             median(oc),
             pcm
         );
@@ -384,6 +404,9 @@ async fn main() {
     }
     println!();
     println!(
-        "medians of {rounds} alternated rounds (ours, then the peer), CONC={conc}, same Postgres"
+        "medians of {rounds} alternated rounds (ours, then the peer, then the floor), CONC={conc}, same Postgres"
+    );
+    println!(
+        "floor: the writes every job needs on minimal tables, no worker (benches/queue/floor.rs); best of 1/2/4 connections batched, 8/16/24 per task"
     );
 }

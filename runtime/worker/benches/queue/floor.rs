@@ -1,0 +1,174 @@
+//! The floor: how fast this Postgres can do the writes every job of the
+//! issue needs, with nothing else in the way. Each job is claimed under a
+//! lease counter, then completed in one transaction that writes the task's
+//! final state, an attempt row and an outbox event, and deletes the queue
+//! row. Minimal tables (one narrow queue table with one claim index), no
+//! worker, no sandbox, no JSON payloads to speak of, no caps, no service
+//! ordering, no rescuer, no NOTIFY, and no contention between claimers:
+//! each connection claims from its own shard of the queue. An upper bound
+//! on any queue with these writes on this machine, run beside ours and the
+//! peer's. (Claimers sharing one queue also hit a Postgres limit: a
+//! `SKIP LOCKED` claim that follows a row's update chain waits on the lock it
+//! finds there, and two such claimers can deadlock for `deadlock_timeout`.)
+use sqlx::PgPool;
+use std::time::Instant;
+use uuid::Uuid;
+
+const SCHEMA: &str = "
+DROP TABLE IF EXISTS floor_queue, floor_tasks, floor_attempts, floor_events;
+CREATE TABLE floor_queue (
+    id uuid PRIMARY KEY, shard integer NOT NULL, priority smallint NOT NULL DEFAULT 0,
+    run_at timestamptz NOT NULL DEFAULT now(), lease bigint NOT NULL DEFAULT 0, locked_by text
+);
+CREATE INDEX floor_queue_available ON floor_queue (shard, priority DESC, run_at, id) WHERE locked_by IS NULL;
+CREATE TABLE floor_tasks (
+    id uuid PRIMARY KEY, tenant_id uuid NOT NULL, operation text NOT NULL, state text NOT NULL,
+    attempt integer NOT NULL DEFAULT 0, lease bigint NOT NULL DEFAULT 0, result jsonb,
+    updated_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz
+);
+CREATE TABLE floor_attempts (
+    task_id uuid NOT NULL, attempt integer NOT NULL, lease bigint NOT NULL, worker text,
+    finished_at timestamptz NOT NULL DEFAULT now(), outcome text NOT NULL, fuel bigint, wall_us bigint,
+    PRIMARY KEY (task_id, attempt)
+);
+CREATE TABLE floor_events (
+    id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, kind text NOT NULL, task_id uuid,
+    payload jsonb NOT NULL DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now()
+);
+";
+
+/// Complete the jobs `$1` (ids) held under leases `$2`: queue row gone, task
+/// final, attempt and event written, in one statement.
+const COMPLETE: &str = "
+    done AS (
+        DELETE FROM floor_queue q USING unnest($1::uuid[], $2::int8[]) AS h(id, lease)
+        WHERE q.id = h.id AND q.lease = h.lease
+        RETURNING q.id, q.lease
+    ),
+    task AS (
+        UPDATE floor_tasks t SET state = 'succeeded', attempt = t.attempt + 1, lease = d.lease,
+               result = '{\"ok\": true}', updated_at = now(), finished_at = now()
+        FROM done d WHERE t.id = d.id
+        RETURNING t.id, t.tenant_id, t.attempt, t.lease
+    ),
+    attempt AS (
+        INSERT INTO floor_attempts (task_id, attempt, lease, worker, outcome, fuel, wall_us)
+        SELECT id, attempt, lease, 'floor', 'succeeded', 1000, 10 FROM task
+    ),
+    event AS (
+        INSERT INTO floor_events (tenant_id, kind, task_id, payload)
+        SELECT tenant_id, 'task.succeeded', id, '{\"state\": \"succeeded\"}' FROM task
+    )";
+
+/// Claim up to `limit` available jobs of shard `shard` (parameters); the
+/// lease moves on.
+fn claim(shard: &str, limit: &str) -> String {
+    format!(
+        "UPDATE floor_queue q SET lease = q.lease + 1, locked_by = 'floor'
+         WHERE q.id = ANY (ARRAY(
+             SELECT id FROM floor_queue WHERE shard = {shard} AND locked_by IS NULL
+             ORDER BY priority DESC, run_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED))
+         RETURNING q.id, q.lease"
+    )
+}
+
+/// Best jobs/s over `concurrencies` (each a fresh load of `n` jobs): one
+/// commit per job (`batch` 1: each statement completes the job held and
+/// claims the next, as a hand-off does) or batches of `batch` (claim, then
+/// complete, two commits per batch).
+pub async fn floor(pool: &PgPool, n: usize, batch: usize, concurrencies: &[usize]) -> f64 {
+    let mut best: f64 = 0.0;
+    for &conc in concurrencies {
+        sqlx::raw_sql(SCHEMA).execute(pool).await.unwrap();
+        let tenant = Uuid::new_v4();
+        sqlx::query(
+            "WITH ids AS (SELECT gen_random_uuid() AS id, g % $3 AS shard FROM generate_series(1, $2) g),
+             q AS (INSERT INTO floor_queue (id, shard) SELECT id, shard FROM ids)
+             INSERT INTO floor_tasks (id, tenant_id, operation, state)
+             SELECT id, $1, 'info', 'available' FROM ids",
+        )
+        .bind(tenant)
+        .bind(n as i64)
+        .bind(conc as i64)
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query("VACUUM ANALYZE floor_queue, floor_tasks")
+            .execute(pool)
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for shard in 0..conc {
+            let pool = pool.clone();
+            set.spawn(async move { drain(&pool, shard as i32, batch).await });
+        }
+        let mut done = 0;
+        while let Some(r) = set.join_next().await {
+            done += r.unwrap();
+        }
+        let rate = n as f64 / t0.elapsed().as_secs_f64();
+        let succeeded: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM floor_tasks WHERE state = 'succeeded'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            (done, succeeded as usize),
+            (n, n),
+            "the floor completed every job once"
+        );
+        best = best.max(rate);
+    }
+    sqlx::raw_sql("DROP TABLE floor_queue, floor_tasks, floor_attempts, floor_events")
+        .execute(pool)
+        .await
+        .unwrap();
+    best
+}
+
+/// One connection's loop until nothing is left; returns the jobs it completed.
+async fn drain(pool: &PgPool, shard: i32, batch: usize) -> usize {
+    let mut conn = pool.acquire().await.unwrap();
+    let mut completed = 0;
+    let mut held: Vec<(Uuid, i64)> = Vec::new();
+    let handoff = format!(
+        "WITH {COMPLETE}, claimed AS ({}) SELECT id, lease FROM claimed",
+        claim("$3", "1")
+    );
+    let claim_batch = claim("$1", "$2");
+    let complete = format!("WITH {COMPLETE} SELECT count(*) FROM task");
+    loop {
+        let ids: Vec<Uuid> = held.iter().map(|h| h.0).collect();
+        let leases: Vec<i64> = held.iter().map(|h| h.1).collect();
+        completed += held.len();
+        if batch == 1 {
+            held = sqlx::query_as(&handoff)
+                .bind(&ids)
+                .bind(&leases)
+                .bind(shard)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        } else {
+            if !held.is_empty() {
+                let n: i64 = sqlx::query_scalar(&complete)
+                    .bind(&ids)
+                    .bind(&leases)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(n as usize, held.len());
+            }
+            held = sqlx::query_as(&claim_batch)
+                .bind(shard)
+                .bind(batch as i64)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        }
+        if held.is_empty() {
+            return completed;
+        }
+    }
+}
