@@ -1,18 +1,38 @@
 //! The floor: how fast this Postgres can do the writes every job of the
 //! issue needs, with nothing else in the way. Each job is claimed under a
-//! lease counter, then completed in one transaction that writes the task's
-//! final state, an attempt row and an outbox event, and deletes the queue
-//! row. Minimal tables (one narrow queue table with one claim index), no
-//! worker, no sandbox, no JSON payloads to speak of, no caps, no service
-//! ordering, no rescuer, no NOTIFY, and no contention between claimers:
-//! each connection claims from its own shard of the queue. An upper bound
-//! on any queue with these writes on this machine, run beside ours and the
-//! peer's. (Claimers sharing one queue also hit a Postgres limit: a
+//! lease counter in a narrow queue table (one claim index), then completed
+//! in one transaction that writes the task's final state, an attempt row and
+//! an outbox event, and deletes the queue row. No worker, no sandbox, no
+//! JSON payloads to speak of, no caps, no service ordering, no rescuer, no
+//! NOTIFY, and no contention between claimers: each connection claims from
+//! its own shard of the queue. An upper bound on any queue with these writes
+//! on this machine, run beside ours and the peer's, twice: with minimal
+//! task/attempt/event tables, and with Panel1's own (`tasks`,
+//! `task_attempts`, `events` with their indexes and trigger), which is the
+//! ceiling of a narrow-queue design over Panel1's schema. (Claimers sharing one queue also hit a Postgres limit: a
 //! `SKIP LOCKED` claim that follows a row's update chain waits on the lock it
 //! finds there, and two such claimers can deadlock for `deadlock_timeout`.)
 use sqlx::PgPool;
 use std::time::Instant;
 use uuid::Uuid;
+
+/// Where the task rows, attempts and events go.
+#[derive(Clone, Copy)]
+pub enum Tables {
+    /// floor_tasks / floor_attempts / floor_events: primary keys only.
+    Minimal,
+    /// Panel1's tasks / task_attempts / events, for this tenant and server.
+    Panel1 { tenant: Uuid, server: Uuid },
+}
+
+impl Tables {
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Tables::Minimal => ("floor_tasks", "floor_attempts", "floor_events"),
+            Tables::Panel1 { .. } => ("tasks", "task_attempts", "events"),
+        }
+    }
+}
 
 const SCHEMA: &str = "
 DROP TABLE IF EXISTS floor_queue, floor_tasks, floor_attempts, floor_events;
@@ -28,8 +48,8 @@ CREATE TABLE floor_tasks (
 );
 CREATE TABLE floor_attempts (
     task_id uuid NOT NULL, attempt integer NOT NULL, lease bigint NOT NULL, worker text,
-    finished_at timestamptz NOT NULL DEFAULT now(), outcome text NOT NULL, fuel bigint, wall_us bigint,
-    PRIMARY KEY (task_id, attempt)
+    started_at timestamptz, finished_at timestamptz NOT NULL DEFAULT now(), outcome text NOT NULL,
+    fuel bigint, wall_us bigint, peak_memory bigint, PRIMARY KEY (task_id, attempt)
 );
 CREATE TABLE floor_events (
     id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, kind text NOT NULL, task_id uuid,
@@ -39,26 +59,31 @@ CREATE TABLE floor_events (
 
 /// Complete the jobs `$1` (ids) held under leases `$2`: queue row gone, task
 /// final, attempt and event written, in one statement.
-const COMPLETE: &str = "
-    done AS (
-        DELETE FROM floor_queue q USING unnest($1::uuid[], $2::int8[]) AS h(id, lease)
-        WHERE q.id = h.id AND q.lease = h.lease
-        RETURNING q.id, q.lease
-    ),
-    task AS (
-        UPDATE floor_tasks t SET state = 'succeeded', attempt = t.attempt + 1, lease = d.lease,
-               result = '{\"ok\": true}', updated_at = now(), finished_at = now()
-        FROM done d WHERE t.id = d.id
-        RETURNING t.id, t.tenant_id, t.attempt, t.lease
-    ),
-    attempt AS (
-        INSERT INTO floor_attempts (task_id, attempt, lease, worker, outcome, fuel, wall_us)
-        SELECT id, attempt, lease, 'floor', 'succeeded', 1000, 10 FROM task
-    ),
-    event AS (
-        INSERT INTO floor_events (tenant_id, kind, task_id, payload)
-        SELECT tenant_id, 'task.succeeded', id, '{\"state\": \"succeeded\"}' FROM task
-    )";
+fn complete(tables: Tables) -> String {
+    let (tasks, attempts, events) = tables.names();
+    format!(
+        "done AS (
+             DELETE FROM floor_queue q USING unnest($1::uuid[], $2::int8[]) AS h(id, lease)
+             WHERE q.id = h.id AND q.lease = h.lease
+             RETURNING q.id, q.lease
+         ),
+         task AS (
+             UPDATE {tasks} t SET state = 'succeeded', attempt = t.attempt + 1, lease = d.lease,
+                    result = '{{\"ok\": true}}', updated_at = now(), finished_at = now()
+             FROM done d WHERE t.id = d.id
+             RETURNING t.id, t.tenant_id, t.attempt, t.lease
+         ),
+         attempt AS (
+             INSERT INTO {attempts} (task_id, attempt, lease, worker, started_at, outcome, fuel,
+                                     wall_us, peak_memory)
+             SELECT id, attempt, lease, 'floor', now(), 'succeeded', 1000, 10, 65536 FROM task
+         ),
+         event AS (
+             INSERT INTO {events} (tenant_id, kind, task_id, payload)
+             SELECT tenant_id, 'task.succeeded', id, '{{\"state\": \"succeeded\"}}' FROM task
+         )"
+    )
+}
 
 /// Claim up to `limit` available jobs of shard `shard` (parameters); the
 /// lease moves on.
@@ -75,25 +100,52 @@ fn claim(shard: &str, limit: &str) -> String {
 /// Best jobs/s over `concurrencies` (each a fresh load of `n` jobs): one
 /// commit per job (`batch` 1: each statement completes the job held and
 /// claims the next, as a hand-off does) or batches of `batch` (claim, then
-/// complete, two commits per batch).
-pub async fn floor(pool: &PgPool, n: usize, batch: usize, concurrencies: &[usize]) -> f64 {
+/// complete, two commits per batch). `pool` must not notify per event
+/// (`panel1.defer_events_notify`), as Panel1's completions don't.
+pub async fn floor(
+    pool: &PgPool,
+    tables: Tables,
+    n: usize,
+    batch: usize,
+    concurrencies: &[usize],
+) -> f64 {
     let mut best: f64 = 0.0;
+    let (tasks, _, _) = tables.names();
     for &conc in concurrencies {
         sqlx::raw_sql(SCHEMA).execute(pool).await.unwrap();
-        let tenant = Uuid::new_v4();
-        sqlx::query(
+        let (tenant, server) = match tables {
+            Tables::Minimal => (Uuid::new_v4(), None),
+            Tables::Panel1 { tenant, server } => {
+                sqlx::query("TRUNCATE tasks, task_attempts, events")
+                    .execute(pool)
+                    .await
+                    .unwrap();
+                (tenant, Some(server))
+            }
+        };
+        let load = match server {
+            None => {
+                "INSERT INTO floor_tasks (id, tenant_id, operation, state)
+                     SELECT id, $1, 'info', 'available' FROM ids"
+            }
+            Some(_) => {
+                "INSERT INTO tasks (id, tenant_id, server_id, operation, input, state)
+                        SELECT id, $1, $4, 'info', '{}', 'available' FROM ids"
+            }
+        };
+        sqlx::query(&format!(
             "WITH ids AS (SELECT gen_random_uuid() AS id, g % $3 AS shard FROM generate_series(1, $2) g),
              q AS (INSERT INTO floor_queue (id, shard) SELECT id, shard FROM ids)
-             INSERT INTO floor_tasks (id, tenant_id, operation, state)
-             SELECT id, $1, 'info', 'available' FROM ids",
-        )
+             {load}"
+        ))
         .bind(tenant)
         .bind(n as i64)
         .bind(conc as i64)
+        .bind(server.unwrap_or(tenant))
         .execute(pool)
         .await
         .unwrap();
-        sqlx::query("VACUUM ANALYZE floor_queue, floor_tasks")
+        sqlx::raw_sql(&format!("VACUUM ANALYZE floor_queue, {tasks}"))
             .execute(pool)
             .await
             .unwrap();
@@ -101,18 +153,19 @@ pub async fn floor(pool: &PgPool, n: usize, batch: usize, concurrencies: &[usize
         let mut set = tokio::task::JoinSet::new();
         for shard in 0..conc {
             let pool = pool.clone();
-            set.spawn(async move { drain(&pool, shard as i32, batch).await });
+            set.spawn(async move { drain(&pool, tables, shard as i32, batch).await });
         }
         let mut done = 0;
         while let Some(r) = set.join_next().await {
             done += r.unwrap();
         }
         let rate = n as f64 / t0.elapsed().as_secs_f64();
-        let succeeded: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM floor_tasks WHERE state = 'succeeded'")
-                .fetch_one(pool)
-                .await
-                .unwrap();
+        let succeeded: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {tasks} WHERE state = 'succeeded'"
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap();
         assert_eq!(
             (done, succeeded as usize),
             (n, n),
@@ -128,16 +181,17 @@ pub async fn floor(pool: &PgPool, n: usize, batch: usize, concurrencies: &[usize
 }
 
 /// One connection's loop until nothing is left; returns the jobs it completed.
-async fn drain(pool: &PgPool, shard: i32, batch: usize) -> usize {
+async fn drain(pool: &PgPool, tables: Tables, shard: i32, batch: usize) -> usize {
     let mut conn = pool.acquire().await.unwrap();
     let mut completed = 0;
     let mut held: Vec<(Uuid, i64)> = Vec::new();
+    let complete_ctes = complete(tables);
     let handoff = format!(
-        "WITH {COMPLETE}, claimed AS ({}) SELECT id, lease FROM claimed",
+        "WITH {complete_ctes}, claimed AS ({}) SELECT id, lease FROM claimed",
         claim("$3", "1")
     );
     let claim_batch = claim("$1", "$2");
-    let complete = format!("WITH {COMPLETE} SELECT count(*) FROM task");
+    let complete_batch = format!("WITH {complete_ctes} SELECT count(*) FROM task");
     loop {
         let ids: Vec<Uuid> = held.iter().map(|h| h.0).collect();
         let leases: Vec<i64> = held.iter().map(|h| h.1).collect();
@@ -152,7 +206,7 @@ async fn drain(pool: &PgPool, shard: i32, batch: usize) -> usize {
                 .unwrap();
         } else {
             if !held.is_empty() {
-                let n: i64 = sqlx::query_scalar(&complete)
+                let n: i64 = sqlx::query_scalar(&complete_batch)
                     .bind(&ids)
                     .bind(&leases)
                     .fetch_one(&mut *conn)
