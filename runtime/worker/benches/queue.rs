@@ -5,7 +5,9 @@
 //! burned down by one worker with CONC slots (throughput), then serial
 //! enqueue → start samples (pickup latency). Each of our tasks runs the Rust
 //! reference adapter's no-op `info` operation in the sandbox with the
-//! default limits on. Modes: batched claims vs one claim per task.
+//! default limits on. Modes: batched claims vs one claim per task. Each
+//! round also runs a floor (`queue/floor.rs`): the writes every job needs
+//! with nothing else, an upper bound for this machine.
 use panel1_sandbox::{Sandbox, SandboxConfig};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::setup::{self, NewServer};
@@ -279,6 +281,13 @@ async fn reset_peer(url: &str) {
     pool.close().await;
 }
 
+/// Every run starts from a checkpoint, so none pays for writing out the
+/// previous run's dirty pages (or the full-page images after a checkpoint
+/// that one of them happened to trigger).
+async fn settle(pool: &PgPool) {
+    sqlx::query("CHECKPOINT").execute(pool).await.unwrap();
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -351,12 +360,14 @@ async fn main() {
         let mut f = [vec![], vec![]];
         let mut fratios = [vec![], vec![]];
         for _ in 0..rounds {
+            settle(&s.pool).await;
             let a = ours(&s, n, conc, batched, samples).await;
             // PEER=0 runs ours alone (for profiling).
             let b = if env_num("PEER", 1) == 0 {
                 None
             } else {
                 reset_peer(&peer_url).await;
+                settle(&s.pool).await;
                 peer(&peer_url, n, conc, batched, samples)
             };
             if let Some(b) = &b {
@@ -372,6 +383,7 @@ async fn main() {
             // The floors at their best concurrency (more connections than
             // that only queue for the two cores).
             for (i, tables) in floor_tables.iter().enumerate() {
+                settle(&s.pool).await;
                 let fl = if batched {
                     floor::floor(&floor_pool, *tables, n, 500, &[1, 2, 4]).await
                 } else {
