@@ -2,6 +2,12 @@
 //! One LISTEN connection per process wakes every stream; streams always read
 //! the table, so a missed notification only delays an event (a slow poll
 //! covers it), and `Last-Event-ID` resumes exactly after the last one seen.
+//!
+//! Streams read in (writing transaction, id) order, and only events whose
+//! transaction is older than every transaction still running (migration
+//! 0005): ids are taken at insert but transactions commit in any order, so
+//! reading by id alone skipped an event whose transaction committed after a
+//! later id's had been read.
 use crate::auth::{Principal, Scope};
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -24,6 +30,10 @@ const CHANNEL: &str = "panel1_events";
 /// Streams re-read the table at least this often without a notification.
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
 const BATCH: i64 = 500;
+/// How soon a stream reads again when events are written but their
+/// transactions' elders are still running (no notification marks the end
+/// of a transaction that wrote no event).
+const HELD_BACK_POLL: Duration = Duration::from_millis(20);
 
 /// Wakes event streams; stops them on shutdown.
 #[derive(Clone)]
@@ -104,12 +114,28 @@ pub struct EventRecord {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// An event as read by a stream: with its place in commit-safe order and
+/// whether every transaction that could still write before it has ended.
+#[derive(sqlx::FromRow)]
+struct StreamRow {
+    #[sqlx(flatten)]
+    event: EventRecord,
+    tx: i64,
+    settled: bool,
+}
+
 struct Cursor {
     pool: PgPool,
     tenant: Uuid,
     filter: EventFilter,
-    last: i64,
-    buffer: VecDeque<EventRecord>,
+    /// The last (tx, id) delivered.
+    after: (i64, i64),
+    /// A stream started without a cursor skips what had committed by then
+    /// (a `pg_snapshot` taken at the start).
+    started: Option<String>,
+    /// Events exist past the cursor that are not settled yet.
+    held_back: bool,
+    buffer: VecDeque<(i64, EventRecord)>,
     wake: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 }
@@ -118,33 +144,44 @@ impl Cursor {
     async fn fetch(&mut self) -> Result<(), sqlx::Error> {
         let kind_prefix = self.filter.kind.as_deref().filter(|k| k.ends_with('.'));
         let kind_exact = self.filter.kind.as_deref().filter(|k| !k.ends_with('.'));
-        let rows: Vec<EventRecord> = sqlx::query_as(
-            "SELECT id, kind, task_id, service_id, payload, created_at FROM events
-             WHERE tenant_id = $1 AND id > $2
-               AND ($3::uuid IS NULL OR task_id = $3)
-               AND ($4::uuid IS NULL OR service_id = $4)
-               AND ($5::text IS NULL OR kind = $5)
-               AND ($6::text IS NULL OR starts_with(kind, $6))
-             ORDER BY id LIMIT $7",
+        let rows: Vec<StreamRow> = sqlx::query_as(
+            "SELECT e.id, e.kind, e.task_id, e.service_id, e.payload, e.created_at, e.tx,
+                    e.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS settled
+             FROM events e
+             WHERE e.tenant_id = $1 AND (e.tx, e.id) > ($2, $3)
+               AND ($4::uuid IS NULL OR e.task_id = $4)
+               AND ($5::uuid IS NULL OR e.service_id = $5)
+               AND ($6::text IS NULL OR e.kind = $6)
+               AND ($7::text IS NULL OR starts_with(e.kind, $7))
+               AND ($9::text IS NULL OR NOT pg_visible_in_snapshot(e.tx::text::xid8, $9::text::pg_snapshot))
+             ORDER BY e.tx, e.id LIMIT $8",
         )
         .bind(self.tenant)
-        .bind(self.last)
+        .bind(self.after.0)
+        .bind(self.after.1)
         .bind(self.filter.task_id)
         .bind(self.filter.service_id)
         .bind(kind_exact)
         .bind(kind_prefix)
         .bind(BATCH)
+        .bind(self.started.as_deref())
         .fetch_all(&self.pool)
         .await?;
-        self.buffer.extend(rows);
+        // Settled rows sort first (their tx is below every unsettled one).
+        self.held_back = rows.iter().any(|r| !r.settled);
+        self.buffer.extend(
+            rows.into_iter()
+                .take_while(|r| r.settled)
+                .map(|r| (r.tx, r.event)),
+        );
         Ok(())
     }
 
     /// The next event, waiting for one; `None` when the server stops.
     async fn next(&mut self) -> Option<EventRecord> {
         loop {
-            if let Some(e) = self.buffer.pop_front() {
-                self.last = e.id;
+            if let Some((tx, e)) = self.buffer.pop_front() {
+                self.after = (tx, e.id);
                 return Some(e);
             }
             if *self.stop.borrow() {
@@ -158,10 +195,15 @@ impl Cursor {
             if !self.buffer.is_empty() {
                 continue;
             }
+            let poll = if self.held_back {
+                HELD_BACK_POLL
+            } else {
+                FALLBACK_POLL
+            };
             tokio::select! {
                 _ = self.wake.changed() => {}
                 _ = self.stop.wait_for(|s| *s) => return None,
-                _ = tokio::time::sleep(FALLBACK_POLL) => {}
+                _ = tokio::time::sleep(poll) => {}
             }
         }
     }
@@ -195,21 +237,42 @@ pub async fn stream_events(
         ),
         None => filter.after,
     };
-    let last = match resume {
-        Some(id) => id,
-        None if filter.task_id.is_some() || filter.service_id.is_some() => 0,
+    let (after, started) = match resume {
+        Some(0) => ((0, 0), None),
+        // After event `id`: everything later in (tx, id) order. An id that
+        // is gone (or never was) resumes after the last transaction that
+        // wrote an id up to it.
+        Some(id) => {
+            let tx: Option<i64> = sqlx::query_scalar(
+                "SELECT COALESCE(
+                     (SELECT tx FROM events WHERE tenant_id = $1 AND id = $2),
+                     (SELECT max(tx) FROM events WHERE tenant_id = $1 AND id <= $2))",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_one(&state.pool)
+            .await?;
+            ((tx.unwrap_or(0), id), None)
+        }
+        None if filter.task_id.is_some() || filter.service_id.is_some() => ((0, 0), None),
+        // Only what commits from now on: past the oldest running
+        // transaction, minus what had committed at this snapshot.
         None => {
-            sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM events WHERE tenant_id = $1")
-                .bind(tenant)
-                .fetch_one(&state.pool)
-                .await?
+            let (xmin, snapshot): (i64, String) = sqlx::query_as(
+                "SELECT pg_snapshot_xmin(s)::text::bigint, s::text FROM pg_current_snapshot() s",
+            )
+            .fetch_one(&state.pool)
+            .await?;
+            ((xmin, 0), Some(snapshot))
         }
     };
     let cursor = Cursor {
         pool: state.pool.clone(),
         tenant,
         filter,
-        last,
+        after,
+        started,
+        held_back: false,
         buffer: VecDeque::new(),
         wake: state.events.wake.clone(),
         stop: state.events.stop.subscribe(),

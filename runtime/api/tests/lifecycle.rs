@@ -281,3 +281,65 @@ async fn events_resume_after_last_event_id_and_filter_by_kind() {
     }
     api.shutdown().await;
 }
+
+/// Ids are taken at insert, but transactions commit in their own order. An
+/// event whose transaction commits after a later id's must still reach the
+/// stream (read by id alone, the stream had already moved past it), in the
+/// order the commits allow, and a stream resumed after it continues with the
+/// next.
+#[tokio::test]
+async fn events_committed_out_of_id_order_are_not_skipped() {
+    let api = Api::start_with(config(), false).await;
+    let (tenant, key) = api.tenant("commit-order").await;
+    let tenant: uuid::Uuid = tenant.parse().unwrap();
+    let insert = "INSERT INTO events (tenant_id, kind) VALUES ($1, $2) RETURNING id";
+    // The first writer takes the lower id and stays open; the second takes
+    // the next id and commits.
+    let mut first_tx = api.pool.begin().await.unwrap();
+    let first: i64 = sqlx::query_scalar(insert)
+        .bind(tenant)
+        .bind("test.first")
+        .fetch_one(&mut *first_tx)
+        .await
+        .unwrap();
+    let mut second_tx = api.pool.begin().await.unwrap();
+    let second: i64 = sqlx::query_scalar(insert)
+        .bind(tenant)
+        .bind("test.second")
+        .fetch_one(&mut *second_tx)
+        .await
+        .unwrap();
+    second_tx.commit().await.unwrap();
+    assert!(first < second);
+
+    let sse = api
+        .http
+        .get(format!("{}/v1/events?kind=test.&after=0", api.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let reader = tokio::spawn(read_events(sse, |ev| ev.len() >= 2));
+    // The stream reads while the first writer is still open.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!reader.is_finished(), "nothing settled yet");
+    first_tx.commit().await.unwrap();
+    let got = reader.await.unwrap();
+    let ids: Vec<i64> = got
+        .iter()
+        .map(|e| e["sse_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, vec![first, second], "both, in commit-safe order");
+
+    let sse = api
+        .http
+        .get(format!("{}/v1/events?kind=test.", api.base))
+        .bearer_auth(&key)
+        .header("last-event-id", first.to_string())
+        .send()
+        .await
+        .unwrap();
+    let resumed = read_events(sse, |ev| !ev.is_empty()).await;
+    assert_eq!(resumed[0]["sse_id"], json!(second.to_string()));
+    api.shutdown().await;
+}
