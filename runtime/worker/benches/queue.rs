@@ -326,22 +326,9 @@ async fn main() {
     let samples = env_num("LAT", 300);
     let s = setup().await;
     let peer_url = peer_db_url().await;
-    // Completions defer the outbox NOTIFY (the worker sends one after its
-    // commits); the floor's writes of Panel1's events do the same. Generic
-    // plans and no JIT, as Panel1's own pool (panel1_store::connect).
-    let floor_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(24)
-        .connect_with(
-            <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&s.url)
-                .unwrap()
-                .options([
-                    ("panel1.defer_events_notify", "on"),
-                    ("plan_cache_mode", "force_generic_plan"),
-                    ("jit", "off"),
-                ]),
-        )
-        .await
-        .unwrap();
+    // Panel1's own pool settings (generic plans, no JIT); the floor's
+    // connections also defer the outbox NOTIFY, as completions do.
+    let floor_pool = panel1_store::connect(&s.url, 24).await.unwrap();
     let floor_tables = [
         floor::Tables::Minimal,
         floor::Tables::Panel1 {

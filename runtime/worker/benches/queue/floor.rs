@@ -9,9 +9,10 @@
 //! on this machine, run beside ours and the peer's, twice: with minimal
 //! task/attempt/event tables, and with Panel1's own (`tasks`,
 //! `task_attempts`, `events` with their indexes and trigger), which is the
-//! ceiling of a narrow-queue design over Panel1's schema. (Claimers sharing one queue also hit a Postgres limit: a
-//! `SKIP LOCKED` claim that follows a row's update chain waits on the lock it
-//! finds there, and two such claimers can deadlock for `deadlock_timeout`.)
+//! ceiling of a narrow-queue design over Panel1's schema. (Claimers sharing
+//! one queue also hit a Postgres limit: a `SKIP LOCKED` claim that follows a
+//! row's update chain waits on the lock it finds there, and two such
+//! claimers can deadlock for `deadlock_timeout`.)
 use sqlx::PgPool;
 use std::time::Instant;
 use uuid::Uuid;
@@ -100,8 +101,8 @@ fn claim(shard: &str, limit: &str) -> String {
 /// Best jobs/s over `concurrencies` (each a fresh load of `n` jobs): one
 /// commit per job (`batch` 1: each statement completes the job held and
 /// claims the next, as a hand-off does) or batches of `batch` (claim, then
-/// complete, two commits per batch). `pool` must not notify per event
-/// (`panel1.defer_events_notify`), as Panel1's completions don't.
+/// complete, two commits per batch). Like Panel1's completions, the floor
+/// defers the outbox NOTIFY (`panel1.defer_events_notify`).
 pub async fn floor(
     pool: &PgPool,
     tables: Tables,
@@ -183,6 +184,10 @@ pub async fn floor(
 /// One connection's loop until nothing is left; returns the jobs it completed.
 async fn drain(pool: &PgPool, tables: Tables, shard: i32, batch: usize) -> usize {
     let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET panel1.defer_events_notify = 'on'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     let mut completed = 0;
     let mut held: Vec<(Uuid, i64)> = Vec::new();
     let complete_ctes = complete(tables);
