@@ -224,7 +224,22 @@ async fn events_resume_after_last_event_id_and_filter_by_kind() {
         .iter()
         .map(|e| e["sse_id"].as_str().unwrap().parse().unwrap())
         .collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+    // Streams deliver in commit-safe (transaction, id) order, not raw id
+    // order: no event twice, and each task's events in the order written.
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        ids.iter().all(|id| seen.insert(*id)),
+        "no event twice: {ids:?}"
+    );
+    for task in all.iter().map(|e| &e["data"]["task_id"]) {
+        let mine: Vec<i64> = all
+            .iter()
+            .zip(&ids)
+            .filter(|(e, _)| &e["data"]["task_id"] == task)
+            .map(|(_, id)| *id)
+            .collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "in order: {mine:?}");
+    }
 
     // Resume after the second: the stream continues with the third.
     let sse = api
