@@ -67,12 +67,21 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
     } else {
         TaskState::Available
     };
+    // The record and its queue row (migrations/0006) in one statement.
     let row = sqlx::query(
-        "INSERT INTO tasks (id, tenant_id, server_id, service_id, operation, input, state, run_at,
-                            max_attempts, priority, idempotency_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), $9, $10, $11, clock_timestamp())
-         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING id",
+        "WITH t AS (
+             INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
+                                       run_at, max_attempts, priority, idempotency_key, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), $9, $10, $11, clock_timestamp())
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING *
+         )
+         INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
+                                 max_attempts, lease, created_at, updated_at)
+         SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
+                created_at, updated_at
+         FROM t
+         RETURNING task_id",
     )
     .bind(id)
     .bind(task.tenant_id)
@@ -89,7 +98,7 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
     .await?;
     if row.is_none() {
         let existing: Uuid = sqlx::query_scalar(
-            "SELECT id FROM tasks WHERE tenant_id = $1 AND idempotency_key = $2",
+            "SELECT id FROM task_records WHERE tenant_id = $1 AND idempotency_key = $2",
         )
         .bind(task.tenant_id)
         .bind(&task.idempotency_key)

@@ -1,5 +1,10 @@
 //! Queue upkeep: heartbeats, the rescuer of expired leases, promotion of due
 //! tasks, cancellation, operator retry, release on shutdown, pruning.
+//!
+//! An unfinished task has a row in `task_queue` (live state, attempt, lease)
+//! beside its record in `task_records` (migrations/0006). Writes that match
+//! a lease take the queue row first; the record follows in the same
+//! statement or transaction.
 use crate::enqueue::wake_workers;
 use crate::{StoreError, TaskState};
 use sqlx::PgPool;
@@ -14,8 +19,8 @@ pub async fn heartbeat(
     ttl: Duration,
 ) -> Result<bool, StoreError> {
     let r = sqlx::query(
-        "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = $1 AND lease = $2 AND state = 'running'",
+        "UPDATE task_queue SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE task_id = $1 AND lease = $2 AND state = 'running'",
     )
     .bind(task_id)
     .bind(lease)
@@ -37,10 +42,10 @@ pub async fn heartbeat_many(
         return Ok(Vec::new());
     }
     Ok(sqlx::query_scalar(
-        "UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
+        "UPDATE task_queue q SET lease_expires_at = now() + make_interval(secs => $3)
          FROM unnest($1::uuid[], $2::int8[]) AS h(id, lease)
-         WHERE t.id = h.id AND t.lease = h.lease AND t.state = 'running'
-         RETURNING t.id",
+         WHERE q.task_id = h.id AND q.lease = h.lease AND q.state = 'running'
+         RETURNING q.task_id",
     )
     .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
     .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
@@ -59,10 +64,10 @@ pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreEr
     }
     let mut tx = pool.begin().await?;
     let n = sqlx::query(
-        "UPDATE tasks t SET state = 'available', attempt = t.attempt - 1, lease = t.lease + 1,
+        "UPDATE task_queue q SET state = 'available', attempt = q.attempt - 1, lease = q.lease + 1,
                 lease_expires_at = NULL, leased_by = NULL, updated_at = now()
          FROM unnest($1::uuid[], $2::int8[]) AS h(id, lease)
-         WHERE t.id = h.id AND t.lease = h.lease AND t.state = 'running'",
+         WHERE q.task_id = h.id AND q.lease = h.lease AND q.state = 'running'",
     )
     .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
     .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
@@ -83,19 +88,29 @@ pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreEr
 pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "WITH expired AS (
-             SELECT id, server_id, tenant_id, service_id, attempt, max_attempts, lease, leased_by
-             FROM tasks WHERE state = 'running' AND lease_expires_at < now()
+             SELECT task_id, attempt, max_attempts, lease, leased_by,
+                    attempt >= max_attempts AS exhausted
+             FROM task_queue WHERE state = 'running' AND lease_expires_at < now()
              FOR UPDATE SKIP LOCKED
          ),
+         gone AS (
+             DELETE FROM task_queue q USING expired e WHERE q.task_id = e.task_id AND e.exhausted
+         ),
+         waiting AS (
+             UPDATE task_queue q
+             SET state = 'retryable', run_at = now(), lease_expires_at = NULL, leased_by = NULL,
+                 updated_at = now()
+             FROM expired e WHERE q.task_id = e.task_id AND NOT e.exhausted
+         ),
          moved AS (
-             UPDATE tasks t
-             SET state = CASE WHEN e.attempt >= e.max_attempts THEN 'failed'::task_state ELSE 'retryable'::task_state END,
-                 run_at = now(), lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
-                 finished_at = CASE WHEN e.attempt >= e.max_attempts THEN now() END,
+             UPDATE task_records t
+             SET state = CASE WHEN e.exhausted THEN 'failed'::task_state ELSE 'retryable'::task_state END,
+                 run_at = now(), attempt = e.attempt, lease = e.lease, updated_at = now(),
+                 finished_at = CASE WHEN e.exhausted THEN now() END,
                  last_error = jsonb_build_object('source', 'host', 'kind', 'abandoned',
                                                  'message', 'the worker stopped heartbeating (lease expired)')
-             FROM expired e WHERE t.id = e.id
-             RETURNING t.id, t.state, e.server_id, e.tenant_id, e.service_id, e.attempt, e.lease, e.leased_by
+             FROM expired e WHERE t.id = e.task_id
+             RETURNING t.id, t.state, t.tenant_id, t.service_id, e.attempt, e.lease, e.leased_by
          ),
          attempts AS (
              INSERT INTO task_attempts (task_id, attempt, lease, worker, outcome, error_kind, error_message)
@@ -122,9 +137,15 @@ pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
 /// wake the workers).
 pub async fn promote_due(pool: &PgPool) -> Result<u64, StoreError> {
     let mut tx = pool.begin().await?;
+    // The record follows (its state is in no index: a HOT update).
     let n = sqlx::query(
-        "UPDATE tasks SET state = 'available', updated_at = now()
-         WHERE state IN ('scheduled', 'retryable') AND run_at <= now()",
+        "WITH due AS (
+             UPDATE task_queue SET state = 'available', updated_at = now()
+             WHERE state IN ('scheduled', 'retryable') AND run_at <= now()
+             RETURNING task_id
+         )
+         UPDATE task_records t SET state = 'available', updated_at = now()
+         FROM due WHERE t.id = due.task_id",
     )
     .execute(&mut *tx)
     .await?
@@ -144,27 +165,35 @@ pub async fn cancel(
     task_id: Uuid,
 ) -> Result<TaskState, StoreError> {
     let mut tx = pool.begin().await?;
-    let before: Option<TaskState> =
-        sqlx::query_scalar("SELECT state FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
-            .bind(task_id)
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some(state) = before else {
-        return Err(StoreError::NotFound(format!("task {task_id}")));
-    };
-    if state.is_final() {
-        return Ok(state);
-    }
-    sqlx::query(
-        "UPDATE tasks SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL, leased_by = NULL,
-                          lease = lease + 1, updated_at = now()
-         WHERE id = $1",
+    // The queue row first, as completions take it: whoever deletes it ends
+    // the task, the other finds it gone.
+    let cancelled = sqlx::query(
+        "WITH gone AS (
+             DELETE FROM task_queue q USING task_records t
+             WHERE q.task_id = $1 AND t.id = q.task_id AND t.tenant_id = $2
+             RETURNING q.task_id, q.attempt, q.lease
+         )
+         UPDATE task_records t
+         SET state = 'cancelled', finished_at = now(), attempt = g.attempt, lease = g.lease + 1,
+             updated_at = now()
+         FROM gone g WHERE t.id = g.task_id",
     )
     .bind(task_id)
+    .bind(tenant_id)
     .execute(&mut *tx)
-    .await?;
-    sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) SELECT $1, 'task.cancelled', $2, service_id, '{}' FROM tasks WHERE id = $2")
+    .await?
+    .rows_affected();
+    if cancelled == 0 {
+        // No queue row: finished already, or not this tenant's.
+        let state: Option<TaskState> =
+            sqlx::query_scalar("SELECT state FROM task_records WHERE id = $1 AND tenant_id = $2")
+                .bind(task_id)
+                .bind(tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        return state.ok_or_else(|| StoreError::NotFound(format!("task {task_id}")));
+    }
+    sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) SELECT $1, 'task.cancelled', $2, service_id, '{}' FROM task_records WHERE id = $2")
         .bind(tenant_id)
         .bind(task_id)
         .execute(&mut *tx)
@@ -180,10 +209,19 @@ pub async fn retry_failed(
     task_id: Uuid,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
+    // The record comes back to life with a queue row again.
     let n = sqlx::query(
-        "UPDATE tasks SET state = 'available', run_at = now(), finished_at = NULL, max_attempts = attempt + 1,
-                          updated_at = now()
-         WHERE id = $1 AND tenant_id = $2 AND state = 'failed'",
+        "WITH revived AS (
+             UPDATE task_records SET state = 'available', run_at = now(), finished_at = NULL,
+                                     max_attempts = attempt + 1, updated_at = now()
+             WHERE id = $1 AND tenant_id = $2 AND state = 'failed'
+             RETURNING *
+         )
+         INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
+                                 max_attempts, lease, created_at, updated_at)
+         SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
+                created_at, updated_at
+         FROM revived",
     )
     .bind(task_id)
     .bind(tenant_id)
@@ -191,7 +229,7 @@ pub async fn retry_failed(
     .await?
     .rows_affected();
     if n == 1 {
-        sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) SELECT $1, 'task.retried', $2, service_id, '{}' FROM tasks WHERE id = $2")
+        sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) SELECT $1, 'task.retried', $2, service_id, '{}' FROM task_records WHERE id = $2")
             .bind(tenant_id)
             .bind(task_id)
             .execute(&mut *tx)
@@ -210,10 +248,10 @@ pub async fn release(pool: &PgPool, task_id: Uuid, lease: i64) -> Result<bool, S
     // and the next attempt's number tells it to look before it acts.
     let server: Option<Uuid> = sqlx::query_scalar(
         "WITH released AS (
-             UPDATE tasks SET state = 'available', lease = lease + 1, lease_expires_at = NULL, leased_by = NULL,
-                              updated_at = now()
-             WHERE id = $1 AND lease = $2 AND state = 'running'
-             RETURNING id, attempt, server_id
+             UPDATE task_queue SET state = 'available', lease = lease + 1, lease_expires_at = NULL,
+                                   leased_by = NULL, updated_at = now()
+             WHERE task_id = $1 AND lease = $2 AND state = 'running'
+             RETURNING task_id AS id, attempt, server_id
          ),
          attempts AS (
              INSERT INTO task_attempts (task_id, attempt, lease, outcome, error_kind, error_message)
@@ -238,7 +276,7 @@ pub async fn release(pool: &PgPool, task_id: Uuid, lease: i64) -> Result<bool, S
 pub async fn prune(pool: &PgPool, older_than: Duration) -> Result<u64, StoreError> {
     let n = sqlx::query(
         "WITH moved AS (
-             DELETE FROM tasks WHERE finished_at < now() - make_interval(secs => $1) RETURNING *
+             DELETE FROM task_records WHERE finished_at < now() - make_interval(secs => $1) RETURNING *
          )
          INSERT INTO tasks_archive SELECT * FROM moved",
     )

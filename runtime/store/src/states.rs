@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 ///      retryable ──due───┘◀── transient ─────┘
 ///      failed ──operator retry──▶ available
 /// ```
+///
+/// An unfinished task's state lives in its `task_queue` row; `running` is
+/// only ever there (the record keeps the state it was claimed from). Read a
+/// task's state through the `tasks` view (migrations/0006).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "task_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]

@@ -24,6 +24,18 @@ pub async fn fresh_database() -> (PgPool, String) {
 }
 
 pub async fn fresh_database_on(admin: &str) -> (PgPool, String) {
+    let (pool, url) = empty_database_on(admin).await;
+    migrate(&pool).await.expect("migrations");
+    (pool, url)
+}
+
+/// A new database on the admin server with no migrations applied (for
+/// tests of a migration over data written by the ones before it).
+pub async fn empty_database() -> (PgPool, String) {
+    empty_database_on(&admin_url()).await
+}
+
+async fn empty_database_on(admin: &str) -> (PgPool, String) {
     let opts = PgConnectOptions::from_str(admin).expect("DATABASE_URL is not a postgres URL");
     let mut conn = opts.connect().await.unwrap_or_else(|e| {
         panic!(
@@ -62,7 +74,6 @@ pub async fn fresh_database_on(admin: &str) -> (PgPool, String) {
     let pool = connect(&url, 32)
         .await
         .expect("connect to the test database");
-    migrate(&pool).await.expect("migrations");
     (pool, url)
 }
 

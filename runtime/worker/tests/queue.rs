@@ -236,11 +236,13 @@ async fn stale_completion_after_rescue_is_dropped_and_counted() {
         .unwrap();
     assert_eq!(first.len(), 1);
     // The worker goes silent: its lease expires and the rescuer takes the task back.
-    sqlx::query("UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
-        .bind(t)
-        .execute(&e.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE task_queue SET lease_expires_at = now() - interval '1 second' WHERE task_id = $1",
+    )
+    .bind(t)
+    .execute(&e.pool)
+    .await
+    .unwrap();
     assert_eq!(
         panel1_store::rescue_expired(&e.pool).await.unwrap(),
         vec![t]

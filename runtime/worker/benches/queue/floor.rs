@@ -7,7 +7,7 @@
 //! NOTIFY, and no contention between claimers: each connection claims from
 //! its own shard of the queue. An upper bound on any queue with these writes
 //! on this machine, run beside ours and the peer's, twice: with minimal
-//! task/attempt/event tables, and with Panel1's own (`tasks`,
+//! task/attempt/event tables, and with Panel1's own (`task_records`,
 //! `task_attempts`, `events` with their indexes and trigger), which is the
 //! ceiling of a narrow-queue design over Panel1's schema. (Claimers sharing
 //! one queue also hit a Postgres limit: a `SKIP LOCKED` claim that follows a
@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub enum Tables {
     /// floor_tasks / floor_attempts / floor_events: primary keys only.
     Minimal,
-    /// Panel1's tasks / task_attempts / events, for this tenant and server.
+    /// Panel1's task_records / task_attempts / events, for this tenant and server.
     Panel1 { tenant: Uuid, server: Uuid },
 }
 
@@ -30,7 +30,7 @@ impl Tables {
     fn names(self) -> (&'static str, &'static str, &'static str) {
         match self {
             Tables::Minimal => ("floor_tasks", "floor_attempts", "floor_events"),
-            Tables::Panel1 { .. } => ("tasks", "task_attempts", "events"),
+            Tables::Panel1 { .. } => ("task_records", "task_attempts", "events"),
         }
     }
 }
@@ -117,7 +117,7 @@ pub async fn floor(
         let (tenant, server) = match tables {
             Tables::Minimal => (Uuid::new_v4(), None),
             Tables::Panel1 { tenant, server } => {
-                sqlx::query("TRUNCATE tasks, task_attempts, events")
+                sqlx::query("TRUNCATE task_records, task_queue, task_attempts, events")
                     .execute(pool)
                     .await
                     .unwrap();
@@ -130,7 +130,7 @@ pub async fn floor(
                      SELECT id, $1, 'info', 'available' FROM ids"
             }
             Some(_) => {
-                "INSERT INTO tasks (id, tenant_id, server_id, operation, input, state)
+                "INSERT INTO task_records (id, tenant_id, server_id, operation, input, state)
                         SELECT id, $1, $4, 'info', '{}', 'available' FROM ids"
             }
         };

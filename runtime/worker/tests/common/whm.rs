@@ -262,6 +262,7 @@ impl Whm {
         for table in [
             "task_attempts",
             "tasks",
+            "task_queue",
             "tasks_archive",
             "events",
             "services",

@@ -1,0 +1,301 @@
+-- The queue moves out of the task record into a narrow table.
+--
+-- A task's record (operation, input, result, error) is wide and indexed for
+-- the API; its claim, heartbeats and hand-offs only need a few fields. Every
+-- claim rewrote the whole record and all its indexes (never a HOT update:
+-- `state` was in the partial indexes' predicates). Now:
+--
+-- - `task_records` (the old `tasks` table) is written when a task is
+--   created and when it leaves a state outside the hot path (promotion,
+--   retry, completion, cancel, rescue). `state` is never `running` there and
+--   is in no index, so those writes are HOT unless `finished_at` is set.
+-- - `task_queue` holds one narrow row per unfinished task: its live state,
+--   attempt, lease and lease deadline. Claims, heartbeats, hand-offs and the
+--   per-server running count touch only it. The row is deleted when the
+--   task finishes or is cancelled.
+-- - The view `tasks` is the task as the API shows it: the record with the
+--   queue row's live fields over it. Read through it; write the tables.
+ALTER TABLE tasks RENAME TO task_records;
+
+CREATE TABLE task_queue (
+    task_id          uuid PRIMARY KEY REFERENCES task_records(id) ON DELETE CASCADE,
+    server_id        uuid NOT NULL,
+    service_id       uuid,
+    state            task_state NOT NULL CHECK (state IN ('scheduled', 'available', 'running', 'retryable')),
+    priority         smallint NOT NULL,
+    run_at           timestamptz NOT NULL,
+    attempt          integer NOT NULL CHECK (attempt >= 0),
+    max_attempts     integer NOT NULL CHECK (max_attempts > 0),
+    -- Incremented on every claim; every later write must match it.
+    lease            bigint NOT NULL,
+    leased_by        text,
+    lease_expires_at timestamptz,
+    -- The record's, for the order of a service's operations.
+    created_at       timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((state = 'running') = (lease_expires_at IS NOT NULL))
+);
+
+INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt, max_attempts,
+                        lease, leased_by, lease_expires_at, created_at, updated_at)
+SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts,
+       lease, leased_by, lease_expires_at, created_at, updated_at
+FROM task_records WHERE state NOT IN ('succeeded', 'failed', 'cancelled');
+
+-- The claim path, the running count (and the rescuer's running set), one
+-- running operation per service, a service's pending operations in order,
+-- promotion of due tasks: all on the queue now.
+DROP INDEX tasks_one_running_per_service;
+DROP INDEX tasks_available;
+DROP INDEX tasks_pending_by_service;
+DROP INDEX tasks_due;
+DROP INDEX tasks_running_by_server;
+CREATE INDEX task_queue_available ON task_queue (server_id, priority DESC, run_at, task_id) WHERE state = 'available';
+CREATE INDEX task_queue_running ON task_queue (server_id) WHERE state = 'running';
+CREATE UNIQUE INDEX task_queue_one_running_per_service ON task_queue (service_id)
+    WHERE state = 'running' AND service_id IS NOT NULL;
+CREATE INDEX task_queue_by_service ON task_queue (service_id, created_at, task_id) WHERE service_id IS NOT NULL;
+CREATE INDEX task_queue_due ON task_queue (run_at) WHERE state IN ('scheduled', 'retryable');
+
+-- The lease holder and deadline live in the queue row only. A claimed
+-- task's record keeps the state it was claimed from (`available`).
+ALTER TABLE task_records DROP COLUMN leased_by, DROP COLUMN lease_expires_at;
+ALTER TABLE tasks_archive DROP COLUMN leased_by, DROP COLUMN lease_expires_at;
+UPDATE task_records SET state = 'available' WHERE state = 'running';
+ALTER TABLE task_records ADD CONSTRAINT task_records_never_running CHECK (state <> 'running');
+
+CREATE VIEW tasks AS
+SELECT t.id, t.tenant_id, t.server_id, t.service_id, t.operation, t.input,
+       COALESCE(q.state, t.state) AS state,
+       t.priority,
+       COALESCE(q.run_at, t.run_at) AS run_at,
+       COALESCE(q.attempt, t.attempt) AS attempt,
+       COALESCE(q.max_attempts, t.max_attempts) AS max_attempts,
+       COALESCE(q.lease, t.lease) AS lease,
+       q.leased_by, q.lease_expires_at,
+       t.idempotency_key, t.result, t.last_error, t.created_at,
+       GREATEST(t.updated_at, q.updated_at) AS updated_at,
+       t.finished_at
+FROM task_records t LEFT JOIN task_queue q ON q.task_id = t.id;
+
+-- claim_on_servers (0004) on the queue. The claimed rows' record fields come
+-- from task_records by primary key (read only).
+CREATE OR REPLACE FUNCTION claim_on_servers(
+    p_servers uuid[], p_room integer[], p_limit integer, p_worker text, p_lease_secs double precision
+)
+RETURNS TABLE (
+    id uuid, tenant_id uuid, server_id uuid, service_id uuid, operation text,
+    input jsonb, attempt integer, max_attempts integer, lease bigint,
+    idempotency_key text, service_remote_id text
+)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH room AS (
+        SELECT r.id, r.room FROM unnest(p_servers, p_room) AS r(id, room)
+    ),
+    picked AS (
+        SELECT p.task_id
+        FROM room r
+        CROSS JOIN LATERAL (
+            SELECT q.task_id
+            FROM task_queue q
+            WHERE q.server_id = r.id
+              AND q.state = 'available'
+              AND q.run_at <= now()
+              -- One operation per service at a time, in order.
+              AND (q.service_id IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM task_queue o
+                   WHERE o.service_id = q.service_id
+                     AND o.task_id <> q.task_id
+                     AND (o.state = 'running' OR (o.created_at, o.task_id) < (q.created_at, q.task_id))))
+            ORDER BY q.priority DESC, q.run_at, q.task_id
+            LIMIT GREATEST(LEAST(r.room, p_limit), 0)
+            FOR UPDATE SKIP LOCKED
+        ) p
+        LIMIT p_limit
+    ),
+    claimed AS (
+        UPDATE task_queue q
+        SET state = 'running', attempt = q.attempt + 1, lease = q.lease + 1, leased_by = p_worker,
+            lease_expires_at = now() + make_interval(secs => p_lease_secs), updated_at = now()
+        -- By primary key (a generic plan's join with `picked` hashed the table).
+        WHERE q.task_id = ANY (ARRAY(SELECT picked.task_id FROM picked))
+        RETURNING q.task_id, q.attempt, q.max_attempts, q.lease
+    )
+    -- The service's remote id as known now (an operation enqueued before
+    -- provision finished learns it here).
+    SELECT c.task_id, t.tenant_id, t.server_id, t.service_id, t.operation, t.input, c.attempt,
+           c.max_attempts, c.lease, t.idempotency_key,
+           (SELECT sv.remote_id FROM services sv WHERE sv.id = t.service_id)
+    FROM claimed c JOIN task_records t ON t.id = c.task_id;
+END
+$$;
+
+-- claim_tasks (0004): servers with available work and room are locked, then
+-- their running tasks counted with a snapshot taken after the lock; both on
+-- the queue now.
+CREATE OR REPLACE FUNCTION claim_tasks(p_limit integer, p_worker text, p_lease_secs double precision)
+RETURNS TABLE (
+    id uuid, tenant_id uuid, server_id uuid, service_id uuid, operation text,
+    input jsonb, attempt integer, max_attempts integer, lease bigint,
+    idempotency_key text, service_remote_id text
+)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    locked uuid[];
+    rooms integer[];
+    timeout text := current_setting('lock_timeout');
+BEGIN
+    SELECT array_agg(l.id) INTO locked FROM (
+        SELECT s.id FROM servers s
+        WHERE (SELECT true FROM task_queue t WHERE t.server_id = s.id AND t.state = 'available'
+               ORDER BY t.priority DESC, t.run_at, t.task_id LIMIT 1)
+          AND s.max_concurrency > (SELECT count(*) FROM task_queue r WHERE r.server_id = s.id AND r.state = 'running')
+        ORDER BY s.id
+        LIMIT p_limit
+        FOR NO KEY UPDATE OF s SKIP LOCKED
+    ) l;
+    IF locked IS NULL THEN
+        -- Every such server is being claimed from right now: wait briefly
+        -- for the first rather than come back empty (see 0003).
+        BEGIN
+            PERFORM set_config('lock_timeout', '20ms', true);
+            SELECT array_agg(l.id) INTO locked FROM (
+                SELECT s.id FROM servers s
+                WHERE (SELECT true FROM task_queue t WHERE t.server_id = s.id AND t.state = 'available'
+                       ORDER BY t.priority DESC, t.run_at, t.task_id LIMIT 1)
+                  AND s.max_concurrency > (SELECT count(*) FROM task_queue r WHERE r.server_id = s.id AND r.state = 'running')
+                ORDER BY s.id
+                LIMIT 1
+                FOR NO KEY UPDATE OF s
+            ) l;
+        EXCEPTION WHEN lock_not_available THEN
+            RETURN;
+        END;
+        PERFORM set_config('lock_timeout', timeout, true);
+        IF locked IS NULL THEN
+            RETURN;
+        END IF;
+    END IF;
+    -- Counted with this statement's snapshot, taken after the locks.
+    SELECT array_agg(s.max_concurrency - (SELECT count(*) FROM task_queue r WHERE r.server_id = s.id AND r.state = 'running')::integer ORDER BY ord)
+      INTO rooms
+      FROM unnest(locked) WITH ORDINALITY AS l(id, ord) JOIN servers s ON s.id = l.id;
+    RETURN QUERY SELECT * FROM claim_on_servers(locked, rooms, p_limit, p_worker, p_lease_secs);
+END
+$$;
+
+-- complete_tasks (0004) on the queue: a finished task's queue row is
+-- deleted, a retried one's goes back to waiting; either way the record takes
+-- the outcome (with the attempt and lease it ran under), the attempt is
+-- recorded, the service moved and the events written, in one commit. Rows
+-- whose lease no longer matches are skipped and counted as stale.
+CREATE OR REPLACE FUNCTION complete_tasks(p_items jsonb, p_handoff integer, p_worker text, p_lease_secs double precision)
+RETURNS TABLE (
+    applied boolean, id uuid, tenant_id uuid, server_id uuid, service_id uuid, operation text,
+    input jsonb, attempt integer, max_attempts integer, lease bigint,
+    idempotency_key text, service_remote_id text
+)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    ids uuid[] := ARRAY(SELECT (e->>'id')::uuid FROM jsonb_array_elements(p_items) e);
+    done_ids uuid[];
+    done_servers uuid[];
+    freed_servers uuid[];
+    freed_room integer[];
+    n_done integer;
+BEGIN
+    PERFORM set_config('panel1.defer_events_notify', 'on', true);
+    WITH i AS (
+        SELECT * FROM jsonb_to_recordset(p_items)
+            AS i(id uuid, lease bigint, state task_state, run_at timestamptz, result jsonb,
+                 error jsonb, event_kind text, event_payload jsonb, worker text,
+                 started_at timestamptz, outcome text, error_kind text, error_message text,
+                 fuel bigint, wall_us bigint, peak_memory bigint, http_requests integer,
+                 http_denied integer, log jsonb, http jsonb, service_touch boolean,
+                 service_state service_state, remote_id text, plan text, reason text)
+    ),
+    finished AS (
+        DELETE FROM task_queue q USING i
+        -- `= ANY (ids)`: by primary key (see the claim).
+        WHERE q.task_id = ANY (ids) AND q.task_id = i.id AND q.lease = i.lease AND q.state = 'running'
+          AND i.state IN ('succeeded', 'failed', 'cancelled')
+        RETURNING q.task_id, q.server_id, q.attempt, q.lease
+    ),
+    waiting AS (
+        UPDATE task_queue q
+        SET state = i.state, run_at = COALESCE(i.run_at, q.run_at), lease_expires_at = NULL,
+            leased_by = NULL, updated_at = now()
+        FROM i
+        WHERE q.task_id = ANY (ids) AND q.task_id = i.id AND q.lease = i.lease AND q.state = 'running'
+          AND i.state NOT IN ('succeeded', 'failed', 'cancelled')
+        RETURNING q.task_id, q.server_id, q.attempt, q.lease
+    ),
+    ended AS (
+        SELECT * FROM finished UNION ALL SELECT * FROM waiting
+    ),
+    done AS (
+        UPDATE task_records t
+        SET state = i.state, run_at = COALESCE(i.run_at, t.run_at), attempt = e.attempt, lease = e.lease,
+            result = i.result, last_error = i.error, updated_at = now(),
+            finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled') THEN now() END
+        FROM ended e JOIN i ON i.id = e.task_id
+        WHERE t.id = ANY (ids) AND t.id = e.task_id
+        RETURNING t.id, t.tenant_id, e.server_id, t.service_id, e.attempt, e.lease
+    ),
+    attempts AS (
+        INSERT INTO task_attempts (task_id, attempt, lease, worker, started_at, outcome, error_kind,
+                                   error_message, fuel, wall_us, peak_memory, http_requests,
+                                   http_denied, log, http)
+        SELECT d.id, d.attempt, d.lease, i.worker, i.started_at, i.outcome, i.error_kind,
+               i.error_message, i.fuel, i.wall_us, i.peak_memory, i.http_requests, i.http_denied,
+               i.log, i.http
+        FROM done d JOIN i ON i.id = d.id
+        ON CONFLICT (task_id, attempt) DO NOTHING
+    ),
+    moved AS (
+        UPDATE services s
+        SET state = COALESCE(i.service_state, s.state), remote_id = COALESCE(i.remote_id, s.remote_id),
+            plan = COALESCE(i.plan, s.plan), failure_reason = i.reason, updated_at = now()
+        FROM done d JOIN i ON i.id = d.id
+        WHERE i.service_touch AND s.id = d.service_id
+        RETURNING d.tenant_id, d.id AS task_id, s.id AS service_id, i.service_state, i.reason
+    ),
+    written AS (
+        -- The service's event first, then the task's (as a reader that stops
+        -- at the task's final event has seen the service move).
+        INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+        SELECT m.tenant_id, 'service.updated', m.task_id, m.service_id,
+               jsonb_build_object('state', m.service_state, 'failure_reason', m.reason)
+        FROM moved m
+        UNION ALL
+        SELECT d.tenant_id, i.event_kind, d.id, d.service_id, i.event_payload
+        FROM done d JOIN i ON i.id = d.id
+    )
+    SELECT array_agg(d.id), array_agg(d.server_id) INTO done_ids, done_servers FROM done d;
+
+    n_done := coalesce(cardinality(done_ids), 0);
+    IF n_done < jsonb_array_length(p_items) THEN
+        INSERT INTO queue_counters (name, value) VALUES ('stale_completions', jsonb_array_length(p_items) - n_done)
+        ON CONFLICT (name) DO UPDATE SET value = queue_counters.value + EXCLUDED.value;
+    END IF;
+    RETURN QUERY SELECT true, d, NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::jsonb,
+                        NULL::integer, NULL::integer, NULL::bigint, NULL::text, NULL::text
+                 FROM unnest(done_ids) AS d;
+
+    IF p_handoff > 0 AND n_done > 0 THEN
+        -- One slot per finished task on its server; fewer if the cap was
+        -- lowered below what runs there now.
+        SELECT array_agg(f.server_id), array_agg(LEAST(f.n, s.max_concurrency - (
+                   SELECT count(*) FROM task_queue r WHERE r.server_id = f.server_id AND r.state = 'running'))::integer)
+          INTO freed_servers, freed_room
+          FROM (SELECT x AS server_id, count(*) AS n FROM unnest(done_servers) AS x GROUP BY x) f
+          JOIN servers s ON s.id = f.server_id;
+        RETURN QUERY SELECT false, c.* FROM claim_on_servers(freed_servers, freed_room, p_handoff, p_worker, p_lease_secs) c;
+    END IF;
+END
+$$;
