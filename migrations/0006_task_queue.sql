@@ -202,7 +202,6 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-    ids uuid[] := ARRAY(SELECT (e->>'id')::uuid FROM jsonb_array_elements(p_items) e);
     done_ids uuid[];
     done_servers uuid[];
     freed_servers uuid[];
@@ -219,10 +218,13 @@ BEGIN
                  http_denied integer, log jsonb, http jsonb, service_touch boolean,
                  service_state service_state, remote_id text, plan text, reason text)
     ),
+    -- Each item finds its queue row by primary key. "Running" is said as
+    -- `lease_expires_at IS NOT NULL` (the same thing, by the table's CHECK):
+    -- `state = 'running'` let a generic plan scan the running index and test
+    -- every item against every running row (120 ms for 500 items).
     finished AS (
         DELETE FROM task_queue q USING i
-        -- `= ANY (ids)`: by primary key (see the claim).
-        WHERE q.task_id = ANY (ids) AND q.task_id = i.id AND q.lease = i.lease AND q.state = 'running'
+        WHERE q.task_id = i.id AND q.lease = i.lease AND q.lease_expires_at IS NOT NULL
           AND i.state IN ('succeeded', 'failed', 'cancelled')
         RETURNING q.task_id, q.server_id, q.attempt, q.lease
     ),
@@ -231,7 +233,7 @@ BEGIN
         SET state = i.state, run_at = COALESCE(i.run_at, q.run_at), lease_expires_at = NULL,
             leased_by = NULL, updated_at = now()
         FROM i
-        WHERE q.task_id = ANY (ids) AND q.task_id = i.id AND q.lease = i.lease AND q.state = 'running'
+        WHERE q.task_id = i.id AND q.lease = i.lease AND q.lease_expires_at IS NOT NULL
           AND i.state NOT IN ('succeeded', 'failed', 'cancelled')
         RETURNING q.task_id, q.server_id, q.attempt, q.lease
     ),
@@ -244,7 +246,9 @@ BEGIN
             result = i.result, last_error = i.error, updated_at = now(),
             finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled') THEN now() END
         FROM ended e JOIN i ON i.id = e.task_id
-        WHERE t.id = ANY (ids) AND t.id = e.task_id
+        -- By primary key, one probe per row. Not `= ANY (ids)` as well: an
+        -- array key is sorted again on every probe (500 items: 30 ms).
+        WHERE t.id = e.task_id
         RETURNING t.id, t.tenant_id, e.server_id, t.service_id, e.attempt, e.lease
     ),
     attempts AS (

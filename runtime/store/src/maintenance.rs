@@ -30,7 +30,10 @@ pub async fn heartbeat(
     Ok(r.rows_affected() == 1)
 }
 
-/// Extend many leases in one statement (a worker's whole holding). Returns
+/// Extend many leases in one statement (a worker's whole holding). "Still
+/// running" is `lease_expires_at IS NOT NULL` (the same, by the queue's
+/// CHECK) so the plan finds each row by primary key rather than testing every
+/// held lease against every running row. Returns
 /// the tasks whose lease still held; the others are lost (rescued,
 /// cancelled or finished) and their work should stop.
 pub async fn heartbeat_many(
@@ -44,7 +47,7 @@ pub async fn heartbeat_many(
     Ok(sqlx::query_scalar(
         "UPDATE task_queue q SET lease_expires_at = now() + make_interval(secs => $3)
          FROM unnest($1::uuid[], $2::int8[]) AS h(id, lease)
-         WHERE q.task_id = h.id AND q.lease = h.lease AND q.state = 'running'
+         WHERE q.task_id = h.id AND q.lease = h.lease AND q.lease_expires_at IS NOT NULL
          RETURNING q.task_id",
     )
     .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
@@ -67,7 +70,7 @@ pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreEr
         "UPDATE task_queue q SET state = 'available', attempt = q.attempt - 1, lease = q.lease + 1,
                 lease_expires_at = NULL, leased_by = NULL, updated_at = now()
          FROM unnest($1::uuid[], $2::int8[]) AS h(id, lease)
-         WHERE q.task_id = h.id AND q.lease = h.lease AND q.state = 'running'",
+         WHERE q.task_id = h.id AND q.lease = h.lease AND q.lease_expires_at IS NOT NULL",
     )
     .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
     .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())

@@ -297,7 +297,7 @@ async fn settle(pool: &PgPool) {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 async fn peer_db_url() -> String {
@@ -376,7 +376,13 @@ async fn main() {
             oc.push(a.commits_per_job);
             // The floors at their best concurrency (more connections than
             // that only queue for the two cores).
-            for (i, tables) in floor_tables.iter().enumerate() {
+            // FLOOR=0 leaves the floors out (for profiling).
+            let floors = if env_num("FLOOR", 1) == 0 {
+                &floor_tables[..0]
+            } else {
+                &floor_tables[..]
+            };
+            for (i, tables) in floors.iter().enumerate() {
                 settle(&s.pool).await;
                 let fl = if batched {
                     floor::floor(&floor_pool, *tables, n, 500, &[1, 2, 4]).await
