@@ -78,6 +78,46 @@ SELECT t.id, t.tenant_id, t.server_id, t.service_id, t.operation, t.input,
        t.finished_at
 FROM task_records t LEFT JOIN task_queue q ON q.task_id = t.id;
 
+-- What runs on each server, kept as a count instead of counted: a claim
+-- counted the server's running rows twice (before and after its lock), and
+-- with hundreds running (a worker's local queue, completions on their way)
+-- each count cost 1.5-6 ms. The count is the sum of a server's shards.
+-- Fresh claims add to shard 0, under the server lock they already take (so
+-- each claim sees every earlier claim's addition); everything else that
+-- ends a run (completion, hand-off, rescue, cancel, release) adds to the
+-- shard of its connection (`panel1_load_shard`), so concurrent completions
+-- never wait on each other's row, and a shard may go negative. A completion
+-- not yet committed is still counted: the cap errs on the safe side. Every
+-- writer of task_queue.state = 'running' keeps the sum equal to the count
+-- (the tests check it).
+CREATE TABLE server_load (
+    server_id uuid NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    shard     smallint NOT NULL,
+    running   integer NOT NULL,
+    PRIMARY KEY (server_id, shard)
+);
+INSERT INTO server_load (server_id, shard, running)
+SELECT server_id, 0, count(*) FROM task_queue WHERE state = 'running' GROUP BY server_id;
+
+CREATE FUNCTION panel1_load_shard() RETURNS smallint LANGUAGE sql VOLATILE AS
+$$ SELECT (1 + pg_backend_pid() % 63)::smallint $$;
+
+-- Tasks running on a server.
+CREATE FUNCTION panel1_running(p_server uuid) RETURNS integer LANGUAGE sql STABLE AS
+$$ SELECT COALESCE(sum(running), 0)::integer FROM server_load WHERE server_id = p_server $$;
+
+-- Add each delta to this connection's shard of its server (a server whose
+-- deltas sum to zero is not written). In server order, so two writers that
+-- share a shard take its rows in the same order.
+CREATE FUNCTION panel1_add_load(p_servers uuid[], p_deltas integer[]) RETURNS void LANGUAGE sql VOLATILE AS $$
+    INSERT INTO server_load (server_id, shard, running)
+    SELECT d.server_id, panel1_load_shard(), sum(d.delta)
+    FROM unnest(p_servers, p_deltas) AS d(server_id, delta)
+    GROUP BY d.server_id HAVING sum(d.delta) <> 0
+    ORDER BY d.server_id
+    ON CONFLICT (server_id, shard) DO UPDATE SET running = server_load.running + EXCLUDED.running
+$$;
+
 -- claim_on_servers (0004) on the queue. The claimed rows' record fields come
 -- from task_records by primary key (read only).
 CREATE OR REPLACE FUNCTION claim_on_servers(
@@ -153,7 +193,7 @@ BEGIN
         SELECT s.id FROM servers s
         WHERE (SELECT true FROM task_queue t WHERE t.server_id = s.id AND t.state = 'available'
                ORDER BY t.priority DESC, t.run_at, t.task_id LIMIT 1)
-          AND s.max_concurrency > (SELECT count(*) FROM task_queue r WHERE r.server_id = s.id AND r.state = 'running')
+          AND s.max_concurrency > panel1_running(s.id)
         ORDER BY s.id
         LIMIT p_limit
         FOR NO KEY UPDATE OF s SKIP LOCKED
@@ -167,7 +207,7 @@ BEGIN
                 SELECT s.id FROM servers s
                 WHERE (SELECT true FROM task_queue t WHERE t.server_id = s.id AND t.state = 'available'
                        ORDER BY t.priority DESC, t.run_at, t.task_id LIMIT 1)
-                  AND s.max_concurrency > (SELECT count(*) FROM task_queue r WHERE r.server_id = s.id AND r.state = 'running')
+                  AND s.max_concurrency > panel1_running(s.id)
                 ORDER BY s.id
                 LIMIT 1
                 FOR NO KEY UPDATE OF s
@@ -180,11 +220,21 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    -- Counted with this statement's snapshot, taken after the locks.
-    SELECT array_agg(s.max_concurrency - (SELECT count(*) FROM task_queue r WHERE r.server_id = s.id AND r.state = 'running')::integer ORDER BY ord)
+    -- Read with this statement's snapshot, taken after the locks.
+    SELECT array_agg(s.max_concurrency - panel1_running(s.id) ORDER BY ord)
       INTO rooms
       FROM unnest(locked) WITH ORDINALITY AS l(id, ord) JOIN servers s ON s.id = l.id;
-    RETURN QUERY SELECT * FROM claim_on_servers(locked, rooms, p_limit, p_worker, p_lease_secs);
+    -- What was claimed counts on shard 0 before the locks are released.
+    RETURN QUERY
+    WITH c AS (
+        SELECT * FROM claim_on_servers(locked, rooms, p_limit, p_worker, p_lease_secs)
+    ),
+    added AS (
+        INSERT INTO server_load (server_id, shard, running)
+        SELECT c.server_id, 0, count(*) FROM c GROUP BY c.server_id ORDER BY c.server_id
+        ON CONFLICT (server_id, shard) DO UPDATE SET running = server_load.running + EXCLUDED.running
+    )
+    SELECT * FROM c;
 END
 $$;
 
@@ -291,15 +341,40 @@ BEGIN
                         NULL::integer, NULL::integer, NULL::bigint, NULL::text, NULL::text
                  FROM unnest(done_ids) AS d;
 
-    IF p_handoff > 0 AND n_done > 0 THEN
+    IF n_done = 0 THEN
+        RETURN;
+    END IF;
+    IF p_handoff > 0 THEN
         -- One slot per finished task on its server; fewer if the cap was
-        -- lowered below what runs there now.
-        SELECT array_agg(f.server_id), array_agg(LEAST(f.n, s.max_concurrency - (
-                   SELECT count(*) FROM task_queue r WHERE r.server_id = f.server_id AND r.state = 'running'))::integer)
+        -- lowered below what runs there now. The finished tasks are still
+        -- in the count here (their release is written below, with the
+        -- hand-off's additions, as one change per server).
+        SELECT array_agg(f.server_id),
+               array_agg(LEAST(f.n, s.max_concurrency - panel1_running(f.server_id) + f.n))
           INTO freed_servers, freed_room
-          FROM (SELECT x AS server_id, count(*) AS n FROM unnest(done_servers) AS x GROUP BY x) f
+          FROM (SELECT x AS server_id, count(*)::integer AS n FROM unnest(done_servers) AS x GROUP BY x) f
           JOIN servers s ON s.id = f.server_id;
-        RETURN QUERY SELECT false, c.* FROM claim_on_servers(freed_servers, freed_room, p_handoff, p_worker, p_lease_secs) c;
+        RETURN QUERY
+        WITH c AS (
+            SELECT * FROM claim_on_servers(freed_servers, freed_room, p_handoff, p_worker, p_lease_secs)
+        ),
+        deltas AS (
+            SELECT x AS server_id, -1 AS delta FROM unnest(done_servers) AS x
+            UNION ALL
+            SELECT c.server_id, 1 FROM c
+        ),
+        -- As panel1_add_load, but a data-modifying CTE: it runs even when
+        -- nothing was handed off.
+        added AS (
+            INSERT INTO server_load (server_id, shard, running)
+            SELECT d.server_id, panel1_load_shard(), sum(d.delta) FROM deltas d
+            GROUP BY d.server_id HAVING sum(d.delta) <> 0
+            ORDER BY d.server_id
+            ON CONFLICT (server_id, shard) DO UPDATE SET running = server_load.running + EXCLUDED.running
+        )
+        SELECT false, c.* FROM c;
+    ELSE
+        PERFORM panel1_add_load(done_servers, array_fill(-1, ARRAY[n_done]));
     END IF;
 END
 $$;

@@ -101,6 +101,7 @@ async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
             .await
             .unwrap();
     assert_eq!(running, 0);
+    panel1_store::testing::assert_server_load_matches(&e.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,4 +163,5 @@ async fn restart_under_load(worker_args: &[&str]) {
         n,
         "one account each, no duplicates"
     );
+    panel1_store::testing::assert_server_load_matches(&e.pool).await;
 }

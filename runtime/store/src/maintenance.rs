@@ -7,7 +7,7 @@
 //! statement or transaction.
 use crate::enqueue::wake_workers;
 use crate::{StoreError, TaskState};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -66,22 +66,23 @@ pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreEr
         return Ok(0);
     }
     let mut tx = pool.begin().await?;
-    let n = sqlx::query(
+    let servers: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE task_queue q SET state = 'available', attempt = q.attempt - 1, lease = q.lease + 1,
                 lease_expires_at = NULL, leased_by = NULL, updated_at = now()
          FROM unnest($1::uuid[], $2::int8[]) AS h(id, lease)
-         WHERE q.task_id = h.id AND q.lease = h.lease AND q.lease_expires_at IS NOT NULL",
+         WHERE q.task_id = h.id AND q.lease = h.lease AND q.lease_expires_at IS NOT NULL
+         RETURNING q.server_id",
     )
     .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
     .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n > 0 {
+    .fetch_all(&mut *tx)
+    .await?;
+    if !servers.is_empty() {
+        no_longer_running(&mut tx, &servers).await?;
         wake_workers(&mut tx).await?;
     }
     tx.commit().await?;
-    Ok(n)
+    Ok(servers.len() as u64)
 }
 
 /// Running tasks whose lease expired (a crashed or partitioned worker) go
@@ -89,9 +90,10 @@ pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreEr
 /// `abandoned` attempt recorded and the server's slot freed. The lease
 /// counter stays, so the lost worker's late writes are stale.
 pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
+    let mut tx = pool.begin().await?;
+    let rescued: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "WITH expired AS (
-             SELECT task_id, attempt, max_attempts, lease, leased_by,
+             SELECT task_id, server_id, attempt, max_attempts, lease, leased_by,
                     attempt >= max_attempts AS exhausted
              FROM task_queue WHERE state = 'running' AND lease_expires_at < now()
              FOR UPDATE SKIP LOCKED
@@ -113,7 +115,7 @@ pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
                  last_error = jsonb_build_object('source', 'host', 'kind', 'abandoned',
                                                  'message', 'the worker stopped heartbeating (lease expired)')
              FROM expired e WHERE t.id = e.task_id
-             RETURNING t.id, t.state, t.tenant_id, t.service_id, e.attempt, e.lease, e.leased_by
+             RETURNING t.id, t.state, t.tenant_id, t.service_id, e.server_id, e.attempt, e.lease, e.leased_by
          ),
          attempts AS (
              INSERT INTO task_attempts (task_id, attempt, lease, worker, outcome, error_kind, error_message)
@@ -126,14 +128,30 @@ pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
                     jsonb_build_object('attempt', attempt, 'state', state, 'worker', leased_by)
              FROM moved
          )
-         SELECT id FROM moved",
+         SELECT id, server_id FROM moved",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    let (ids, servers): (Vec<Uuid>, Vec<Uuid>) = rescued.into_iter().unzip();
+    if !ids.is_empty() {
+        no_longer_running(&mut tx, &servers).await?;
+    }
+    tx.commit().await?;
     if !ids.is_empty() {
         tracing::warn!(count = ids.len(), "rescued tasks with expired leases");
     }
     Ok(ids)
+}
+
+/// Tasks on `servers` (one entry per task) stopped running: take them off
+/// their servers' running counts (`server_load`, migrations/0006), in the
+/// caller's transaction.
+async fn no_longer_running(conn: &mut PgConnection, servers: &[Uuid]) -> Result<(), StoreError> {
+    sqlx::query("SELECT panel1_add_load($1, array_fill(-1, ARRAY[cardinality($1)]))")
+        .bind(servers)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Scheduled and retryable tasks whose time has come become available (and
@@ -170,23 +188,26 @@ pub async fn cancel(
     let mut tx = pool.begin().await?;
     // The queue row first, as completions take it: whoever deletes it ends
     // the task, the other finds it gone.
-    let cancelled = sqlx::query(
+    let cancelled: Option<(Uuid, bool)> = sqlx::query_as(
         "WITH gone AS (
              DELETE FROM task_queue q USING task_records t
              WHERE q.task_id = $1 AND t.id = q.task_id AND t.tenant_id = $2
-             RETURNING q.task_id, q.attempt, q.lease
+             RETURNING q.task_id, q.server_id, q.attempt, q.lease, q.state = 'running' AS was_running
          )
          UPDATE task_records t
          SET state = 'cancelled', finished_at = now(), attempt = g.attempt, lease = g.lease + 1,
              updated_at = now()
-         FROM gone g WHERE t.id = g.task_id",
+         FROM gone g WHERE t.id = g.task_id
+         RETURNING g.server_id, g.was_running",
     )
     .bind(task_id)
     .bind(tenant_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if cancelled == 0 {
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((server, true)) = cancelled {
+        no_longer_running(&mut tx, &[server]).await?;
+    }
+    if cancelled.is_none() {
         // No queue row: finished already, or not this tenant's.
         let state: Option<TaskState> =
             sqlx::query_scalar("SELECT state FROM task_records WHERE id = $1 AND tenant_id = $2")
@@ -267,7 +288,8 @@ pub async fn release(pool: &PgPool, task_id: Uuid, lease: i64) -> Result<bool, S
     .bind(lease)
     .fetch_optional(&mut *tx)
     .await?;
-    if server.is_some() {
+    if let Some(server) = server {
+        no_longer_running(&mut tx, &[server]).await?;
         wake_workers(&mut tx).await?;
     }
     tx.commit().await?;

@@ -90,6 +90,7 @@ async fn race(handoff: bool) {
         peak <= CAP as i64,
         "{peak} tasks held at once on a server capped at {CAP}"
     );
+    testing::assert_server_load_matches(&pool).await;
 }
 
 /// Complete each task with a hand-off of one, and keep going with what it

@@ -6,10 +6,14 @@ use crate::run::{Pending, Worker};
 use panel1_store::{Applied, AttemptRecord, ClaimedTask, Handoff, TaskOutcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 
 /// Most completions committed in one transaction.
-const COMPLETION_BATCH: usize = 256;
+const COMPLETION_BATCH: usize = 512;
+
+/// Batches committing at once.
+const COMPLETERS: usize = 2;
 
 type Item = (ClaimedTask, TaskOutcome, AttemptRecord);
 
@@ -53,11 +57,18 @@ impl Worker {
         }
     }
 
-    /// The batch completer: whatever completions piled up while the previous
-    /// batch was committing go in one transaction (one commit for many
-    /// tasks).
+    /// The batch completer: whatever completions piled up while earlier
+    /// batches were committing go in one transaction (one commit for many
+    /// tasks). Up to [`COMPLETERS`] batches commit at once: one batch's
+    /// commit (its WAL flush) overlaps the next one's work.
     pub(crate) async fn completer(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>) {
+        let in_flight = Arc::new(Semaphore::new(COMPLETERS));
+        let mut commits = JoinSet::new();
         while let Some(first) = rx.recv().await {
+            // Taken before the batch is gathered: it grows while we wait.
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
             let mut batch = vec![first];
             while batch.len() < COMPLETION_BATCH {
                 match rx.try_recv() {
@@ -65,18 +76,27 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            let items: Vec<Item> = batch
-                .iter()
-                .map(|(t, o, r, _)| (t.clone(), o.clone(), r.clone()))
-                .collect();
-            let results = self.commit(&items, 0).await.map(|r| r.0);
-            for (i, (_, _, _, reply)) in batch.into_iter().enumerate() {
-                let applied = results
-                    .as_ref()
-                    .map(|r| r[i].clone())
-                    .unwrap_or(Applied::Stale);
-                let _ = reply.send(applied);
-            }
+            let me = self.clone();
+            commits.spawn(async move {
+                me.commit_batch(batch).await;
+                drop(permit);
+            });
+            while commits.try_join_next().is_some() {}
+        }
+    }
+
+    async fn commit_batch(&self, batch: Vec<Pending>) {
+        let items: Vec<Item> = batch
+            .iter()
+            .map(|(t, o, r, _)| (t.clone(), o.clone(), r.clone()))
+            .collect();
+        let results = self.commit(&items, 0).await.map(|r| r.0);
+        for (i, (_, _, _, reply)) in batch.into_iter().enumerate() {
+            let applied = results
+                .as_ref()
+                .map(|r| r[i].clone())
+                .unwrap_or(Applied::Stale);
+            let _ = reply.send(applied);
         }
     }
 

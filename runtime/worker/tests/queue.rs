@@ -190,6 +190,7 @@ async fn many_services(config: WorkerConfig) {
         .await
         .unwrap();
     assert_eq!(running, 0, "nothing left running");
+    panel1_store::testing::assert_server_load_matches(&e.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,6 +216,7 @@ async fn server_concurrency_cap_holds_across_workers() {
     let max = e.panel.with(|p| p.max_in_flight);
     assert!(max <= 2, "cap of 2 exceeded: {max} at once");
     assert_eq!(e.panel.with(|p| p.creates), 20);
+    panel1_store::testing::assert_server_load_matches(&e.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
