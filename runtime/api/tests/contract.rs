@@ -145,7 +145,13 @@ async fn uploads_are_validated_versioned_and_inspected() {
         .upload(&key, "mine", "1.0.0", component("reference"))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    assert_eq!(r.body["status"], "inspecting");
+    // The answer is read after the insert commits, so a quick worker may
+    // already have inspected it.
+    assert!(
+        r.body["status"] == "inspecting" || r.body["status"] == "ready",
+        "{:?}",
+        r.body
+    );
     assert_eq!(r.body["builtin"], false);
     assert!(!r.body["report"]["capabilities"]
         .as_array()

@@ -68,7 +68,7 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
         TaskState::Available
     };
     // The record and its queue row (migrations/0006) in one statement.
-    let row = sqlx::query(
+    let sql = format!(
         "WITH t AS (
              INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
                                        run_at, max_attempts, priority, idempotency_key, created_at)
@@ -76,26 +76,23 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
              RETURNING *
          )
-         INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
-                                 max_attempts, lease, created_at, updated_at)
-         SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
-                created_at, updated_at
-         FROM t
-         RETURNING task_id",
-    )
-    .bind(id)
-    .bind(task.tenant_id)
-    .bind(task.server_id)
-    .bind(task.service_id)
-    .bind(&task.operation)
-    .bind(&task.input)
-    .bind(state)
-    .bind(task.run_at)
-    .bind(task.max_attempts)
-    .bind(task.priority)
-    .bind(&task.idempotency_key)
-    .fetch_optional(&mut *conn)
-    .await?;
+         {} RETURNING task_id",
+        queue_rows_for("t")
+    );
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(task.tenant_id)
+        .bind(task.server_id)
+        .bind(task.service_id)
+        .bind(&task.operation)
+        .bind(&task.input)
+        .bind(state)
+        .bind(task.run_at)
+        .bind(task.max_attempts)
+        .bind(task.priority)
+        .bind(&task.idempotency_key)
+        .fetch_optional(&mut *conn)
+        .await?;
     if row.is_none() {
         let existing: Uuid = sqlx::query_scalar(
             "SELECT id FROM task_records WHERE tenant_id = $1 AND idempotency_key = $2",
@@ -126,6 +123,19 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
         wake_workers(conn).await?;
     }
     Ok((id, true))
+}
+
+/// The statement that gives the new records `cte` (a `RETURNING *` of
+/// task_records) their queue rows, as they start: same state, run_at,
+/// attempt and lease.
+pub fn queue_rows_for(cte: &str) -> String {
+    format!(
+        "INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
+                                 max_attempts, lease, created_at, updated_at)
+         SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
+                created_at, updated_at
+         FROM {cte}"
+    )
 }
 
 /// Tell listening workers there is work (delivered when the caller's

@@ -247,24 +247,22 @@ pub async fn retry_failed(
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     // The record comes back to life with a queue row again.
-    let n = sqlx::query(
+    let sql = format!(
         "WITH revived AS (
              UPDATE task_records SET state = 'available', run_at = now(), finished_at = NULL,
                                      max_attempts = attempt + 1, updated_at = now()
              WHERE id = $1 AND tenant_id = $2 AND state = 'failed'
              RETURNING *
          )
-         INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
-                                 max_attempts, lease, created_at, updated_at)
-         SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
-                created_at, updated_at
-         FROM revived",
-    )
-    .bind(task_id)
-    .bind(tenant_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+         {}",
+        crate::enqueue::queue_rows_for("revived")
+    );
+    let n = sqlx::query(&sql)
+        .bind(task_id)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     if n == 1 {
         sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) SELECT $1, 'task.retried', $2, service_id, '{}' FROM task_records WHERE id = $2")
             .bind(tenant_id)

@@ -103,25 +103,23 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         .await
         .unwrap();
     // Records and their queue rows, as `enqueue` writes them.
-    sqlx::query(
+    let load = format!(
         "WITH t AS (
              INSERT INTO task_records (id, tenant_id, server_id, operation, input, state, created_at)
-             SELECT gen_random_uuid(), $1, $2, 'info', '{}', 'available', clock_timestamp()
+             SELECT gen_random_uuid(), $1, $2, 'info', '{{}}', 'available', clock_timestamp()
              FROM generate_series(1, $3)
              RETURNING *
          )
-         INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
-                                 max_attempts, lease, created_at, updated_at)
-         SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
-                created_at, updated_at
-         FROM t",
-    )
-    .bind(s.tenant)
-    .bind(s.server)
-    .bind(n as i64)
-    .execute(&s.pool)
-    .await
-    .unwrap();
+         {}",
+        panel1_store::queue_rows_for("t")
+    );
+    sqlx::query(&load)
+        .bind(s.tenant)
+        .bind(s.server)
+        .bind(n as i64)
+        .execute(&s.pool)
+        .await
+        .unwrap();
     let commits_before = count(
         &s.pool,
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
