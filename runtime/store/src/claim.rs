@@ -21,15 +21,17 @@ pub struct ClaimedTask {
 }
 
 /// Claim up to `limit` available tasks in one round trip (`claim_tasks`,
-/// migrations/0003 and 0004):
+/// migrations/0003, 0004 and 0006):
 /// - servers with available work are locked (`FOR UPDATE SKIP LOCKED`:
-///   concurrent claimers take other servers), then their running tasks are
-///   counted with a snapshot taken after the lock, so the cap holds across
-///   workers; completions never touch the server row (no hot-row contention);
+///   concurrent claimers take other servers), then their kept running count
+///   (`server_load`) is read with a snapshot taken after the lock, so the cap
+///   holds across workers; completions never touch the server row (no
+///   hot-row contention);
 /// - per server, due tasks in priority/run_at order, skipping any task whose
 ///   service has a running task or an older pending one (operations on one
 ///   service run one at a time, in order);
-/// - each claimed task gets `attempt + 1`, `lease + 1` and a lease deadline.
+/// - each claimed task's queue row gets `attempt + 1`, `lease + 1` and a
+///   lease deadline; the record is not written.
 pub async fn claim(
     pool: &PgPool,
     worker: &str,

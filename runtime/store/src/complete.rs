@@ -100,7 +100,7 @@ pub struct Handoff<'a> {
 }
 
 /// Complete many tasks in one round trip and one commit (`complete_tasks`,
-/// migrations/0004): each row checked against its own lease, the attempts
+/// migrations/0004 and 0006): each row checked against its own lease, the attempts
 /// recorded, services moved, events written; stale items are skipped and
 /// counted. Results are in input order. With a [`Handoff`], the same
 /// transaction claims up to one task per finished task on the same server:

@@ -2,6 +2,7 @@ use crate::{ServiceState, StoreError, TaskState};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Row};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// The channel workers LISTEN on; a notification is sent (at commit) for
@@ -47,6 +48,22 @@ impl NewTask {
     }
 }
 
+/// The record and its queue row (migrations/0006) in one statement, built
+/// once.
+static ENQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH t AS (
+             INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
+                                       run_at, max_attempts, priority, idempotency_key, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), $9, $10, $11, clock_timestamp())
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING *
+         )
+         {} RETURNING task_id",
+        queue_rows_for("t")
+    )
+});
+
 /// The state a service enters when an operation on it is accepted.
 fn service_state_on_enqueue(operation: &str) -> Option<ServiceState> {
     match operation {
@@ -67,19 +84,7 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
     } else {
         TaskState::Available
     };
-    // The record and its queue row (migrations/0006) in one statement.
-    let sql = format!(
-        "WITH t AS (
-             INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
-                                       run_at, max_attempts, priority, idempotency_key, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), $9, $10, $11, clock_timestamp())
-             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-             RETURNING *
-         )
-         {} RETURNING task_id",
-        queue_rows_for("t")
-    );
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&ENQUEUE_SQL)
         .bind(id)
         .bind(task.tenant_id)
         .bind(task.server_id)

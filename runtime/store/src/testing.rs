@@ -200,11 +200,11 @@ pub async fn tenant_and_server(pool: &PgPool, cap: i32) -> (uuid::Uuid, uuid::Uu
 /// its tasks running in the queue. Call when no completion is in flight.
 pub async fn assert_server_load_matches(pool: &PgPool) {
     let off: Vec<(uuid::Uuid, i64, i64)> = sqlx::query_as(
-        "SELECT s.id, panel1_running(s.id)::int8,
-                (SELECT count(*) FROM task_queue q WHERE q.server_id = s.id AND q.state = 'running')
-         FROM servers s
-         WHERE panel1_running(s.id) <>
-               (SELECT count(*) FROM task_queue q WHERE q.server_id = s.id AND q.state = 'running')",
+        "SELECT * FROM (
+             SELECT s.id, panel1_running(s.id)::int8 AS kept,
+                    (SELECT count(*) FROM task_queue q WHERE q.server_id = s.id AND q.state = 'running') AS counted
+             FROM servers s
+         ) l WHERE kept <> counted",
     )
     .fetch_all(pool)
     .await
