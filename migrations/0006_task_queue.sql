@@ -217,7 +217,10 @@ BEGIN
                 LIMIT 1
                 FOR NO KEY UPDATE OF s
             ) l;
-        EXCEPTION WHEN lock_not_available THEN
+        -- A lock timeout that fires just as the lock is granted is raised
+        -- as a plain cancel (57014, "user request"; seen in CI): both mean
+        -- this claim comes back empty, and the caller claims again.
+        EXCEPTION WHEN lock_not_available OR query_canceled THEN
             RETURN;
         END;
         PERFORM set_config('lock_timeout', timeout, true);
