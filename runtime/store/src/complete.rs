@@ -100,7 +100,7 @@ pub struct Handoff<'a> {
 }
 
 /// Complete many tasks in one round trip and one commit (`complete_tasks`,
-/// migrations/0004 and 0006): each row checked against its own lease, the attempts
+/// migrations/0004 and 0006; `complete_one`, 0007, for a single task): each row checked against its own lease, the attempts
 /// recorded, services moved, events written; stale items are skipped and
 /// counted. Results are in input order. With a [`Handoff`], the same
 /// transaction claims up to one task per finished task on the same server:
@@ -127,8 +127,17 @@ pub async fn complete_and_claim(
         Some(h) => (h.limit, h.worker, h.lease_ttl),
         None => (0, "", Duration::ZERO),
     };
-    let rows = sqlx::query("SELECT * FROM complete_tasks($1, $2, $3, $4)")
-        .bind(Value::Array(payload))
+    // One item (per-task mode, or a quiet batch) takes the function of
+    // plain statements (migrations/0007); a batch the one of a recordset.
+    let (sql, arg) = match <[Value; 1]>::try_from(payload) {
+        Ok([item]) => ("SELECT * FROM complete_one($1, $2, $3, $4)", item),
+        Err(items) => (
+            "SELECT * FROM complete_tasks($1, $2, $3, $4)",
+            Value::Array(items),
+        ),
+    };
+    let rows = sqlx::query(sql)
+        .bind(arg)
         .bind(limit.min(i32::MAX as usize) as i32)
         .bind(worker)
         .bind(ttl.as_secs_f64())
