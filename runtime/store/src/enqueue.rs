@@ -1,6 +1,6 @@
 use crate::{ServiceState, StoreError, TaskState};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use std::sync::LazyLock;
 use uuid::Uuid;
@@ -48,8 +48,12 @@ impl NewTask {
     }
 }
 
-/// The record and its queue row (migrations/0006) in one statement, built
-/// once.
+/// Everything an enqueue writes, in one statement built once (one round
+/// trip: the API's enqueue and pickup latency both wait on it): the record
+/// and its queue row (migrations/0006), the service's new state, the
+/// `task.created` event, and for a task due now the workers' wake-up
+/// (delivered at commit). A known idempotency key writes nothing and
+/// returns no row.
 static ENQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH t AS (
@@ -58,8 +62,20 @@ static ENQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
              VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), $9, $10, $11, clock_timestamp())
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
              RETURNING *
+         ),
+         q AS ({} RETURNING task_id),
+         moved AS (
+             UPDATE services SET state = $12, updated_at = now()
+             WHERE $12 IS NOT NULL AND id = (SELECT t.service_id FROM t)
+         ),
+         created AS (
+             INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+             SELECT t.tenant_id, 'task.created', t.id, t.service_id,
+                    jsonb_build_object('operation', t.operation, 'state', t.state)
+             FROM t
          )
-         {} RETURNING task_id",
+         SELECT q.task_id, CASE WHEN $7 = 'available' THEN pg_notify('{TASKS_CHANNEL}', '') END
+         FROM q",
         queue_rows_for("t")
     )
 });
@@ -96,6 +112,10 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
         .bind(task.max_attempts)
         .bind(task.priority)
         .bind(&task.idempotency_key)
+        .bind(
+            task.service_id
+                .and_then(|_| service_state_on_enqueue(&task.operation)),
+        )
         .fetch_optional(&mut *conn)
         .await?;
     if row.is_none() {
@@ -107,25 +127,6 @@ pub async fn enqueue(conn: &mut PgConnection, task: &NewTask) -> Result<(Uuid, b
         .fetch_one(&mut *conn)
         .await?;
         return Ok((existing, false));
-    }
-    if let (Some(service_id), Some(next)) =
-        (task.service_id, service_state_on_enqueue(&task.operation))
-    {
-        sqlx::query("UPDATE services SET state = $2, updated_at = now() WHERE id = $1")
-            .bind(service_id)
-            .bind(next)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("INSERT INTO events (tenant_id, kind, task_id, service_id, payload) VALUES ($1, 'task.created', $2, $3, $4)")
-        .bind(task.tenant_id)
-        .bind(id)
-        .bind(task.service_id)
-        .bind(json!({"operation": task.operation, "state": state}))
-        .execute(&mut *conn)
-        .await?;
-    if !scheduled {
-        wake_workers(conn).await?;
     }
     Ok((id, true))
 }
