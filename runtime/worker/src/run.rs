@@ -171,14 +171,20 @@ impl Worker {
         };
         let mut queue: VecDeque<(ClaimedTask, Arc<Held>)> = VecDeque::new();
         let mut running = tokio::task::JoinSet::new();
+        // Claim rounds in a row that took all they asked for.
+        let mut full_rounds = 0;
         tokio::pin!(shutdown);
         loop {
             self.start_queued(&mut queue, &slots, &mut running);
             let held = queue.len() + (self.config.slots - slots.available_permits());
             // Per-task mode takes up to PARALLEL_CLAIMS tasks a round, one
-            // claim statement each.
+            // claim statement each, once a backlog shows (two full rounds):
+            // a wake-up on an idle queue is usually one new task, and
+            // parallel claims for it slow down the one that finds it and
+            // then come back empty.
             let per_round = match self.config.claim_batch {
-                0 | 1 => PARALLEL_CLAIMS,
+                0 | 1 if full_rounds >= 2 => PARALLEL_CLAIMS,
+                0 | 1 => 1,
                 n => n,
             };
             let want = capacity.saturating_sub(held).min(per_round);
@@ -189,7 +195,11 @@ impl Worker {
                     .await;
             }
             while running.try_join_next().is_some() {}
-            if claimed > 0 && claimed == asked {
+            let full = claimed > 0 && claimed == asked;
+            if asked > 0 {
+                full_rounds = if full { full_rounds + 1 } else { 0 };
+            }
+            if full {
                 continue;
             }
             tokio::select! {
