@@ -1,7 +1,6 @@
 use crate::enqueue::col;
 use crate::StoreError;
 use serde_json::Value;
-use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -32,8 +31,10 @@ pub struct ClaimedTask {
 ///   service run one at a time, in order);
 /// - each claimed task's queue row gets `attempt + 1`, `lease + 1` and a
 ///   lease deadline; the record is not written.
-pub async fn claim(
-    pool: &PgPool,
+///
+/// Runs on `db`: the pool, or a connection the caller keeps.
+pub async fn claim<'c>(
+    db: impl sqlx::PgExecutor<'c>,
     worker: &str,
     limit: i64,
     lease_ttl: Duration,
@@ -42,7 +43,7 @@ pub async fn claim(
         .bind(limit.clamp(0, i32::MAX as i64) as i32)
         .bind(worker)
         .bind(lease_ttl.as_secs_f64())
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
     rows.iter().map(claimed_from_row).collect()
 }
