@@ -101,9 +101,14 @@ async fn a_stopping_worker_gives_back_its_queue_uncounted() {
     // The one in its slot finished within the grace period; the queued ones
     // are available again, their claim not counted as an attempt.
     let done = scalar(&e, "SELECT count(*) FROM tasks WHERE state = 'succeeded'").await;
+    let seen: Vec<(String, i32, Option<serde_json::Value>)> =
+        sqlx::query_as("SELECT state::text, attempt, last_error FROM tasks ORDER BY created_at")
+            .fetch_all(&e.pool)
+            .await
+            .unwrap();
     assert!(
         (1..6).contains(&done),
-        "{done} finished before the stop took effect"
+        "{done} finished before the stop took effect; tasks (state, attempt, error): {seen:?}"
     );
     assert_eq!(
         scalar(
