@@ -1,0 +1,83 @@
+//! The queue's functions find rows by index even with plans made while the
+//! queue was tiny. plpgsql keeps each statement's plan for the connection's
+//! life (until its tables are analyzed again), and the planner's choice for
+//! a one-page table is a sequential scan: kept through a burst, that scans
+//! the whole queue on every claim and completion. Migration 0007 turns
+//! sequential scans off inside those functions; this test counts them.
+use panel1_store::{claim, complete, testing, AttemptRecord, NewTask, TaskOutcome};
+use serde_json::json;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// Sequential scans of the queue's two tables so far, this backend's
+/// included (the pool has one connection: its pending counts are flushed
+/// at the end of the statement's transaction first).
+async fn seq_scans(pool: &PgPool) -> i64 {
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT sum(seq_scan)::int8 FROM pg_stat_user_tables
+         WHERE relname IN ('task_queue', 'task_records')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn claim_and_succeed_one(pool: &PgPool) {
+    let held = claim(pool, "w", 1, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let done = TaskOutcome::Succeeded { result: json!({}) };
+    complete(pool, &held[0], &done, &AttemptRecord::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn plans_made_on_a_tiny_queue_still_use_the_indexes_after_a_burst() {
+    let (_, url) = testing::fresh_database().await;
+    // One connection: every statement below shares its plan cache.
+    let pool = panel1_store::connect(&url, 1).await.unwrap();
+    let (tenant, server) = testing::tenant_and_server(&pool, 100).await;
+    for _ in 0..5 {
+        let mut conn = pool.acquire().await.unwrap();
+        let t = NewTask::new(tenant, server, None, "info", json!({}));
+        panel1_store::enqueue(&mut conn, &t).await.unwrap();
+    }
+    sqlx::query("ANALYZE task_queue, task_records")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Plans are made now, with the queue at one page.
+    claim_and_succeed_one(&pool).await;
+
+    // A burst, not yet analyzed.
+    let burst = format!(
+        "WITH t AS (
+             INSERT INTO task_records (id, tenant_id, server_id, operation, input, state, created_at)
+             SELECT gen_random_uuid(), $1, $2, 'info', '{{}}', 'available', clock_timestamp()
+             FROM generate_series(1, 5000)
+             RETURNING *
+         )
+         {}",
+        panel1_store::queue_rows_for("t")
+    );
+    sqlx::query(&burst)
+        .bind(tenant)
+        .bind(server)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let before = seq_scans(&pool).await;
+    for _ in 0..3 {
+        claim_and_succeed_one(&pool).await;
+    }
+    assert_eq!(
+        seq_scans(&pool).await,
+        before,
+        "a claim or completion scanned task_queue or task_records sequentially"
+    );
+}
