@@ -6,7 +6,8 @@
 //! that succeeds (the service becomes active with its remote id and plan), a
 //! permanent failure (the service fails with the reason), a transient error
 //! (retried later, the service left alone), a stale lease (nothing written,
-//! counted), and slots handed on to waiting tasks.
+//! counted), and slots handed on to waiting tasks under a cap lowered below
+//! what runs.
 use panel1_store::setup;
 use panel1_store::{
     claim, complete_and_claim, testing, AttemptRecord, ClaimedTask, Handoff, NewTask, TaskOutcome,
@@ -72,6 +73,13 @@ async fn scenario(batched: bool) -> Value {
     }
     let mut held = claim(&pool, "w", 4, LEASE).await.unwrap();
     assert_eq!(held.len(), 4);
+    // The operator lowers the cap below what runs: the hand-offs must
+    // bring the server down to it (the room formulas of both paths bind).
+    sqlx::query("UPDATE servers SET max_concurrency = 3 WHERE id = $1")
+        .bind(server)
+        .execute(&pool)
+        .await
+        .unwrap();
     for n in 5..=7 {
         enqueue(
             &pool,
@@ -168,12 +176,12 @@ async fn one_completion_at_a_time_writes_what_a_batch_writes() {
     assert_eq!(alone, batch);
 
     // And what both wrote is right.
-    assert_eq!(alone["handed_on"], json!([5, 6, 7]));
+    assert_eq!(alone["handed_on"], json!([5, 6]), "the cap of 3 binds");
     assert_eq!(alone["stale"], json!(1));
     assert_eq!(
         alone["running"],
-        json!(4),
-        "task 4 (stale) and the three handed on"
+        json!(3),
+        "task 4 (stale) and the two handed on"
     );
     assert_eq!(alone["service_event_before_task_event"], json!(true));
     let tasks = alone["tasks"].as_array().unwrap();

@@ -4,10 +4,15 @@
 //! a one-page table is a sequential scan: kept through a burst, that scans
 //! the whole queue on every claim and completion. Migration 0007 turns
 //! sequential scans off inside those functions; this test counts them.
-use panel1_store::{claim, complete, testing, AttemptRecord, NewTask, TaskOutcome};
+use panel1_store::{
+    claim, complete_and_claim, complete_batch, testing, Applied, AttemptRecord, Handoff, NewTask,
+    TaskOutcome,
+};
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(60);
 
 /// Sequential scans of the queue's two tables so far, this backend's
 /// included (the pool has one connection: its pending counts are flushed
@@ -26,13 +31,29 @@ async fn seq_scans(pool: &PgPool) -> i64 {
     .unwrap()
 }
 
-async fn claim_and_succeed_one(pool: &PgPool) {
-    let held = claim(pool, "w", 1, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(held.len(), 1);
-    let done = TaskOutcome::Succeeded { result: json!({}) };
-    complete(pool, &held[0], &done, &AttemptRecord::default())
+/// One round through every path: a claim of three, one completion that
+/// hands its slot on (`complete_one` with a hand-off), and the other two
+/// with the handed-on task as one batch (`complete_tasks`).
+async fn claim_and_complete_all_ways(pool: &PgPool) {
+    let held = claim(pool, "w", 3, LEASE).await.unwrap();
+    assert_eq!(held.len(), 3);
+    let done = || TaskOutcome::Succeeded { result: json!({}) };
+    let first = [(held[0].clone(), done(), AttemptRecord::default())];
+    let handoff = Handoff {
+        limit: 1,
+        worker: "w",
+        lease_ttl: LEASE,
+    };
+    let (_, next) = complete_and_claim(pool, &first, Some(handoff))
         .await
         .unwrap();
+    assert_eq!(next.len(), 1, "the slot was handed on");
+    let rest: Vec<_> = [&held[1], &held[2], &next[0]]
+        .into_iter()
+        .map(|t| (t.clone(), done(), AttemptRecord::default()))
+        .collect();
+    let applied = complete_batch(pool, &rest).await.unwrap();
+    assert!(applied.iter().all(|a| *a == Applied::Succeeded));
 }
 
 #[tokio::test]
@@ -40,8 +61,16 @@ async fn plans_made_on_a_tiny_queue_still_use_the_indexes_after_a_burst() {
     let (_, url) = testing::fresh_database().await;
     // One connection: every statement below shares its plan cache.
     let pool = panel1_store::connect(&url, 1).await.unwrap();
+    // No ANALYZE behind the test's back (it would make new plans).
+    sqlx::raw_sql(
+        "ALTER TABLE task_queue SET (autovacuum_enabled = false);
+         ALTER TABLE task_records SET (autovacuum_enabled = false);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let (tenant, server) = testing::tenant_and_server(&pool, 100).await;
-    for _ in 0..5 {
+    for _ in 0..8 {
         let mut conn = pool.acquire().await.unwrap();
         let t = NewTask::new(tenant, server, None, "info", json!({}));
         panel1_store::enqueue(&mut conn, &t).await.unwrap();
@@ -51,7 +80,7 @@ async fn plans_made_on_a_tiny_queue_still_use_the_indexes_after_a_burst() {
         .await
         .unwrap();
     // Plans are made now, with the queue at one page.
-    claim_and_succeed_one(&pool).await;
+    claim_and_complete_all_ways(&pool).await;
 
     // A burst, not yet analyzed.
     let burst = format!(
@@ -72,8 +101,8 @@ async fn plans_made_on_a_tiny_queue_still_use_the_indexes_after_a_burst() {
         .unwrap();
 
     let before = seq_scans(&pool).await;
-    for _ in 0..3 {
-        claim_and_succeed_one(&pool).await;
+    for _ in 0..2 {
+        claim_and_complete_all_ways(&pool).await;
     }
     assert_eq!(
         seq_scans(&pool).await,

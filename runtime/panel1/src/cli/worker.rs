@@ -82,8 +82,10 @@ pub async fn run(args: WorkerArgs) -> u8 {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(format!("{e}: the worker decrypts server secrets with it")),
     };
+    // A connection per slot, plus the ones the worker keeps (its claim
+    // connection and two listeners) and room for heartbeats and upkeep.
     let pool =
-        match panel1_store::connect(&args.database_url, (args.slots as u32 + 4).min(64)).await {
+        match panel1_store::connect(&args.database_url, (args.slots as u32 + 5).min(64)).await {
             Ok(p) => p,
             Err(e) => return fail(format!("cannot connect to the database: {e}")),
         };
