@@ -3,6 +3,7 @@
 //! records the attempt and completes the task under its lease. Stateless:
 //! more throughput is more workers against the same database.
 
+mod background;
 mod completion;
 mod context;
 mod inspect;

@@ -5,7 +5,6 @@ use panel1_sandbox::{CallRequest, LoadedAdapter, Operation, Outcome, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::{setup, Applied, AttemptRecord, ClaimedTask, StoreError, TaskOutcome};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Postgres};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -65,18 +64,18 @@ impl Default for WorkerConfig {
 
 pub struct Worker {
     pub(crate) pool: PgPool,
-    sandbox: Arc<Sandbox>,
+    pub(crate) sandbox: Arc<Sandbox>,
     secrets: Arc<SecretBox>,
     pub(crate) config: WorkerConfig,
     /// Loaded adapters by version. A version is compiled once: tasks that
     /// need it while it compiles wait for that load (a burst of tasks on a
     /// new worker compiled it once per slot, on every core at once).
     adapters: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Arc<LoadedAdapter>>>>>,
-    wake: Notify,
+    pub(crate) wake: Notify,
     /// A slot was freed (an attempt ended; its completion may still be
     /// committing): start the next queued task.
     freed: Notify,
-    leases: Leases,
+    pub(crate) leases: Leases,
     /// Server runtimes (config, policy, decrypted secrets) for a short while:
     /// a burst of tasks on one server reads them once.
     servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<setup::ServerRuntime>)>>,
@@ -344,95 +343,6 @@ impl Worker {
             }
             let me = self.clone();
             running.spawn(async move { me.execute(task, held, permit).await });
-        }
-    }
-
-    /// Keep every held lease alive with one statement every third of the
-    /// lease; stop the work of those that were lost.
-    async fn heartbeats(self: Arc<Self>) {
-        let every = self.config.lease_ttl / 3;
-        loop {
-            tokio::time::sleep(every).await;
-            let asked = self.leases.snapshot();
-            match panel1_store::heartbeat_many(&self.pool, &asked, self.config.lease_ttl).await {
-                Ok(kept) => self.leases.keep_only(&asked, &kept),
-                // Database unreachable: keep working; the leases may still hold.
-                Err(e) => tracing::warn!(error = %e, count = asked.len(), "heartbeat failed"),
-            }
-        }
-    }
-
-    /// LISTEN for new work; reconnects after a database restart.
-    async fn listen(self: Arc<Self>) {
-        loop {
-            match PgListener::connect_with(&self.pool).await {
-                Ok(mut l) => {
-                    if l.listen(panel1_store::TASKS_CHANNEL).await.is_ok() {
-                        while l.recv().await.is_ok() {
-                            self.wake.notify_one();
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "listener connect failed"),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// Inspect new adapter versions when announced (and on a slow poll).
-    async fn inspector(self: Arc<Self>) {
-        use panel1_store::inspection::{inspect_pending, ADAPTERS_CHANNEL};
-        let mut listener = None;
-        loop {
-            let sandbox = self.sandbox.clone();
-            let r = inspect_pending(&self.pool, 8, |id, bytes| {
-                crate::inspect::inspect(sandbox.clone(), id, bytes)
-            })
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "adapter inspection failed; retrying");
-            }
-            if listener.is_none() {
-                if let Ok(mut l) = PgListener::connect_with(&self.pool).await {
-                    if l.listen(ADAPTERS_CHANNEL).await.is_ok() {
-                        listener = Some(l);
-                    }
-                }
-            }
-            match listener.as_mut() {
-                Some(l) => tokio::select! {
-                    r = l.recv() => if r.is_err() { listener = None },
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                },
-                None => tokio::time::sleep(Duration::from_secs(1)).await,
-            }
-        }
-    }
-
-    /// Scheduler, rescuer and cleaner: small periodic jobs, safe to run in
-    /// every worker at once (each is one idempotent statement).
-    async fn upkeep(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let mut n: u64 = 0;
-        loop {
-            tick.tick().await;
-            n += 1;
-            if let Ok(k) = panel1_store::promote_due(&self.pool).await {
-                if k > 0 {
-                    self.wake.notify_one();
-                }
-            }
-            if n.is_multiple_of(4) {
-                let _ = panel1_store::rescue_expired(&self.pool).await;
-                if let Ok(k) = panel1_store::enqueue_due_recurring(&self.pool).await {
-                    if k > 0 {
-                        self.wake.notify_one();
-                    }
-                }
-            }
-            if n.is_multiple_of(240) {
-                let _ = panel1_store::prune(&self.pool, self.config.prune_after).await;
-            }
         }
     }
 
