@@ -48,7 +48,7 @@ pub async fn claim<'c>(
     rows.iter().map(claimed_from_row).collect()
 }
 
-/// A row of `claim_on_servers`' shape (claim_tasks, complete_tasks' hand-off).
+/// A row of `claim_on_servers`' shape (claim_tasks, a completion's hand-off).
 pub(crate) fn claimed_from_row(r: &sqlx::postgres::PgRow) -> Result<ClaimedTask, StoreError> {
     let mut input: Value = col(r, "input")?;
     let remote: Option<String> = col(r, "service_remote_id")?;

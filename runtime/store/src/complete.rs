@@ -1,5 +1,6 @@
 use crate::backoff::retry_delay;
 use crate::claim::{claimed_from_row, ClaimedTask};
+use crate::completion_row::{as_i64, CompletionColumns, CompletionRow, COMPLETE_BATCH_SQL};
 use crate::enqueue::col;
 use crate::{ServiceState, StoreError, TaskState};
 use chrono::{DateTime, Utc};
@@ -99,8 +100,9 @@ pub struct Handoff<'a> {
     pub lease_ttl: Duration,
 }
 
-/// Complete many tasks in one round trip and one commit (`complete_tasks`,
-/// migrations/0004 and 0006; `complete_one`, 0007, for a single task): each row checked against its own lease, the attempts
+/// Complete many tasks in one round trip and one commit (`complete_batch`,
+/// migrations/0008; `complete_one`, 0007, for a single task): each row
+/// checked against its own lease, the attempts
 /// recorded, services moved, events written; stale items are skipped and
 /// counted. Results are in input order. With a [`Handoff`], the same
 /// transaction claims up to one task per finished task on the same server:
@@ -113,32 +115,32 @@ pub async fn complete_and_claim(
     items: &[(ClaimedTask, TaskOutcome, AttemptRecord)],
     handoff: Option<Handoff<'_>>,
 ) -> Result<(Vec<Applied>, Vec<ClaimedTask>), StoreError> {
+    if items.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let decided: Vec<Decision> = items.iter().map(|(t, o, _)| decide(t, o)).collect();
-    let payload: Vec<Value> = items
+    let mut rows: Vec<CompletionRow> = items
         .iter()
         .zip(&decided)
-        .map(|((task, outcome, record), d)| {
-            let mut item = item_json(task, outcome, record, d);
-            replace_nul(&mut item);
-            item
-        })
+        .map(|((task, outcome, record), d)| completion_row(task, outcome, record, d).without_nul())
         .collect();
     let (limit, worker, ttl) = match &handoff {
         Some(h) => (h.limit, h.worker, h.lease_ttl),
         None => (0, "", Duration::ZERO),
     };
+    let limit = limit.min(i32::MAX as usize) as i32;
     // One item (per-task mode, or a quiet batch) takes the function of
-    // plain statements (migrations/0007); a batch the one of a recordset.
-    let (sql, arg) = match <[Value; 1]>::try_from(payload) {
-        Ok([item]) => ("SELECT * FROM complete_one($1, $2, $3, $4)", item),
-        Err(items) => (
-            "SELECT * FROM complete_tasks($1, $2, $3, $4)",
-            Value::Array(items),
-        ),
+    // plain statements (migrations/0007); a batch the one of typed arrays
+    // (0008).
+    let query = if rows.len() == 1 {
+        let item = serde_json::to_value(rows.pop())
+            .map_err(|e| StoreError::Invalid(format!("completion item: {e}")))?;
+        sqlx::query("SELECT * FROM complete_one($1, $2, $3, $4)").bind(item)
+    } else {
+        CompletionColumns::from_rows(rows).bind(sqlx::query(COMPLETE_BATCH_SQL))
     };
-    let rows = sqlx::query(sql)
-        .bind(arg)
-        .bind(limit.min(i32::MAX as usize) as i32)
+    let rows = query
+        .bind(limit)
         .bind(worker)
         .bind(ttl.as_secs_f64())
         .fetch_all(pool)
@@ -246,61 +248,45 @@ fn event_payload(task: &ClaimedTask, d: &Decision) -> Value {
     json!({"operation": task.operation, "attempt": task.attempt, "state": d.state, "run_at": d.run_at, "error": d.error})
 }
 
-/// One item of complete_tasks' argument (its jsonb_to_recordset columns).
-fn item_json(task: &ClaimedTask, outcome: &TaskOutcome, r: &AttemptRecord, d: &Decision) -> Value {
+/// What the completion writes for one task.
+fn completion_row(
+    task: &ClaimedTask,
+    outcome: &TaskOutcome,
+    r: &AttemptRecord,
+    d: &Decision,
+) -> CompletionRow {
     let (label, kind, message) = attempt_labels(outcome);
     let change = task
         .service_id
         .and_then(|_| service_change(task, outcome, d.state));
     let touch = change.is_some();
     let change = change.unwrap_or_default();
-    json!({
-        "id": task.id,
-        "lease": task.lease,
-        "state": d.state.as_str(),
-        "run_at": d.run_at,
-        "result": d.result,
-        "error": d.error,
-        "event_kind": event_kind(d.state),
-        "event_payload": event_payload(task, d),
-        "worker": r.worker,
-        "started_at": r.started_at,
-        "outcome": label,
-        "error_kind": kind,
-        "error_message": message,
-        "fuel": r.metrics.fuel_consumed,
-        "wall_us": r.metrics.wall_us,
-        "peak_memory": r.metrics.peak_memory_bytes,
-        "http_requests": r.metrics.http_requests,
-        "http_denied": r.metrics.http_denied,
-        // Nothing captured is stored as NULL, not as an empty JSON array.
-        "log": non_empty(&r.log),
-        "http": non_empty(&r.http),
-        "service_touch": touch,
-        "service_state": change.state.map(ServiceState::as_str),
-        "remote_id": change.remote_id,
-        "plan": change.plan,
-        "reason": change.reason,
-    })
-}
-
-/// Postgres text and jsonb cannot hold U+0000; an adapter's message, result
-/// or log may. Replaced (with U+FFFD) rather than failing the completion.
-fn replace_nul(v: &mut Value) {
-    match v {
-        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
-        Value::Array(a) => a.iter_mut().for_each(replace_nul),
-        Value::Object(o) => {
-            if o.keys().any(|k| k.contains('\0')) {
-                let old = std::mem::take(o);
-                o.extend(
-                    old.into_iter()
-                        .map(|(k, v)| (k.replace('\0', "\u{fffd}"), v)),
-                );
-            }
-            o.values_mut().for_each(replace_nul);
-        }
-        _ => {}
+    CompletionRow {
+        id: task.id,
+        lease: task.lease,
+        state: d.state.as_str(),
+        run_at: d.run_at,
+        result: d.result.clone(),
+        error: d.error.clone(),
+        event_kind: event_kind(d.state),
+        event_payload: event_payload(task, d),
+        worker: r.worker.clone(),
+        started_at: r.started_at,
+        outcome: label,
+        error_kind: kind,
+        error_message: message,
+        fuel: as_i64(r.metrics.fuel_consumed),
+        wall_us: as_i64(r.metrics.wall_us),
+        peak_memory: as_i64(r.metrics.peak_memory_bytes),
+        http_requests: r.metrics.http_requests.min(i32::MAX as u32) as i32,
+        http_denied: r.metrics.http_denied.min(i32::MAX as u32) as i32,
+        log: non_empty(&r.log),
+        http: non_empty(&r.http),
+        service_touch: touch,
+        service_state: change.state.map(ServiceState::as_str),
+        remote_id: change.remote_id,
+        plan: change.plan,
+        reason: change.reason,
     }
 }
 
@@ -403,20 +389,5 @@ fn service_change(
                 ..ServiceChange::default()
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nul_characters_are_replaced_everywhere() {
-        let mut v = json!({"a\u{0}": ["x\u{0}y", {"k": "\u{0}"}], "n": 1});
-        replace_nul(&mut v);
-        assert_eq!(
-            v,
-            json!({"a\u{fffd}": ["x\u{fffd}y", {"k": "\u{fffd}"}], "n": 1})
-        );
     }
 }

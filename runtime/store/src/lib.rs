@@ -6,6 +6,7 @@
 mod backoff;
 mod claim;
 mod complete;
+mod completion_row;
 mod db;
 pub mod embedded;
 mod enqueue;

@@ -1,5 +1,5 @@
 //! A task completed alone (`complete_one`, migrations/0007) and the same
-//! tasks completed as one batch (`complete_tasks`) write the same thing:
+//! tasks completed as one batch (`complete_batch`, 0008) write the same thing:
 //! the same scenario runs in two databases, one completion per task in one
 //! and one batch in the other, and everything the completions wrote is
 //! compared. The scenario covers each way a completion goes: a provision

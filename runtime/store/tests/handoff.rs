@@ -1,4 +1,4 @@
-//! Completions that hand their slot to the next task (complete_tasks with a
+//! Completions that hand their slot to the next task (complete_batch with a
 //! hand-off), against a real database: one task claimed per finished task at
 //! most, none when the server's cap was lowered below what runs, a service's
 //! next operation handed on in order, stale completions written nowhere.

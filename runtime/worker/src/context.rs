@@ -3,6 +3,26 @@ use panel1_sandbox::{EgressPolicy, Grants, HostContext, Limits, SecretBinding};
 use panel1_store::setup::ServerRuntime;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What a task on a server needs of the server's settings, built once per
+/// read of them (the worker caches it briefly): every task of a burst on
+/// one server shares one host context.
+pub struct ServerSettings {
+    pub adapter_version_id: Uuid,
+    /// The host context, or why the stored settings cannot make one.
+    pub context: Result<Arc<HostContext>, String>,
+}
+
+impl ServerSettings {
+    pub fn new(rt: &ServerRuntime) -> Self {
+        ServerSettings {
+            adapter_version_id: rt.adapter_version_id,
+            context: host_context(rt).map(Arc::new),
+        }
+    }
+}
 
 /// Config values are strings to the adapter; JSON scalars are rendered
 /// plainly, structures as JSON.
@@ -21,7 +41,7 @@ fn config_map(config: &Value) -> BTreeMap<String, String> {
     out
 }
 
-pub fn host_context(rt: &ServerRuntime) -> Result<HostContext, String> {
+fn host_context(rt: &ServerRuntime) -> Result<HostContext, String> {
     let egress: EgressPolicy = serde_json::from_value(rt.egress.clone())
         .map_err(|e| format!("server egress policy: {e}"))?;
     let grants: Grants = serde_json::from_value(rt.grants.clone()).unwrap_or_default();

@@ -1,5 +1,5 @@
 use crate::completion::note_applied;
-use crate::context::host_context;
+use crate::context::ServerSettings;
 use crate::leases::{Held, Leases};
 use panel1_sandbox::{CallRequest, LoadedAdapter, Operation, Outcome, Sandbox};
 use panel1_store::secret_box::SecretBox;
@@ -76,9 +76,10 @@ pub struct Worker {
     /// committing): start the next queued task.
     freed: Notify,
     pub(crate) leases: Leases,
-    /// Server runtimes (config, policy, decrypted secrets) for a short while:
-    /// a burst of tasks on one server reads them once.
-    servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<setup::ServerRuntime>)>>,
+    /// Server settings (config, policy, decrypted secrets, as a host
+    /// context) for a short while: a burst of tasks on one server reads and
+    /// parses them once.
+    servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<ServerSettings>)>>,
     /// The connection that claims one statement at a time. A pooled one
     /// is the least recently used (sqlx hands idle connections out in
     /// turn), and its idle backend's first statement ran about twice as
@@ -369,7 +370,7 @@ impl Worker {
         .cloned()
     }
 
-    async fn server_runtime(&self, server: Uuid) -> Result<Arc<setup::ServerRuntime>, StoreError> {
+    async fn server_settings(&self, server: Uuid) -> Result<Arc<ServerSettings>, StoreError> {
         if let Some((at, rt)) = self
             .servers
             .lock()
@@ -380,7 +381,8 @@ impl Worker {
                 return Ok(rt.clone());
             }
         }
-        let rt = Arc::new(setup::server_runtime(&self.pool, &self.secrets, server).await?);
+        let rt = setup::server_runtime(&self.pool, &self.secrets, server).await?;
+        let rt = Arc::new(ServerSettings::new(&rt));
         self.servers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -491,13 +493,13 @@ impl Worker {
             Ok(op) => op,
             Err(e) => return invalid(e.to_string()),
         };
-        let runtime = match self.server_runtime(task.server_id).await {
+        let runtime = match self.server_settings(task.server_id).await {
             Ok(r) => r,
             Err(e) => return internal(format!("loading server: {e}")),
         };
-        let context = match host_context(&runtime) {
-            Ok(c) => Arc::new(c),
-            Err(e) => return invalid(e),
+        let context = match &runtime.context {
+            Ok(c) => c.clone(),
+            Err(e) => return invalid(e.clone()),
         };
         let adapter = match self.adapter(runtime.adapter_version_id).await {
             Ok(a) => a,
