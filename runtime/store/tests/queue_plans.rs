@@ -3,7 +3,9 @@
 //! life (until its tables are analyzed again), and the planner's choice for
 //! a one-page table is a sequential scan: kept through a burst, that scans
 //! the whole queue on every claim and completion. Migration 0007 turns
-//! sequential scans off inside those functions; this test counts them.
+//! sequential scans off inside those functions; this test counts them, and
+//! the index entries read, which a join walking a whole index instead of
+//! probing it per item (0008's first draft) would also give away.
 use panel1_store::{
     claim, complete_and_claim, complete_batch, testing, Applied, AttemptRecord, Handoff, NewTask,
     TaskOutcome,
@@ -14,38 +16,32 @@ use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
 
-/// Sequential scans of the queue's two tables so far, this backend's
-/// included (the pool has one connection: its pending counts are flushed
-/// at the end of the statement's transaction first).
-async fn seq_scans(pool: &PgPool) -> i64 {
+/// A statistics counter summed over the queue's two tables, this backend's
+/// counts included (the pool has one connection: its pending counts are
+/// flushed first).
+async fn counter(pool: &PgPool, view: &str, column: &str) -> i64 {
     sqlx::query("SELECT pg_stat_force_next_flush()")
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query_scalar(
-        "SELECT sum(seq_scan)::int8 FROM pg_stat_user_tables
-         WHERE relname IN ('task_queue', 'task_records')",
-    )
+    sqlx::query_scalar(&format!(
+        "SELECT sum({column})::int8 FROM {view} WHERE relname IN ('task_queue', 'task_records')"
+    ))
     .fetch_one(pool)
     .await
     .unwrap()
 }
 
-/// Index entries read in the queue's two tables so far (flushed as in
-/// [`seq_scans`]): a plan that walks a whole index instead of probing it
-/// (a hash or merge join over a full index scan) reads them all.
+/// Sequential scans of the queue's two tables so far.
+async fn seq_scans(pool: &PgPool) -> i64 {
+    counter(pool, "pg_stat_user_tables", "seq_scan").await
+}
+
+/// Index entries read in the queue's two tables so far: a plan that walks
+/// a whole index instead of probing it (a loop or hash join over a full
+/// index scan) reads them all.
 async fn index_entries_read(pool: &PgPool) -> i64 {
-    sqlx::query("SELECT pg_stat_force_next_flush()")
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query_scalar(
-        "SELECT sum(idx_tup_read)::int8 FROM pg_stat_user_indexes
-         WHERE relname IN ('task_queue', 'task_records')",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
+    counter(pool, "pg_stat_user_indexes", "idx_tup_read").await
 }
 
 /// One round through every path: a claim of three, one completion that
