@@ -1,4 +1,4 @@
--- Batch completions from typed arrays: complete_batch replaces
+-- Batch completions from typed arrays: complete_batch takes over from
 -- complete_tasks (0006), which took its items as one jsonb array. Parsing
 -- that document, then building a jsonb map of it to match each queue row to
 -- its item, cost about a quarter of every completion. Here each column of
@@ -15,7 +15,15 @@
 -- merge joins are off here as sequential scans are: the joins with
 -- task_records and services are loops over the items with an index probe
 -- each. No join is between two sets of items: each step carries the item's
--- columns on.
+-- columns on. (Those two joins are probes by the planner's choice, not by
+-- construction: the settings leave a loop driven by a full index scan
+-- possible. queue_plans checks task_records' with plans made on a tiny
+-- table; the services join has no such test yet.) The settings also hold
+-- in claim_on_servers when the hand-off calls it, which plans for probes
+-- anyway.
+--
+-- Callers lock the items' queue rows in id order (complete.rs sorts
+-- them), as heartbeat_many does: otherwise the two deadlock.
 CREATE FUNCTION complete_batch(
     p_id uuid[], p_lease bigint[], p_state text[], p_run_at timestamptz[], p_result jsonb[],
     p_error jsonb[], p_event_kind text[], p_event_payload jsonb[], p_worker text[],
@@ -186,4 +194,6 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION complete_tasks(jsonb, integer, text, double precision);
+-- complete_tasks (0006) stays for now: workers of the previous release call
+-- it until a rolling upgrade has replaced them all. A later migration
+-- drops it.

@@ -137,6 +137,9 @@ pub async fn complete_and_claim(
             .map_err(|e| StoreError::Invalid(format!("completion item: {e}")))?;
         sqlx::query("SELECT * FROM complete_one($1, $2, $3, $4)").bind(item)
     } else {
+        // In id order, the order `heartbeat_many` locks its rows in: a batch
+        // locking them in completion order deadlocked with a heartbeat.
+        rows.sort_by_key(|r| r.id);
         CompletionColumns::from_rows(rows).bind(sqlx::query(COMPLETE_BATCH_SQL))
     };
     let rows = query
@@ -266,8 +269,10 @@ fn completion_row(
         lease: task.lease,
         state: d.state.as_str(),
         run_at: d.run_at,
-        result: d.result.clone(),
-        error: d.error.clone(),
+        // A JSON null is stored as SQL NULL, as `complete_one`'s
+        // jsonb_to_record reads it.
+        result: d.result.clone().filter(|v| !v.is_null()),
+        error: d.error.clone().filter(|v| !v.is_null()),
         event_kind: event_kind(d.state),
         event_payload: event_payload(task, d),
         worker: r.worker.clone(),

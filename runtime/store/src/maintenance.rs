@@ -43,9 +43,16 @@ pub async fn heartbeat_many(
     }
     let (ids, leases) = ids_and_leases(held);
     Ok(sqlx::query_scalar(
+        // The rows are locked in id order first, the order a batch
+        // completion locks them in: locking them in the order the scan
+        // met them deadlocked with a completion of the same leases.
         "UPDATE task_queue q SET lease_expires_at = now() + make_interval(secs => $3)
-         WHERE q.task_id = ANY ($1) AND q.lease = ($2::jsonb ->> q.task_id::text)::int8
-           AND q.lease_expires_at IS NOT NULL
+         WHERE q.task_id = ANY (ARRAY(
+             SELECT l.task_id FROM task_queue l
+             WHERE l.task_id = ANY ($1) AND l.lease = ($2::jsonb ->> l.task_id::text)::int8
+               AND l.lease_expires_at IS NOT NULL
+             ORDER BY l.task_id
+             FOR UPDATE))
          RETURNING q.task_id",
     )
     .bind(ids)

@@ -3,8 +3,10 @@
 //! after the completion's statement began, and the completion must still
 //! finish (or retry) every task it holds, not leave a queue row running for
 //! the rescuer to run again.
-use panel1_store::{claim, complete_batch, testing, Applied, AttemptRecord, NewTask, TaskOutcome};
-use serde_json::json;
+use panel1_store::{
+    claim, complete, complete_batch, testing, Applied, AttemptRecord, NewTask, TaskOutcome,
+};
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -56,11 +58,28 @@ async fn a_batch_completion_that_waits_for_a_heartbeat_still_completes_every_tas
         let pool = pool.clone();
         tokio::spawn(async move { complete_batch(&pool, &items).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !completing.is_finished(),
-        "the completion should be waiting for the heartbeat's locks"
-    );
+    // The completion's statement has begun and waits for a row lock: the
+    // heartbeat's new row versions will commit after its snapshot.
+    let mut waited = Duration::ZERO;
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                            WHERE datname = current_database() AND wait_event_type = 'Lock'
+                              AND query LIKE '%complete_batch%')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(10) && !completing.is_finished(),
+            "the completion never waited for the heartbeat's locks"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
     beat.commit().await.unwrap();
 
     let applied = completing.await.unwrap().unwrap();
@@ -88,4 +107,100 @@ async fn a_batch_completion_that_waits_for_a_heartbeat_still_completes_every_tas
             .unwrap();
     assert_eq!(records, ["retryable", "succeeded", "succeeded"]);
     testing::assert_server_load_matches(&pool).await;
+}
+
+/// An adapter's `null` result is stored as SQL NULL by both completion
+/// paths (one task alone, and a batch), not as a jsonb `null` by one.
+#[tokio::test]
+async fn a_null_result_is_stored_as_null_alone_and_in_a_batch() {
+    let (pool, _) = testing::fresh_database().await;
+    let (tenant, server) = testing::tenant_and_server(&pool, 10).await;
+    for _ in 0..3 {
+        let mut conn = pool.acquire().await.unwrap();
+        let t = NewTask::new(tenant, server, None, "info", json!({}));
+        panel1_store::enqueue(&mut conn, &t).await.unwrap();
+    }
+    let held = claim(&pool, "w", 3, LEASE).await.unwrap();
+    let null = || TaskOutcome::Succeeded {
+        result: Value::Null,
+    };
+    let alone = complete(&pool, &held[0], &null(), &AttemptRecord::default())
+        .await
+        .unwrap();
+    assert_eq!(alone, Applied::Succeeded);
+    let batch: Vec<_> = held[1..]
+        .iter()
+        .map(|t| (t.clone(), null(), AttemptRecord::default()))
+        .collect();
+    let applied = complete_batch(&pool, &batch).await.unwrap();
+    assert_eq!(applied, [Applied::Succeeded, Applied::Succeeded]);
+    let nulls: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM task_records WHERE state = 'succeeded' AND result IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(nulls, 3, "every null result is SQL NULL");
+}
+
+/// Batch completions and heartbeats of the same leases, side by side: both
+/// lock the rows in id order, so neither waits for the other in a cycle
+/// (a batch locking in completion order deadlocked with a heartbeat, and
+/// Postgres aborted one of them after `deadlock_timeout`).
+#[tokio::test]
+async fn batch_completions_and_heartbeats_of_the_same_rows_do_not_deadlock() {
+    let (pool, _) = testing::fresh_database().await;
+    let (tenant, server) = testing::tenant_and_server(&pool, 1000).await;
+    for _ in 0..5 {
+        let load = format!(
+            "WITH t AS (
+                 INSERT INTO task_records (id, tenant_id, server_id, operation, input, state, created_at)
+                 SELECT gen_random_uuid(), $1, $2, 'info', '{{}}', 'available', clock_timestamp()
+                 FROM generate_series(1, 400)
+                 RETURNING *
+             )
+             {}",
+            panel1_store::queue_rows_for("t")
+        );
+        sqlx::query(&load)
+            .bind(tenant)
+            .bind(server)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut held = claim(&pool, "w", 400, LEASE).await.unwrap();
+        assert_eq!(held.len(), 400);
+        let leases: Vec<_> = held.iter().map(|t| (t.id, t.lease)).collect();
+        let beating = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    panel1_store::heartbeat_many(&pool, &leases, LEASE)
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        // Completed against id order, in batches, while the heartbeats run.
+        held.sort_by_key(|t| std::cmp::Reverse(t.id));
+        for chunk in held.chunks(100) {
+            let items: Vec<_> = chunk
+                .iter()
+                .map(|t| {
+                    let done = TaskOutcome::Succeeded { result: json!({}) };
+                    (t.clone(), done, AttemptRecord::default())
+                })
+                .collect();
+            let applied = complete_batch(&pool, &items)
+                .await
+                .expect("a completion beside heartbeats");
+            assert!(applied.iter().all(|a| *a == Applied::Succeeded));
+        }
+        beating.await.unwrap();
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM task_queue")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
