@@ -196,6 +196,29 @@ pub async fn tenant_and_server(pool: &PgPool, cap: i32) -> (uuid::Uuid, uuid::Uu
     (tenant, server)
 }
 
+/// `n` available `info` tasks on `server` in one statement (records and
+/// queue rows as `enqueue` writes them, without events or wake-ups): a
+/// burst or a backlog for queue tests and benchmarks.
+pub async fn insert_available_tasks(pool: &PgPool, tenant: uuid::Uuid, server: uuid::Uuid, n: i64) {
+    let load = format!(
+        "WITH t AS (
+             INSERT INTO task_records (id, tenant_id, server_id, operation, input, state, created_at)
+             SELECT gen_random_uuid(), $1, $2, 'info', '{{}}', 'available', clock_timestamp()
+             FROM generate_series(1, $3)
+             RETURNING *
+         )
+         {}",
+        crate::queue_rows_for("t")
+    );
+    sqlx::query(&load)
+        .bind(tenant)
+        .bind(server)
+        .bind(n)
+        .execute(pool)
+        .await
+        .expect("insert available tasks");
+}
+
 /// Every server's kept running count (`server_load`) equals the number of
 /// its tasks running in the queue. Call when no completion is in flight.
 pub async fn assert_server_load_matches(pool: &PgPool) {

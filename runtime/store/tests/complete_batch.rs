@@ -4,15 +4,17 @@
 //! finish (or retry) every task it holds, not leave a queue row running for
 //! the rescuer to run again.
 use panel1_store::{
-    claim, complete, complete_batch, testing, Applied, AttemptRecord, NewTask, TaskOutcome,
+    claim, complete, complete_batch, testing, Applied, AttemptRecord, ClaimedTask, NewTask,
+    TaskOutcome,
 };
 use serde_json::{json, Value};
+use sqlx::PgPool;
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
 
-#[tokio::test]
-async fn a_batch_completion_that_waits_for_a_heartbeat_still_completes_every_task() {
+/// A fresh database with three tasks enqueued and claimed.
+async fn three_claimed() -> (PgPool, Vec<ClaimedTask>) {
     let (pool, _) = testing::fresh_database().await;
     let (tenant, server) = testing::tenant_and_server(&pool, 10).await;
     for _ in 0..3 {
@@ -22,6 +24,12 @@ async fn a_batch_completion_that_waits_for_a_heartbeat_still_completes_every_tas
     }
     let held = claim(&pool, "w", 3, LEASE).await.unwrap();
     assert_eq!(held.len(), 3);
+    (pool, held)
+}
+
+#[tokio::test]
+async fn a_batch_completion_that_waits_for_a_heartbeat_still_completes_every_task() {
+    let (pool, held) = three_claimed().await;
 
     // A heartbeat of all three, not yet committed: it holds their rows.
     let ids: Vec<_> = held.iter().map(|t| t.id).collect();
@@ -113,14 +121,7 @@ async fn a_batch_completion_that_waits_for_a_heartbeat_still_completes_every_tas
 /// paths (one task alone, and a batch), not as a jsonb `null` by one.
 #[tokio::test]
 async fn a_null_result_is_stored_as_null_alone_and_in_a_batch() {
-    let (pool, _) = testing::fresh_database().await;
-    let (tenant, server) = testing::tenant_and_server(&pool, 10).await;
-    for _ in 0..3 {
-        let mut conn = pool.acquire().await.unwrap();
-        let t = NewTask::new(tenant, server, None, "info", json!({}));
-        panel1_store::enqueue(&mut conn, &t).await.unwrap();
-    }
-    let held = claim(&pool, "w", 3, LEASE).await.unwrap();
+    let (pool, held) = three_claimed().await;
     let null = || TaskOutcome::Succeeded {
         result: Value::Null,
     };
@@ -152,22 +153,7 @@ async fn batch_completions_and_heartbeats_of_the_same_rows_do_not_deadlock() {
     let (pool, _) = testing::fresh_database().await;
     let (tenant, server) = testing::tenant_and_server(&pool, 1000).await;
     for _ in 0..5 {
-        let load = format!(
-            "WITH t AS (
-                 INSERT INTO task_records (id, tenant_id, server_id, operation, input, state, created_at)
-                 SELECT gen_random_uuid(), $1, $2, 'info', '{{}}', 'available', clock_timestamp()
-                 FROM generate_series(1, 400)
-                 RETURNING *
-             )
-             {}",
-            panel1_store::queue_rows_for("t")
-        );
-        sqlx::query(&load)
-            .bind(tenant)
-            .bind(server)
-            .execute(&pool)
-            .await
-            .unwrap();
+        testing::insert_available_tasks(&pool, tenant, server, 400).await;
         let mut held = claim(&pool, "w", 400, LEASE).await.unwrap();
         assert_eq!(held.len(), 400);
         let leases: Vec<_> = held.iter().map(|t| (t.id, t.lease)).collect();

@@ -96,22 +96,7 @@ async fn plans_made_on_a_tiny_queue_still_use_the_indexes_after_a_burst() {
     claim_and_complete_all_ways(&pool).await;
 
     // A burst, not yet analyzed.
-    let burst = format!(
-        "WITH t AS (
-             INSERT INTO task_records (id, tenant_id, server_id, operation, input, state, created_at)
-             SELECT gen_random_uuid(), $1, $2, 'info', '{{}}', 'available', clock_timestamp()
-             FROM generate_series(1, 5000)
-             RETURNING *
-         )
-         {}",
-        panel1_store::queue_rows_for("t")
-    );
-    sqlx::query(&burst)
-        .bind(tenant)
-        .bind(server)
-        .execute(&pool)
-        .await
-        .unwrap();
+    testing::insert_available_tasks(&pool, tenant, server, 5000).await;
 
     let before = seq_scans(&pool).await;
     let read_before = index_entries_read(&pool).await;

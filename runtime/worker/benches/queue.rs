@@ -103,23 +103,7 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         .await
         .unwrap();
     // Records and their queue rows, as `enqueue` writes them.
-    let load = format!(
-        "WITH t AS (
-             INSERT INTO task_records (id, tenant_id, server_id, operation, input, state, created_at)
-             SELECT gen_random_uuid(), $1, $2, 'info', '{{}}', 'available', clock_timestamp()
-             FROM generate_series(1, $3)
-             RETURNING *
-         )
-         {}",
-        panel1_store::queue_rows_for("t")
-    );
-    sqlx::query(&load)
-        .bind(s.tenant)
-        .bind(s.server)
-        .bind(n as i64)
-        .execute(&s.pool)
-        .await
-        .unwrap();
+    panel1_store::testing::insert_available_tasks(&s.pool, s.tenant, s.server, n as i64).await;
     let commits_before = count(
         &s.pool,
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
