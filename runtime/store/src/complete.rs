@@ -191,7 +191,6 @@ pub async fn wake_event_streams(pool: &PgPool) -> Result<(), StoreError> {
 struct Decision {
     state: TaskState,
     run_at: Option<DateTime<Utc>>,
-    result: Option<Value>,
     error: Option<Value>,
 }
 
@@ -209,10 +208,9 @@ impl Decision {
 
 fn decide(task: &ClaimedTask, outcome: &TaskOutcome) -> Decision {
     match outcome {
-        TaskOutcome::Succeeded { result } => Decision {
+        TaskOutcome::Succeeded { .. } => Decision {
             state: TaskState::Succeeded,
             run_at: None,
-            result: Some(result.clone()),
             error: None,
         },
         other => {
@@ -224,14 +222,12 @@ fn decide(task: &ClaimedTask, outcome: &TaskOutcome) -> Decision {
                     Decision {
                         state: TaskState::Retryable,
                         run_at: Some(at),
-                        result: None,
                         error,
                     }
                 }
                 _ => Decision {
                     state: TaskState::Failed,
                     run_at: None,
-                    result: None,
                     error,
                 },
             }
@@ -270,8 +266,12 @@ fn completion_row(
         state: d.state.as_str(),
         run_at: d.run_at,
         // A JSON null is stored as SQL NULL, as `complete_one`'s
-        // jsonb_to_record reads it.
-        result: d.result.clone().filter(|v| !v.is_null()),
+        // jsonb_to_record reads it. (Cloned once, from the outcome: a
+        // result can be a large document.)
+        result: match outcome {
+            TaskOutcome::Succeeded { result } if !result.is_null() => Some(result.clone()),
+            _ => None,
+        },
         error: d.error.clone().filter(|v| !v.is_null()),
         event_kind: event_kind(d.state),
         event_payload: event_payload(task, d),

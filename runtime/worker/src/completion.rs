@@ -86,12 +86,14 @@ impl Worker {
     }
 
     async fn commit_batch(&self, batch: Vec<Pending>) {
-        let items: Vec<Item> = batch
-            .iter()
-            .map(|(t, o, r, _)| (t.clone(), o.clone(), r.clone()))
-            .collect();
+        // The items move out of the batch (their results can be large JSON
+        // documents); the replies wait beside them, in the same order.
+        let (items, replies): (Vec<Item>, Vec<_>) = batch
+            .into_iter()
+            .map(|(t, o, r, reply)| ((t, o, r), reply))
+            .unzip();
         let results = self.commit(&items, 0).await.map(|r| r.0);
-        for (i, (_, _, _, reply)) in batch.into_iter().enumerate() {
+        for (i, reply) in replies.into_iter().enumerate() {
             let applied = results
                 .as_ref()
                 .map(|r| r[i].clone())

@@ -515,29 +515,29 @@ impl Worker {
             Ok(r) => r,
             Err(e) => return invalid(e.to_string()),
         };
-        let outcome = match &report.outcome {
-            Outcome::Ok { result } => TaskOutcome::Succeeded {
-                result: result.clone(),
-            },
+        let record = AttemptRecord {
+            log: serde_json::to_value(&report.log).unwrap_or_default(),
+            http: serde_json::to_value(&report.http).unwrap_or_default(),
+            metrics: report.metrics,
+            ..AttemptRecord::default()
+        };
+        // The outcome moves out of the report: a result can be a large
+        // JSON document.
+        let outcome = match report.outcome {
+            Outcome::Ok { result } => TaskOutcome::Succeeded { result },
             Outcome::AdapterError {
                 kind,
                 message,
                 retry_after_ms,
             } => TaskOutcome::AdapterError {
                 kind: kind.to_string(),
-                message: message.clone(),
-                retry_after_ms: *retry_after_ms,
+                message,
+                retry_after_ms,
             },
             Outcome::SandboxError { kind, message } => TaskOutcome::SandboxError {
                 kind: kind.to_string(),
-                message: message.clone(),
+                message,
             },
-        };
-        let record = AttemptRecord {
-            metrics: report.metrics.clone(),
-            log: serde_json::to_value(&report.log).unwrap_or_default(),
-            http: serde_json::to_value(&report.http).unwrap_or_default(),
-            ..AttemptRecord::default()
         };
         (outcome, record)
     }
