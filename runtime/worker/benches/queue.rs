@@ -93,6 +93,8 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
 struct Run {
     jobs_per_s: f64,
     commits_per_job: f64,
+    /// WAL written per job during the burn-down, in bytes.
+    wal_per_job: f64,
     p50_ms: f64,
     p99_ms: f64,
 }
@@ -109,6 +111,7 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
     )
     .await;
+    let wal_before = wal_lsn(&s.pool).await;
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
     let config = WorkerConfig {
         slots: conc,
@@ -154,6 +157,7 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
     )
     .await;
+    let wal_after = wal_lsn(&s.pool).await;
     // Latency: serial enqueue → the worker starting the task.
     let mut lat = Vec::new();
     let mut conn = s.pool.acquire().await.unwrap();
@@ -188,6 +192,7 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         jobs_per_s: n as f64 / secs,
         // The measurement's own polling adds a few commits; they are counted.
         commits_per_job: (commits_after - commits_before) as f64 / n as f64,
+        wal_per_job: (wal_after - wal_before) as f64 / n as f64,
         p50_ms: q(0.5),
         p99_ms: q(0.99),
     }
@@ -223,6 +228,7 @@ fn peer(url: &str, n: usize, conc: usize, batched: bool, samples: usize) -> Opti
     let mut run = Run {
         jobs_per_s: 0.0,
         commits_per_job: 0.0,
+        wal_per_job: 0.0,
         p50_ms: 0.0,
         p99_ms: 0.0,
     };
@@ -239,6 +245,7 @@ fn peer(url: &str, n: usize, conc: usize, batched: bool, samples: usize) -> Opti
             Some("throughput") => {
                 run.jobs_per_s = num("work_jobs_per_s");
                 run.commits_per_job = num("commits_per_job");
+                run.wal_per_job = num("wal_bytes_per_job");
             }
             Some("latency") => {
                 run.p50_ms = num("p50_ms");
@@ -268,6 +275,16 @@ async fn reset_peer(url: &str) {
             .unwrap();
     }
     pool.close().await;
+}
+
+/// The server's WAL insert position, in bytes (both sides measure WAL
+/// this way: the peer's harness reports it per job).
+async fn wal_lsn(pool: &PgPool) -> i64 {
+    count(
+        pool,
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8",
+    )
+    .await
 }
 
 /// Every run starts from a checkpoint, so none pays for writing out the
@@ -325,14 +342,15 @@ async fn main() {
             server: s.server,
         },
     ];
-    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | floor, minimal tables | ÷ peer | floor, Panel1's tables | ÷ peer | Panel1 commits/job | peer commits/job |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | floor, minimal tables | ÷ peer | floor, Panel1's tables | ÷ peer | Panel1 commits/job | peer commits/job | Panel1 WAL B/job | peer WAL B/job |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut latency = Vec::new();
     for (batched, n) in [
         (true, env_num("N_BATCHED", 50_000)),
         (false, env_num("N_UNBATCHED", 20_000)),
     ] {
         let (mut o, mut p, mut ratios, mut oc, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut ow, mut pw) = (vec![], vec![]);
         let mut f = [vec![], vec![]];
         let mut fratios = [vec![], vec![]];
         for _ in 0..rounds {
@@ -350,12 +368,14 @@ async fn main() {
                 ratios.push(a.jobs_per_s / b.jobs_per_s.max(1.0));
                 p.push(b.jobs_per_s);
                 pc.push(b.commits_per_job);
+                pw.push(b.wal_per_job);
                 latency.push((batched, a.p50_ms, a.p99_ms, Some((b.p50_ms, b.p99_ms))));
             } else {
                 latency.push((batched, a.p50_ms, a.p99_ms, None));
             }
             o.push(a.jobs_per_s);
             oc.push(a.commits_per_job);
+            ow.push(a.wal_per_job);
             // The floors at their best concurrency (more connections than
             // that only queue for the two cores).
             // FLOOR=0 leaves the floors out (for profiling).
@@ -383,20 +403,21 @@ async fn main() {
             "one commit per task"
         };
         let [fr0, fr1] = fratios;
-        let (pm, rm, pcm, frm0, frm1) = if p.is_empty() {
-            (f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN)
+        let (pm, rm, pcm, pwm, frm0, frm1) = if p.is_empty() {
+            (f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN)
         } else {
             (
                 median(p),
                 median(ratios),
                 median(pc),
+                median(pw),
                 median(fr0),
                 median(fr1),
             )
         };
         let [f0, f1] = f;
         println!(
-            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {:.0} | {:.2}× | {:.0} | {:.2}× | {:.2} | {:.2} |",
+            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {:.0} | {:.2}× | {:.0} | {:.2}× | {:.2} | {:.2} | {:.0} | {:.0} |",
             median(o),
             pm,
             rm,
@@ -405,7 +426,9 @@ async fn main() {
             median(f1),
             frm1,
             median(oc),
-            pcm
+            pcm,
+            median(ow),
+            pwm
         );
     }
     println!();
