@@ -101,7 +101,7 @@ pub struct Handoff<'a> {
 }
 
 /// Complete many tasks in one round trip and one commit (`complete_batch`,
-/// migrations/0008; `complete_one`, 0007, for a single task): each row
+/// migrations/0008; `complete_one`, 0007 and 0009, for a single task): each row
 /// checked against its own lease, the attempts
 /// recorded, services moved, events written; stale items are skipped and
 /// counted. Results are in input order. With a [`Handoff`], the same
@@ -130,7 +130,7 @@ pub async fn complete_and_claim(
     };
     let limit = limit.min(i32::MAX as usize) as i32;
     // One item (per-task mode, or a quiet batch) takes the function of
-    // plain statements (migrations/0007); a batch the one of typed arrays
+    // plain statements (migrations/0007, 0009); a batch the one of typed arrays
     // (0008).
     let query = if rows.len() == 1 {
         let item = serde_json::to_value(rows.pop())

@@ -1,5 +1,5 @@
 //! What a completion writes for one task, in the two shapes the queue's
-//! functions take it: one jsonb object (`complete_one`, migrations/0007)
+//! functions take it: one jsonb object (`complete_one`, migrations/0007 and 0009)
 //! or a column of typed arrays per field (`complete_batch`, 0008).
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -146,6 +146,8 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
+    // Before the checks below, whose scans may write WAL of their own.
+    let wal_after = wal_lsn(&s.pool).await;
     let succeeded = count(
         &s.pool,
         "SELECT count(*) FROM tasks WHERE state = 'succeeded'",
@@ -157,7 +159,6 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
     )
     .await;
-    let wal_after = wal_lsn(&s.pool).await;
     // Latency: serial enqueue → the worker starting the task.
     let mut lat = Vec::new();
     let mut conn = s.pool.acquire().await.unwrap();
@@ -277,7 +278,7 @@ async fn reset_peer(url: &str) {
     pool.close().await;
 }
 
-/// The server's WAL insert position, in bytes (both sides measure WAL
+/// The server's current WAL write position, in bytes (both sides measure WAL
 /// this way: the peer's harness reports it per job).
 async fn wal_lsn(pool: &PgPool) -> i64 {
     count(
