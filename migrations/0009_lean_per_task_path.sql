@@ -8,6 +8,9 @@
 -- runs there now (the finished task is still in the count, so `>= 0`).
 -- The planner settings of complete_batch (0008) hold here too: every
 -- lookup is a probe by index whatever the statistics.
+-- The claim's rule (cap, one running operation per service, a service's
+-- operations in order) is now written here and in claim_on_servers: a
+-- later change of it must redefine both.
 CREATE OR REPLACE FUNCTION complete_one(p_item jsonb, p_handoff integer, p_worker text, p_lease_secs double precision)
 RETURNS TABLE (
     applied boolean, id uuid, tenant_id uuid, server_id uuid, service_id uuid, operation text,

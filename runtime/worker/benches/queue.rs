@@ -295,6 +295,11 @@ async fn settle(pool: &PgPool) {
     sqlx::query("CHECKPOINT").execute(pool).await.unwrap();
 }
 
+/// The median of one measurement over runs (NaN for no runs).
+fn median_of(runs: &[Run], field: fn(&Run) -> f64) -> f64 {
+    median(runs.iter().map(field).collect())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -345,13 +350,13 @@ async fn main() {
     ];
     println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | floor, minimal tables | ÷ peer | floor, Panel1's tables | ÷ peer | Panel1 commits/job | peer commits/job | Panel1 WAL B/job | peer WAL B/job |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut latency = Vec::new();
+    // Each mode's rounds, ours and the peer's, for the latency table too.
+    let mut modes: Vec<(bool, Vec<Run>, Vec<Run>)> = Vec::new();
     for (batched, n) in [
         (true, env_num("N_BATCHED", 50_000)),
         (false, env_num("N_UNBATCHED", 20_000)),
     ] {
-        let (mut o, mut p, mut ratios, mut oc, mut pc) = (vec![], vec![], vec![], vec![], vec![]);
-        let (mut ow, mut pw) = (vec![], vec![]);
+        let (mut o, mut p, mut ratios) = (vec![], vec![], vec![]);
         let mut f = [vec![], vec![]];
         let mut fratios = [vec![], vec![]];
         for _ in 0..rounds {
@@ -367,16 +372,7 @@ async fn main() {
             };
             if let Some(b) = &b {
                 ratios.push(a.jobs_per_s / b.jobs_per_s.max(1.0));
-                p.push(b.jobs_per_s);
-                pc.push(b.commits_per_job);
-                pw.push(b.wal_per_job);
-                latency.push((batched, a.p50_ms, a.p99_ms, Some((b.p50_ms, b.p99_ms))));
-            } else {
-                latency.push((batched, a.p50_ms, a.p99_ms, None));
             }
-            o.push(a.jobs_per_s);
-            oc.push(a.commits_per_job);
-            ow.push(a.wal_per_job);
             // The floors at their best concurrency (more connections than
             // that only queue for the two cores).
             // FLOOR=0 leaves the floors out (for profiling).
@@ -397,63 +393,45 @@ async fn main() {
                 }
                 f[i].push(fl);
             }
+            o.push(a);
+            p.extend(b);
         }
         let mode = if batched {
             "batched"
         } else {
             "one commit per task"
         };
-        let [fr0, fr1] = fratios;
-        let (pm, rm, pcm, pwm, frm0, frm1) = if p.is_empty() {
-            (f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN)
-        } else {
-            (
-                median(p),
-                median(ratios),
-                median(pc),
-                median(pw),
-                median(fr0),
-                median(fr1),
-            )
-        };
-        let [f0, f1] = f;
+        // Medians (NaN where there was no peer or floor).
+        let [fr0, fr1] = fratios.map(median);
+        let [f0, f1] = f.map(median);
         println!(
-            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {:.0} | {:.2}× | {:.0} | {:.2}× | {:.2} | {:.2} | {:.0} | {:.0} |",
-            median(o),
-            pm,
-            rm,
-            median(f0),
-            frm0,
-            median(f1),
-            frm1,
-            median(oc),
-            pcm,
-            median(ow),
-            pwm
+            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {f0:.0} | {fr0:.2}× | {f1:.0} | {fr1:.2}× | {:.2} | {:.2} | {:.0} | {:.0} |",
+            median_of(&o, |r| r.jobs_per_s),
+            median_of(&p, |r| r.jobs_per_s),
+            median(ratios),
+            median_of(&o, |r| r.commits_per_job),
+            median_of(&p, |r| r.commits_per_job),
+            median_of(&o, |r| r.wal_per_job),
+            median_of(&p, |r| r.wal_per_job),
         );
+        modes.push((batched, o, p));
     }
     println!();
     println!("| pickup latency (serial enqueue → start) | Panel1 p50 | Panel1 p99 | peer p50 | peer p99 |");
     println!("|---|---|---|---|---|");
-    for batched in [true, false] {
-        let rows: Vec<_> = latency.iter().filter(|r| r.0 == batched).collect();
-        let p50 = median(rows.iter().map(|r| r.1).collect());
-        let p99 = median(rows.iter().map(|r| r.2).collect());
-        let peer: Vec<(f64, f64)> = rows.iter().filter_map(|r| r.3).collect();
-        let (pp50, pp99) = if peer.is_empty() {
-            (f64::NAN, f64::NAN)
-        } else {
-            (
-                median(peer.iter().map(|x| x.0).collect()),
-                median(peer.iter().map(|x| x.1).collect()),
-            )
-        };
-        let mode = if batched {
+    for (batched, o, p) in &modes {
+        let mode = if *batched {
             "batched"
         } else {
             "one commit per task"
         };
-        println!("| {mode} | {p50:.2} ms | {p99:.2} ms | {pp50:.2} ms | {pp99:.2} ms |");
+        println!(
+            "| {mode} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            median_of(o, |r| r.p50_ms),
+            median_of(o, |r| r.p99_ms),
+            median_of(p, |r| r.p50_ms),
+            median_of(p, |r| r.p99_ms),
+        );
     }
     println!();
     println!(
