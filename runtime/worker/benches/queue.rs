@@ -6,9 +6,11 @@
 //! enqueue → start samples (pickup latency). Each of our tasks runs the Rust
 //! reference adapter's no-op `info` operation in the sandbox with the
 //! default limits on. Modes: batched claims vs one claim per task. Each
-//! round also runs a floor (`queue/floor.rs`): the writes every job needs
-//! with nothing else, an upper bound for this machine.
-use panel1_sandbox::{Sandbox, SandboxConfig};
+//! round also runs the floors (`queue/floor.rs`): the writes every job needs
+//! with nothing else, an upper bound for this machine; and the same on
+//! Panel1's tables with each job's sandbox call, the ceiling of any worker
+//! that runs the sandbox.
+use panel1_sandbox::{HostContext, Sandbox, SandboxConfig};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::setup::{self, NewServer};
 use panel1_worker::{Worker, WorkerConfig};
@@ -38,6 +40,8 @@ struct Setup {
     url: String,
     tenant: Uuid,
     server: Uuid,
+    /// The sandbox call of the floor with the sandbox.
+    floor_call: floor::Call,
 }
 
 async fn setup() -> Setup {
@@ -83,6 +87,11 @@ async fn setup() -> Setup {
         url,
         tenant,
         server,
+        floor_call: floor::Call {
+            sandbox: Arc::new(sandbox),
+            adapter: loaded,
+            context: Arc::new(HostContext::default()),
+        },
     }
 }
 
@@ -341,15 +350,17 @@ async fn main() {
     // Panel1's own pool settings (generic plans, no JIT); the floor's
     // connections also defer the outbox NOTIFY, as completions do.
     let floor_pool = panel1_store::connect(&s.url, 24).await.unwrap();
-    let floor_tables = [
-        floor::Tables::Minimal,
-        floor::Tables::Panel1 {
-            tenant: s.tenant,
-            server: s.server,
-        },
+    let panel1_tables = floor::Tables::Panel1 {
+        tenant: s.tenant,
+        server: s.server,
+    };
+    let floor_kinds = [
+        (floor::Tables::Minimal, None),
+        (panel1_tables, None),
+        (panel1_tables, Some(&s.floor_call)),
     ];
-    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | floor, minimal tables | ÷ peer | floor, Panel1's tables | ÷ peer | Panel1 commits/job | peer commits/job | Panel1 WAL B/job | peer WAL B/job |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | floor, minimal tables | ÷ peer | floor, Panel1's tables | ÷ peer | floor + sandbox | ÷ peer | Panel1 commits/job | peer commits/job | Panel1 WAL B/job | peer WAL B/job |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // Each mode's rounds, ours and the peer's, for the latency table too.
     let mut modes: Vec<(bool, Vec<Run>, Vec<Run>)> = Vec::new();
     for (batched, n) in [
@@ -357,8 +368,8 @@ async fn main() {
         (false, env_num("N_UNBATCHED", 20_000)),
     ] {
         let (mut o, mut p, mut ratios) = (vec![], vec![], vec![]);
-        let mut f = [vec![], vec![]];
-        let mut fratios = [vec![], vec![]];
+        let mut f = [vec![], vec![], vec![]];
+        let mut fratios = [vec![], vec![], vec![]];
         for _ in 0..rounds {
             settle(&s.pool).await;
             let a = ours(&s, n, conc, batched, samples).await;
@@ -377,16 +388,20 @@ async fn main() {
             // that only queue for the two cores).
             // FLOOR=0 leaves the floors out (for profiling).
             let floors = if env_num("FLOOR", 1) == 0 {
-                &floor_tables[..0]
+                &floor_kinds[..0]
             } else {
-                &floor_tables[..]
+                &floor_kinds[..]
             };
-            for (i, tables) in floors.iter().enumerate() {
+            for (i, (tables, call)) in floors.iter().enumerate() {
                 settle(&s.pool).await;
-                let fl = if batched {
-                    floor::floor(&floor_pool, *tables, n, 500, &[1, 2, 4]).await
+                // With the sandbox, more connections keep both cores busy
+                // while some of them run their batch's calls.
+                let fl = if batched && call.is_some() {
+                    floor::floor(&floor_pool, *tables, *call, n, 500, &[2, 4, 8]).await
+                } else if batched {
+                    floor::floor(&floor_pool, *tables, *call, n, 500, &[1, 2, 4]).await
                 } else {
-                    floor::floor(&floor_pool, *tables, n, 1, &[8, 16, 24]).await
+                    floor::floor(&floor_pool, *tables, *call, n, 1, &[8, 16, 24]).await
                 };
                 if let Some(b) = &b {
                     fratios[i].push(fl / b.jobs_per_s.max(1.0));
@@ -402,10 +417,10 @@ async fn main() {
             "one commit per task"
         };
         // Medians (NaN where there was no peer or floor).
-        let [fr0, fr1] = fratios.map(median);
-        let [f0, f1] = f.map(median);
+        let [fr0, fr1, fr2] = fratios.map(median);
+        let [f0, f1, f2] = f.map(median);
         println!(
-            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {f0:.0} | {fr0:.2}× | {f1:.0} | {fr1:.2}× | {:.2} | {:.2} | {:.0} | {:.0} |",
+            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {f0:.0} | {fr0:.2}× | {f1:.0} | {fr1:.2}× | {f2:.0} | {fr2:.2}× | {:.2} | {:.2} | {:.0} | {:.0} |",
             median_of(&o, |r| r.jobs_per_s),
             median_of(&p, |r| r.jobs_per_s),
             median(ratios),
@@ -438,6 +453,6 @@ async fn main() {
         "medians of {rounds} alternated rounds (ours, then the peer, then the floor), CONC={conc}, same Postgres"
     );
     println!(
-        "floor: the writes every job needs, claims on a narrow queue table, no worker (benches/queue/floor.rs); best of 1/2/4 connections batched, 8/16/24 per task"
+        "floor: the writes every job needs, claims on a narrow queue table, no worker (benches/queue/floor.rs); best of 1/2/4 connections batched, 8/16/24 per task; floor + sandbox: Panel1's tables, and each job runs `info` in the sandbox and stores its result (best of 2/4/8 connections batched)"
     );
 }

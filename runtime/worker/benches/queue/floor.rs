@@ -13,7 +13,15 @@
 //! one queue also hit a Postgres limit: a `SKIP LOCKED` claim that follows a
 //! row's update chain waits on the lock it finds there, and two such
 //! claimers can deadlock for `deadlock_timeout`.)
+//!
+//! A third floor adds the sandbox: Panel1's tables, and each job also runs
+//! the reference adapter's `info` in the sandbox (the worker's own call,
+//! default limits) and stores its result. It is the ceiling of any worker
+//! that runs the issue's no-op operation and keeps what it returned.
+use panel1_sandbox::{CallRequest, HostContext, LoadedAdapter, Operation, Outcome, Sandbox};
+use serde_json::Value;
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -24,6 +32,35 @@ pub enum Tables {
     Minimal,
     /// Panel1's task_records / task_attempts / events, for this tenant and server.
     Panel1 { tenant: Uuid, server: Uuid },
+}
+
+/// The sandbox call each job of the third floor makes.
+#[derive(Clone)]
+pub struct Call {
+    pub sandbox: Arc<Sandbox>,
+    pub adapter: Arc<LoadedAdapter>,
+    pub context: Arc<HostContext>,
+}
+
+impl Call {
+    /// Run `info` for the job `id` as the worker does; its result.
+    async fn run(&self, id: Uuid) -> Value {
+        let request = CallRequest {
+            operation: Operation::Info,
+            input: Value::Null,
+            idempotency_key: id.to_string(),
+            attempt: 1,
+        };
+        let report = self
+            .sandbox
+            .call(&self.adapter, self.context.clone(), &request)
+            .await
+            .unwrap();
+        match report.outcome {
+            Outcome::Ok { result } => result,
+            other => panic!("info failed in the floor: {other:?}"),
+        }
+    }
 }
 
 impl Tables {
@@ -59,18 +96,31 @@ CREATE TABLE floor_events (
 ";
 
 /// Complete the jobs `$1` (ids) held under leases `$2`: queue row gone, task
-/// final, attempt and event written, in one statement.
-fn complete(tables: Tables) -> String {
+/// final, attempt and event written, in one statement. With results, `$3`
+/// holds each job's result; without, a small constant is stored.
+fn complete(tables: Tables, results: bool) -> String {
     let (tasks, attempts, events) = tables.names();
+    let (items, result) = if results {
+        (
+            "unnest($1::uuid[], $2::int8[], $3::jsonb[]) AS h(id, lease, result)",
+            "d.result",
+        )
+    } else {
+        (
+            "unnest($1::uuid[], $2::int8[]) AS h(id, lease)",
+            "'{\"ok\": true}'",
+        )
+    };
+    let returning = if results { ", h.result" } else { "" };
     format!(
         "done AS (
-             DELETE FROM floor_queue q USING unnest($1::uuid[], $2::int8[]) AS h(id, lease)
+             DELETE FROM floor_queue q USING {items}
              WHERE q.id = h.id AND q.lease = h.lease
-             RETURNING q.id, q.lease
+             RETURNING q.id, q.lease{returning}
          ),
          task AS (
              UPDATE {tasks} t SET state = 'succeeded', attempt = t.attempt + 1, lease = d.lease,
-                    result = '{{\"ok\": true}}', updated_at = now(), finished_at = now()
+                    result = {result}, updated_at = now(), finished_at = now()
              FROM done d WHERE t.id = d.id
              RETURNING t.id, t.tenant_id, t.attempt, t.lease
          ),
@@ -102,10 +152,13 @@ fn claim(shard: &str, limit: &str) -> String {
 /// commit per job (`batch` 1: each statement completes the job held and
 /// claims the next, as a hand-off does) or batches of `batch` (claim, then
 /// complete, two commits per batch). Like Panel1's completions, the floor
-/// defers the outbox NOTIFY (`panel1.defer_events_notify`).
+/// defers the outbox NOTIFY (`panel1.defer_events_notify`). With `call`,
+/// each job runs it between its claim and its completion, which stores the
+/// call's result.
 pub async fn floor(
     pool: &PgPool,
     tables: Tables,
+    call: Option<&Call>,
     n: usize,
     batch: usize,
     concurrencies: &[usize],
@@ -154,7 +207,8 @@ pub async fn floor(
         let mut set = tokio::task::JoinSet::new();
         for shard in 0..conc {
             let pool = pool.clone();
-            set.spawn(async move { drain(&pool, tables, shard as i32, batch).await });
+            let call = call.cloned();
+            set.spawn(async move { drain(&pool, tables, call, shard as i32, batch).await });
         }
         let mut done = 0;
         while let Some(r) = set.join_next().await {
@@ -182,7 +236,13 @@ pub async fn floor(
 }
 
 /// One connection's loop until nothing is left; returns the jobs it completed.
-async fn drain(pool: &PgPool, tables: Tables, shard: i32, batch: usize) -> usize {
+async fn drain(
+    pool: &PgPool,
+    tables: Tables,
+    call: Option<Call>,
+    shard: i32,
+    batch: usize,
+) -> usize {
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query("SET panel1.defer_events_notify = 'on'")
         .execute(&mut *conn)
@@ -190,33 +250,38 @@ async fn drain(pool: &PgPool, tables: Tables, shard: i32, batch: usize) -> usize
         .unwrap();
     let mut completed = 0;
     let mut held: Vec<(Uuid, i64)> = Vec::new();
-    let complete_ctes = complete(tables);
+    let complete_ctes = complete(tables, call.is_some());
+    // The hand-off's shard follows the completion's parameters.
+    let shard_param = if call.is_some() { "$4" } else { "$3" };
     let handoff = format!(
         "WITH {complete_ctes}, claimed AS ({}) SELECT id, lease FROM claimed",
-        claim("$3", "1")
+        claim(shard_param, "1")
     );
     let claim_batch = claim("$1", "$2");
     let complete_batch = format!("WITH {complete_ctes} SELECT count(*) FROM task");
     loop {
         let ids: Vec<Uuid> = held.iter().map(|h| h.0).collect();
         let leases: Vec<i64> = held.iter().map(|h| h.1).collect();
+        let mut results = Vec::new();
+        if let Some(call) = &call {
+            for id in &ids {
+                results.push(call.run(*id).await);
+            }
+        }
         completed += held.len();
         if batch == 1 {
-            held = sqlx::query_as(&handoff)
-                .bind(&ids)
-                .bind(&leases)
-                .bind(shard)
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
+            let mut q = sqlx::query_as(&handoff).bind(&ids).bind(&leases);
+            if call.is_some() {
+                q = q.bind(&results);
+            }
+            held = q.bind(shard).fetch_all(&mut *conn).await.unwrap();
         } else {
             if !held.is_empty() {
-                let n: i64 = sqlx::query_scalar(&complete_batch)
-                    .bind(&ids)
-                    .bind(&leases)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .unwrap();
+                let mut q = sqlx::query_scalar(&complete_batch).bind(&ids).bind(&leases);
+                if call.is_some() {
+                    q = q.bind(&results);
+                }
+                let n: i64 = q.fetch_one(&mut *conn).await.unwrap();
                 assert_eq!(n as usize, held.len());
             }
             held = sqlx::query_as(&claim_batch)
