@@ -8,8 +8,8 @@
 //! default limits on. Modes: batched claims vs one claim per task. Each
 //! round also runs the floors (`queue/floor.rs`): the writes every job needs
 //! with nothing else, an upper bound for this machine; and the same on
-//! Panel1's tables with each job's sandbox call, the ceiling of any worker
-//! that runs the sandbox.
+//! Panel1's tables with each job's sandbox call, a bound on a worker of
+//! this design that runs the sandbox.
 use panel1_sandbox::{HostContext, Sandbox, SandboxConfig};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::setup::{self, NewServer};

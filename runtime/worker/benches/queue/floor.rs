@@ -16,8 +16,9 @@
 //!
 //! A third floor adds the sandbox: Panel1's tables, and each job also runs
 //! the reference adapter's `info` in the sandbox (the worker's own call,
-//! default limits) and stores its result. It is the ceiling of any worker
-//! that runs the no-op operation and keeps what it returned.
+//! default limits) and stores its result: a bound on a worker of this
+//! design that runs the no-op operation on Panel1's tables and keeps
+//! what it returned.
 use panel1_sandbox::{CallRequest, HostContext, LoadedAdapter, Operation, Outcome, Sandbox};
 use serde_json::Value;
 use sqlx::PgPool;
