@@ -101,18 +101,19 @@ CREATE TABLE floor_events (
 /// holds each job's result; without, a small constant is stored.
 fn complete(tables: Tables, results: bool) -> String {
     let (tasks, attempts, events) = tables.names();
-    let (items, result) = if results {
+    let (items, returning, result) = if results {
         (
             "unnest($1::uuid[], $2::int8[], $3::jsonb[]) AS h(id, lease, result)",
+            ", h.result",
             "d.result",
         )
     } else {
         (
             "unnest($1::uuid[], $2::int8[]) AS h(id, lease)",
+            "",
             "'{\"ok\": true}'",
         )
     };
-    let returning = if results { ", h.result" } else { "" };
     format!(
         "done AS (
              DELETE FROM floor_queue q USING {items}
