@@ -3,6 +3,7 @@
 use crate::bindings::wit;
 use crate::egress::{EgressShared, HttpExchange};
 use crate::error::SandboxError;
+use crate::host_budget::{HostBudget, HostMemoryExceeded};
 use crate::host_state::{HostContext, HostState};
 use crate::limiter::MemoryLimitExceeded;
 use crate::loader::{AdapterExports, LoadedAdapter};
@@ -282,6 +283,9 @@ fn adapter_error(e: wit::AdapterError) -> Outcome {
 
 /// Map a wasmtime error from instantiation or the call to a typed kind.
 fn classify(e: &wasmtime::Error, budget: u64, timeout_ms: u64, log: &LogBuffer) -> SandboxError {
+    if let Some(host) = e.downcast_ref::<HostMemoryExceeded>() {
+        return SandboxError::HostMemoryLimit(host.clone());
+    }
     if let Some(limit) = e.downcast_ref::<MemoryLimitExceeded>() {
         return SandboxError::MemoryLimit {
             limit: limit.limit,
@@ -353,12 +357,14 @@ pub(crate) async fn run(
 
     let redact: Vec<String> = context.secrets.iter().map(|s| s.value.clone()).collect();
     let log = LogBuffer::new(limits.log_max_bytes, redact);
+    let budget = HostBudget::new(limits.host_memory_budget());
     let egress = Arc::new(EgressShared::new(
         context.clone(),
         env.resolver,
         env.tls,
         deadline,
         log.clone(),
+        budget.clone(),
     ));
     let mut store = Store::new(
         env.engine,
@@ -366,17 +372,24 @@ pub(crate) async fn run(
     );
     store.limiter(|s| &mut s.limiter);
     let fuel_ok = store.set_fuel(limits.fuel).is_ok();
-    // Ticks to the deadline, rounded up, plus one so a call never gets less
-    // than its timeout.
-    let tick_ms = env.epoch_tick.as_millis().max(1) as u64;
-    store.set_epoch_deadline(limits.timeout_ms.div_ceil(tick_ms) + 1);
-    store.epoch_deadline_trap();
+    crate::checkpoints::arm(&mut store, deadline);
 
-    // The epoch stops wasm code; this timeout stops host calls (HTTP) that
-    // would otherwise keep the call alive past its deadline.
-    let result = tokio::time::timeout(limits.timeout() + env.epoch_tick * 2, async {
+    // The checkpoints stop wasm code; this timeout stops host calls (HTTP)
+    // that would otherwise keep the call alive past its deadline, and the
+    // budget's signal stops a guest blocked in a host wait once a response
+    // it is owed has put the call over its host budget.
+    let run = async {
         let instance = adapter.pre.instantiate_async(&mut store).await?;
         dispatch(adapter.exports, &instance, &mut store, typed_call).await
+    };
+    let result = tokio::time::timeout(limits.timeout() + env.epoch_tick * 2, async {
+        tokio::select! {
+            r = run => r,
+            _ = budget.wait_exceeded() => Err(budget
+                .exceeded()
+                .map(wasmtime::Error::from)
+                .unwrap_or_else(|| wasmtime::format_err!("host budget signalled without a cause"))),
+        }
     })
     .await;
 
@@ -385,7 +398,9 @@ pub(crate) async fn run(
             timeout_ms: limits.timeout_ms,
         }),
         Ok(Err(e)) => Outcome::from(classify(&e, limits.fuel, limits.timeout_ms, &log)),
-        Ok(Ok(Err(adapter_err))) => adapter_error(adapter_err),
+        Ok(Ok(Err(adapter_err))) => {
+            capped_error(adapter_error(adapter_err), limits.max_output_bytes)
+        }
         Ok(Ok(Ok(value))) => {
             let size = json_size(&value);
             if size > limits.max_output_bytes {
@@ -399,7 +414,7 @@ pub(crate) async fn run(
         }
     };
     if let Outcome::SandboxError { kind, message } = &outcome {
-        log.host(
+        log.push_final(
             LogLevel::Error,
             &format!("call stopped: {message}"),
             vec![("kind".into(), kind.to_string())],
@@ -415,6 +430,7 @@ pub(crate) async fn run(
         fuel_consumed: limits.fuel.saturating_sub(remaining),
         wall_us: started.elapsed().as_micros() as u64,
         peak_memory_bytes: store.data().limiter.peak_total,
+        peak_host_memory_bytes: budget.peak(),
         http_requests: egress.counters.requests.load(Ordering::Relaxed),
         http_denied: egress.counters.denied.load(Ordering::Relaxed),
         http_bytes_sent: egress.counters.bytes_sent.load(Ordering::Relaxed),
@@ -432,6 +448,20 @@ pub(crate) async fn run(
         log: log.entries(),
         http: egress.exchanges(),
     })
+}
+
+/// A typed error's message is output like a result: over the cap the call
+/// ends with `invalid-output` and the message is not kept.
+fn capped_error(outcome: Outcome, max: u64) -> Outcome {
+    match &outcome {
+        Outcome::AdapterError { message, .. } if message.len() as u64 > max => {
+            Outcome::from(SandboxError::InvalidOutput(format!(
+                "the error message is {} bytes, over the limit of {max} bytes",
+                message.len()
+            )))
+        }
+        _ => outcome,
+    }
 }
 
 /// The size of `v` encoded as JSON, give or take escapes: cheap enough to

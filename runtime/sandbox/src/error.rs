@@ -12,6 +12,9 @@ pub enum SandboxError {
     Deadline { timeout_ms: u64 },
     #[error("memory limit: the guest tried to grow its memories to {requested} bytes, over the limit of {limit} bytes")]
     MemoryLimit { limit: u64, requested: u64 },
+    /// The guest made the host hold more than the call's host budget.
+    #[error(transparent)]
+    HostMemoryLimit(#[from] crate::host_budget::HostMemoryExceeded),
     #[error("guest trap: {0}")]
     GuestTrap(String),
     #[error("invalid output: {0}")]
@@ -26,7 +29,9 @@ impl SandboxError {
             SandboxError::InvalidComponent(_) => SandboxErrorKind::InvalidComponent,
             SandboxError::OutOfFuel { .. } => SandboxErrorKind::OutOfFuel,
             SandboxError::Deadline { .. } => SandboxErrorKind::Deadline,
-            SandboxError::MemoryLimit { .. } => SandboxErrorKind::MemoryLimit,
+            SandboxError::MemoryLimit { .. } | SandboxError::HostMemoryLimit(_) => {
+                SandboxErrorKind::MemoryLimit
+            }
             SandboxError::GuestTrap(_) => SandboxErrorKind::GuestTrap,
             SandboxError::InvalidOutput(_) => SandboxErrorKind::InvalidOutput,
             SandboxError::Internal(_) => SandboxErrorKind::Internal,

@@ -2,6 +2,7 @@
 use crate::egress::policy::EgressPolicy;
 use crate::egress::{EgressHooks, EgressShared};
 use crate::host::stdio::CapturedOutput;
+use crate::host_budget::HostBudget;
 use crate::limiter::StoreLimiter;
 use crate::log_buffer::LogBuffer;
 use panel1_types::Limits;
@@ -36,6 +37,8 @@ pub struct HostState {
     pub context: Arc<HostContext>,
     pub limiter: StoreLimiter,
     pub log: LogBuffer,
+    /// Host memory held for the guest and fuel owed for host work.
+    pub budget: Arc<HostBudget>,
     table: ResourceTable,
     http: WasiHttpCtx,
     hooks: EgressHooks,
@@ -45,36 +48,59 @@ pub struct HostState {
 
 impl HostState {
     pub fn new(context: Arc<HostContext>, log: LogBuffer, egress: Arc<EgressShared>) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(context.limits.host_table_entries as usize);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELDS_MAX_BYTES);
         HostState {
             limiter: StoreLimiter::new(&context.limits),
+            budget: egress.budget.clone(),
             context,
             log,
             hooks: EgressHooks { shared: egress },
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             wasi: None,
         }
     }
+
+    /// Bytes the resource table holds and its live entries (see
+    /// `table_usage`).
+    pub fn table_usage(&mut self) -> (u64, u64) {
+        crate::table_usage::measure(&mut self.table)
+    }
 }
+
+/// Largest in-memory size of one wasi:http `fields` (headers): well over
+/// any real request's headers, small enough that one host call adds little
+/// between two budget checks.
+const FIELDS_MAX_BYTES: usize = 64 << 10;
+
+/// Largest `get-random-bytes` answer: keys and nonces, not bulk data (the
+/// host allocates what the guest asks for).
+const RANDOM_MAX_BYTES: u64 = 64 << 10;
 
 /// Deny-by-default WASI: no environment, no arguments, no preopened
 /// directories, no sockets or name lookups, stdin closed, stdout/stderr into
 /// the call's log. Clocks and random are the host's.
-fn deny_by_default_wasi(log: &LogBuffer) -> WasiCtx {
+fn deny_by_default_wasi(log: &LogBuffer, budget: &Arc<HostBudget>) -> WasiCtx {
     WasiCtx::builder()
-        .stdout(CapturedOutput::new(log.clone(), "stdout"))
-        .stderr(CapturedOutput::new(log.clone(), "stderr"))
+        .stdout(CapturedOutput::new(log.clone(), budget.clone(), "stdout"))
+        .stderr(CapturedOutput::new(log.clone(), budget.clone(), "stderr"))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
+        .max_random_size(RANDOM_MAX_BYTES)
         .build()
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let log = &self.log;
+        let (log, budget) = (&self.log, &self.budget);
         WasiCtxView {
-            ctx: self.wasi.get_or_insert_with(|| deny_by_default_wasi(log)),
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| deny_by_default_wasi(log, budget)),
             table: &mut self.table,
         }
     }

@@ -9,16 +9,19 @@
 mod artifacts;
 mod bindings;
 mod call;
+mod checkpoints;
 mod component_check;
 mod egress;
 mod engine;
 mod error;
 mod host;
+mod host_budget;
 mod host_state;
 mod limiter;
 mod loader;
 mod log_buffer;
 mod payload;
+mod table_usage;
 
 pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
 pub use call::{CallReport, CallRequest, Outcome};
@@ -29,6 +32,7 @@ pub use egress::resolver::{Resolver, StaticResolver, SystemResolver};
 pub use egress::HttpExchange;
 pub use engine::{Sandbox, SandboxConfig};
 pub use error::SandboxError;
+pub use host_budget::HostMemoryExceeded;
 pub use host_state::{Grants, HostContext, SecretBinding};
 pub use loader::LoadedAdapter;
 pub use log_buffer::{LogEntry, LogLevel};

@@ -26,11 +26,27 @@ pub struct LogEntry {
     pub fields: Vec<(String, String)>,
 }
 
-impl LogEntry {
-    fn size(&self) -> u64 {
-        let fields: usize = self.fields.iter().map(|(k, v)| k.len() + v.len()).sum();
-        (self.message.len() + fields + self.source.len()) as u64
+/// What an entry costs beyond its text: the struct, its strings' headers
+/// and the vector slot. Counting it keeps a flood of empty entries bounded.
+const ENTRY_OVERHEAD: u64 = 64;
+/// The closing entry (why a call stopped) is always kept, at most this long.
+const FINAL_MESSAGE_MAX: usize = 4 << 10;
+
+fn text_size(message: &str, fields: &[(String, String)], source: &str) -> u64 {
+    let fields: usize = fields.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+    (message.len() + fields + source.len()) as u64 + ENTRY_OVERHEAD
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying so.
+pub fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
     }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// The capped, redacting log of one call, shared by the log interface, the
@@ -66,6 +82,9 @@ impl LogBuffer {
         }
     }
 
+    /// Keep an entry if it fits under the cap (guest and host entries
+    /// alike: a guest can make the host write entries, e.g. by sending
+    /// requests that are denied); count it as dropped otherwise.
     pub fn push(
         &self,
         level: LogLevel,
@@ -73,7 +92,44 @@ impl LogBuffer {
         message: &str,
         fields: Vec<(String, String)>,
     ) {
+        self.push_inner(level, source, message, fields, false)
+    }
+
+    /// The entry that says why a call stopped: always kept (truncated), so
+    /// a full log still explains the outcome.
+    pub fn push_final(&self, level: LogLevel, message: &str, fields: Vec<(String, String)>) {
+        let message = truncated(message, FINAL_MESSAGE_MAX);
+        self.push_inner(level, "host", &message, fields, true)
+    }
+
+    /// Reserve `bytes` of the cap for a record kept beside the log (an HTTP
+    /// exchange); false (and counted as dropped) when it does not fit.
+    pub fn reserve(&self, bytes: u64) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.bytes + bytes > inner.cap {
+            inner.dropped_bytes += bytes;
+            return false;
+        }
+        inner.bytes += bytes;
+        true
+    }
+
+    fn push_inner(
+        &self,
+        level: LogLevel,
+        source: &str,
+        message: &str,
+        fields: Vec<(String, String)>,
+        always: bool,
+    ) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // Decide on the raw size first: an entry far over the cap is
+        // dropped without being copied or scanned.
+        let raw = text_size(message, &fields, source);
+        if !always && inner.bytes + raw > inner.cap {
+            inner.dropped_bytes += raw;
+            return;
+        }
         let redact = |s: &str| -> String {
             let mut out = s.to_string();
             for secret in &inner.redact {
@@ -90,10 +146,8 @@ impl LogBuffer {
             message: redact(message),
             fields: fields.iter().map(|(k, v)| (redact(k), redact(v))).collect(),
         };
-        let size = entry.size();
-        // Host entries (denials, limits) are always kept: they explain the
-        // outcome. Guest entries stop at the cap.
-        if source != "host" && inner.bytes + size > inner.cap {
+        let size = text_size(&entry.message, &entry.fields, &entry.source);
+        if !always && inner.bytes + size > inner.cap {
             inner.dropped_bytes += size;
             return;
         }

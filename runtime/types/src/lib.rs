@@ -7,6 +7,6 @@ mod metrics;
 mod operation;
 
 pub use error_kind::{AdapterErrorKind, SandboxErrorKind};
-pub use limits::Limits;
+pub use limits::{Limits, HOST_BYTE_FUEL, HOST_CALL_FUEL};
 pub use metrics::CallMetrics;
 pub use operation::{Operation, UnknownOperation};

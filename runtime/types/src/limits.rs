@@ -39,9 +39,31 @@ pub struct Limits {
     pub http_request_timeout_ms: u64,
     /// Log bytes kept per call (messages + fields + stdout/stderr).
     pub log_max_bytes: u64,
-    /// Largest accepted result, measured as its JSON encoding.
+    /// Largest output of any kind that leaves the guest: a result (its
+    /// JSON encoding), a typed error's message, `info()`, a list page. Over
+    /// it the call ends with `invalid-output` and nothing is kept.
     pub max_output_bytes: u64,
+    /// Host memory the call may make the host hold on its behalf: resource
+    /// table entries (wasi:http fields, requests, bodies, streams, ...) and
+    /// buffered response bodies. `0` (the default) means half of
+    /// `memory_bytes`, so a call costs the process at most 1.5x its memory
+    /// limit plus the log cap. Over it the call ends with `memory-limit`
+    /// (host side). See [`Limits::host_memory_budget`].
+    pub host_memory_bytes: u64,
+    /// Live resource-table entries (handles the host keeps for the guest).
+    /// A provisioning call keeps a few dozen; a JS guest a few hundred.
+    pub host_table_entries: u32,
 }
+
+/// Fuel charged for every call from the guest into the host: the fixed cost
+/// of crossing (about a microsecond of host work at ~2 000 fuel/us), so a
+/// loop of cheap host calls is bounded by fuel like a loop of wasm code.
+pub const HOST_CALL_FUEL: u64 = 2_000;
+
+/// Fuel charged per byte the host copies or scans for the guest (log
+/// lines, config values, secrets, header and body bytes, stdout), about
+/// what copying, scanning and redacting a byte costs.
+pub const HOST_BYTE_FUEL: u64 = 2;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -61,6 +83,8 @@ impl Default for Limits {
             http_request_timeout_ms: 30_000,
             log_max_bytes: 256 << 10,
             max_output_bytes: 4 << 20,
+            host_memory_bytes: 0,
+            host_table_entries: 4_096,
         }
     }
 }
@@ -68,5 +92,15 @@ impl Default for Limits {
 impl Limits {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The host-side memory budget of a call (see `host_memory_bytes`):
+    /// half the guest's memory limit unless set, never below 4 MiB (room
+    /// for a few requests and a response of a small call).
+    pub fn host_memory_budget(&self) -> u64 {
+        match self.host_memory_bytes {
+            0 => (self.memory_bytes / 2).max(4 << 20),
+            n => n,
+        }
     }
 }

@@ -9,6 +9,10 @@ pub struct CallMetrics {
     pub wall_us: u64,
     /// Highest sum of all linear memories of the instance (bytes).
     pub peak_memory_bytes: u64,
+    /// Highest host memory held on the guest's behalf (resource table and
+    /// buffered responses; bytes), against `Limits::host_memory_budget`.
+    #[serde(default)]
+    pub peak_host_memory_bytes: u64,
     /// Outbound HTTP requests the guest attempted (allowed or denied).
     pub http_requests: u32,
     /// Requests refused by the egress policy or a secret binding.

@@ -22,6 +22,12 @@ type ResponseFuture = Box<
 >;
 
 impl WasiHttpHooks for EgressHooks {
+    /// The most one write to an outgoing body may hand the host; bounded so
+    /// bodies built and never sent hold little (see `table_usage`).
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::table_usage::OUTGOING_BODY_CHUNK
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

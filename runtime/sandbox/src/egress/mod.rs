@@ -10,6 +10,7 @@ mod sender;
 
 pub use hooks::EgressHooks;
 
+use crate::host_budget::HostBudget;
 use crate::host_state::HostContext;
 use crate::log_buffer::LogBuffer;
 use resolver::Resolver;
@@ -36,6 +37,23 @@ pub struct HttpExchange {
     pub duration_us: u64,
 }
 
+/// Longest URL kept in an exchange record or a host log entry: enough to
+/// recognise the request, and a 60 KB URL cannot make every record 60 KB.
+pub const RECORDED_URL_MAX: usize = 1024;
+
+impl HttpExchange {
+    /// Bytes this record holds (for the log cap).
+    pub fn size(&self) -> u64 {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len());
+        (self.method.len()
+            + self.url.len()
+            + text(&self.address)
+            + text(&self.denied)
+            + text(&self.error)
+            + 96) as u64
+    }
+}
+
 #[derive(Default)]
 pub struct Counters {
     pub requests: AtomicU32,
@@ -52,6 +70,8 @@ pub struct EgressShared {
     pub tls: Arc<rustls::ClientConfig>,
     pub deadline: Instant,
     pub log: LogBuffer,
+    /// The call's host memory budget (buffered responses are charged here).
+    pub budget: Arc<HostBudget>,
     pub counters: Counters,
     pub inflight: tokio::sync::Semaphore,
     pub exchanges: Mutex<Vec<HttpExchange>>,
@@ -64,6 +84,7 @@ impl EgressShared {
         tls: Arc<rustls::ClientConfig>,
         deadline: Instant,
         log: LogBuffer,
+        budget: Arc<HostBudget>,
     ) -> Self {
         let permits = context.limits.http_max_concurrent.max(1) as usize;
         EgressShared {
@@ -72,12 +93,15 @@ impl EgressShared {
             tls,
             deadline,
             log,
+            budget,
             counters: Counters::default(),
             inflight: tokio::sync::Semaphore::new(permits),
             exchanges: Mutex::new(Vec::new()),
         }
     }
 
+    /// Count an exchange, and keep its record if it fits under the call's
+    /// log cap (records are host memory the guest causes, like log lines).
     pub fn record(&self, exchange: HttpExchange) {
         self.counters
             .bytes_sent
@@ -87,6 +111,9 @@ impl EgressShared {
             .fetch_add(exchange.bytes_received, Ordering::Relaxed);
         if exchange.denied.is_some() {
             self.counters.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.log.reserve(exchange.size()) {
+            return;
         }
         self.exchanges
             .lock()

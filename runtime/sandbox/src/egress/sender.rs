@@ -6,7 +6,8 @@ use super::address::classify_ip;
 use super::policy::EgressRule;
 use super::secrets::{self, Context, Secret};
 use super::{EgressShared, HttpExchange};
-use crate::log_buffer::LogLevel;
+use crate::host_budget::ResponseCharge;
+use crate::log_buffer::{truncated, LogLevel};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
@@ -88,8 +89,8 @@ pub async fn send(
         shared: shared.clone(),
         started: Instant::now(),
         exchange: HttpExchange {
-            method: method.clone(),
-            url: uri.to_string(),
+            method: truncated(&method, 32),
+            url: truncated(&uri.to_string(), super::RECORDED_URL_MAX),
             address: None,
             status: None,
             denied: None,
@@ -128,6 +129,8 @@ pub async fn send(
         Ok(b) => b,
         Err(e) => return Err(attempt.fail("request body too large or unreadable".into(), e)),
     };
+    // Host work the guest pays for: copying, scanning and substituting.
+    shared.budget.charge_bytes(body.len() + path.len());
 
     // Secrets: every placeholder must name a secret bound to this host.
     let mut names = secrets::referenced(path.as_bytes());
@@ -339,21 +342,29 @@ pub async fn send(
     };
     let (resp_parts, resp_body) = response.into_parts();
     let cap = shared.context.limits.http_max_response_bytes;
-    let body =
-        match tokio::time::timeout_at(deadline.into(), collect_limited_incoming(resp_body, cap))
-            .await
-        {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                return Err(attempt.fail(format!("response body over {cap} bytes or unreadable"), e))
-            }
-            Err(_) => {
-                return Err(attempt.fail(
-                    "response body timed out".into(),
-                    Error::ConnectionReadTimeout,
-                ))
-            }
-        };
+    // Charged to the host budget as it arrives; the charge rides in the
+    // body handed to the guest and is released when that body is dropped.
+    let mut charge = match shared.budget.charge_response(0) {
+        Ok(c) => c,
+        Err(e) => return Err(attempt.fail(e.to_string(), Error::HttpResponseBodySize(None))),
+    };
+    let body = match tokio::time::timeout_at(
+        deadline.into(),
+        collect_limited_incoming(resp_body, cap, &mut charge),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            return Err(attempt.fail(format!("response body over {cap} bytes or unreadable"), e))
+        }
+        Err(_) => {
+            return Err(attempt.fail(
+                "response body timed out".into(),
+                Error::ConnectionReadTimeout,
+            ))
+        }
+    };
     driver.abort();
 
     // The guest never sees a secret value, even if the server echoes it.
@@ -373,8 +384,13 @@ pub async fn send(
     attempt.exchange.status = Some(resp_parts.status.as_u16());
     attempt.exchange.bytes_received = body.len() as u64;
     attempt.finish();
+    shared.budget.charge_bytes(body.len());
     let full = Full::new(body)
         .map_err(|never| match never {})
+        .map_frame(move |frame| {
+            let _held = &charge;
+            frame
+        })
         .boxed_unsync();
     out.body(full)
         .map_err(|e| Error::InternalError(Some(e.to_string())))
@@ -436,6 +452,7 @@ async fn collect_limited(mut body: WasiBody, cap: u64) -> Result<Vec<u8>, Error>
 async fn collect_limited_incoming(
     mut body: hyper::body::Incoming,
     cap: u64,
+    charge: &mut ResponseCharge,
 ) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -444,6 +461,9 @@ async fn collect_limited_incoming(
             if (out.len() + data.len()) as u64 > cap {
                 return Err(Error::HttpResponseBodySize(Some(cap)));
             }
+            charge
+                .grow(data.len() as u64)
+                .map_err(|_| Error::HttpResponseBodySize(None))?;
             out.extend_from_slice(data);
         }
     }

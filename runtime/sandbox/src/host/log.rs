@@ -11,6 +11,8 @@ impl Host for HostState {
             Level::Warn => LogLevel::Warn,
             Level::Error => LogLevel::Error,
         };
+        let bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.budget.charge_bytes(message.len() + bytes);
         self.log.push(level, "adapter", &message, fields);
     }
 }

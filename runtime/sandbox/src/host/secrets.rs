@@ -6,6 +6,7 @@ use crate::log_buffer::LogLevel;
 
 impl Host for HostState {
     fn placeholder(&mut self, name: String) -> Result<String, SecretError> {
+        self.budget.charge_bytes(name.len());
         if self.context.secrets.iter().any(|s| s.name == name) {
             Ok(placeholder(&name))
         } else {
@@ -26,6 +27,7 @@ impl Host for HostState {
 
 impl RevealHost for HostState {
     fn reveal(&mut self, name: String) -> Result<String, SecretError> {
+        self.budget.charge_bytes(name.len());
         let Some(secret) = self.context.secrets.iter().find(|s| s.name == name) else {
             return Err(SecretError::NotFound(format!(
                 "no secret named `{name}` is bound to this server"

@@ -1,9 +1,11 @@
 //! stdout/stderr of the guest, captured into the call's log. Writes always
 //! succeed from the guest's point of view (a guest whose `println!` failed
 //! would panic); past the log cap they are counted and dropped.
+use crate::host_budget::HostBudget;
 use crate::log_buffer::{LogBuffer, LogLevel};
 use bytes::Bytes;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -12,15 +14,21 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 #[derive(Clone)]
 pub struct CapturedOutput {
     log: LogBuffer,
+    budget: Arc<HostBudget>,
     source: &'static str,
 }
 
 impl CapturedOutput {
-    pub fn new(log: LogBuffer, source: &'static str) -> Self {
-        CapturedOutput { log, source }
+    pub fn new(log: LogBuffer, budget: Arc<HostBudget>, source: &'static str) -> Self {
+        CapturedOutput {
+            log,
+            budget,
+            source,
+        }
     }
 
     fn record(&self, bytes: &[u8]) {
+        self.budget.charge_bytes(bytes.len());
         let text = String::from_utf8_lossy(bytes);
         let text = text.trim_end_matches('\n');
         if !text.is_empty() {

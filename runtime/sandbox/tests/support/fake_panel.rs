@@ -175,6 +175,16 @@ async fn handle(
             .body(Full::new(Bytes::new()))
             .unwrap());
     }
+    // `/big/N`: N bytes of body, no auth (for buffering tests).
+    if let Some(n) = path
+        .strip_prefix("/big/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return Ok(Response::builder()
+            .status(200)
+            .body(Full::new(Bytes::from(vec![b'x'; n])))
+            .unwrap());
+    }
     if path == "/hello" {
         return Ok(reply(200, json!({"hello": "world"})));
     }
