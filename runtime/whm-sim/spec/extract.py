@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Extract the WHM API 1 functions the simulator serves from cPanel's OpenAPI files.
 
-Usage: python3 extract.py [SPEC_DIR]   (default: ../../../../shared/specs/cpanel)
+Usage: python3 extract.py [SPEC_DIR]   (default: ./cpanel beside this script)
 
 Writes whm-api1.json beside this script. The simulator embeds that JSON at
 build time, so nothing reads the YAML at run time. Entries marked
@@ -18,9 +18,9 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "whm-api1.json")
-DEFAULT_SPEC_DIR = os.path.normpath(os.path.join(HERE, "../../../../shared/specs/cpanel"))
+DEFAULT_SPEC_DIR = os.path.join(HERE, "cpanel")
 
-# function -> the official file that describes it (see shared/specs/SOURCES.md)
+# function -> the official file that describes it (see cpanel/SOURCES.md)
 FUNCTIONS = {
     "createacct": "cpanel-account-creation-api-openapi.yml",
     "suspendacct": "cpanel-suspensions-api-openapi.yml",
