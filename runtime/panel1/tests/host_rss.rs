@@ -16,7 +16,11 @@ fn component(name: &str) -> String {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist"));
     let path = dir.join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `just adapters` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `just adapters` first",
+        path.display()
+    );
     path.display().to_string()
 }
 
@@ -140,7 +144,11 @@ fn host_memory_attacks_stay_within_the_call_budget_in_process_rss() {
         r#"{"mode":"denied","url":"http://127.0.0.1:9/nope/","count":"5000"}"#,
         &[],
     ));
-    assert!(denied.peak_rss <= bound, "denied: {} MiB", denied.peak_rss / MIB);
+    assert!(
+        denied.peak_rss <= bound,
+        "denied: {} MiB",
+        denied.peak_rss / MIB
+    );
     assert!(
         denied.stdout.len() < 2 << 20,
         "denied: the report is {} bytes",

@@ -16,6 +16,7 @@ mod maintenance;
 mod recurring;
 mod rekey;
 pub mod secret_box;
+mod sessions;
 pub mod setup;
 mod states;
 pub mod testing;
@@ -35,4 +36,5 @@ pub use maintenance::{
 };
 pub use recurring::{add_recurring, enqueue_due_recurring, next_run};
 pub use rekey::reencrypt_secrets;
+pub use sessions::{end_sessions, register_session, SessionKey};
 pub use states::{ServiceState, TaskState};

@@ -105,17 +105,22 @@ pub async fn unclaim(pool: &PgPool, held: &[(Uuid, i64)]) -> Result<u64, StoreEr
     Ok(servers.len() as u64)
 }
 
-/// Running tasks whose lease expired (a crashed or partitioned worker) go
-/// back to `retryable` (or `failed` when out of attempts), with an
-/// `abandoned` attempt recorded and the server's slot freed. The lease
-/// counter stays, so the lost worker's late writes are stale.
+/// Running tasks whose worker is gone go back to `retryable` (or `failed`
+/// when out of attempts), with an `abandoned` attempt recorded and the
+/// server's slot freed: at once when the worker's registered session has
+/// ended (a killed process; migrations/0011), otherwise when the lease
+/// expires (a worker alive but stuck, or partitioned). The lease counter
+/// stays, so the lost worker's late writes are stale.
 pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
     let mut tx = pool.begin().await?;
     let rescued: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "WITH expired AS (
+        "WITH dead AS (SELECT panel1_dead_workers() AS worker),
+         expired AS (
              SELECT task_id, server_id, attempt, max_attempts, lease, leased_by,
-                    attempt >= max_attempts AS exhausted
-             FROM task_queue WHERE state = 'running' AND lease_expires_at < now()
+                    attempt >= max_attempts AS exhausted,
+                    lease_expires_at >= now() AS early
+             FROM task_queue WHERE state = 'running'
+               AND (lease_expires_at < now() OR leased_by IN (SELECT worker FROM dead))
              FOR UPDATE SKIP LOCKED
          ),
          gone AS (
@@ -133,14 +138,18 @@ pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
                  run_at = now(), attempt = e.attempt, lease = e.lease, updated_at = now(),
                  finished_at = CASE WHEN e.exhausted THEN now() END,
                  last_error = jsonb_build_object('source', 'host', 'kind', 'abandoned',
-                                                 'message', 'the worker stopped heartbeating (lease expired)')
+                                                 'message', CASE WHEN e.early
+                                                     THEN 'the worker''s database session ended (the process died)'
+                                                     ELSE 'the worker stopped heartbeating (lease expired)' END)
              FROM expired e WHERE t.id = e.task_id
              RETURNING t.id, t.state, t.tenant_id, t.service_id, e.server_id, e.attempt, e.lease, e.leased_by
          ),
          attempts AS (
              INSERT INTO task_attempts (task_id, attempt, lease, worker, outcome, error_kind, error_message)
-             SELECT id, attempt, lease, leased_by, 'abandoned', 'abandoned', 'lease expired'
-             FROM moved ON CONFLICT (task_id, attempt) DO NOTHING
+             SELECT m.id, m.attempt, m.lease, m.leased_by, 'abandoned', 'abandoned',
+                    CASE WHEN e.early THEN 'worker session ended' ELSE 'lease expired' END
+             FROM moved m JOIN expired e ON e.task_id = m.id
+             ON CONFLICT (task_id, attempt) DO NOTHING
          ),
          ev AS (
              INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
@@ -155,10 +164,12 @@ pub async fn rescue_expired(pool: &PgPool) -> Result<Vec<Uuid>, StoreError> {
     let (ids, servers): (Vec<Uuid>, Vec<Uuid>) = rescued.into_iter().unzip();
     if !ids.is_empty() {
         no_longer_running(&mut tx, &servers).await?;
+        wake_workers(&mut tx).await?;
     }
+    crate::sessions::forget_stale_sessions(&mut tx).await?;
     tx.commit().await?;
     if !ids.is_empty() {
-        tracing::warn!(count = ids.len(), "rescued tasks with expired leases");
+        tracing::warn!(count = ids.len(), "rescued tasks of dead or stuck workers");
     }
     Ok(ids)
 }

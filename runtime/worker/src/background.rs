@@ -22,6 +22,34 @@ impl Worker {
         }
     }
 
+    /// Keep this worker's registered session open for its whole life
+    /// (migrations/0011): when the process dies, Postgres ends the session
+    /// and other workers' rescuers take its tasks back at once. After the
+    /// connection drops (a database restart) it registers again.
+    pub(crate) async fn session(self: Arc<Self>) {
+        use sqlx::{Connection, PgConnection};
+        loop {
+            let opts = self.pool.connect_options();
+            match PgConnection::connect_with(&opts).await {
+                Ok(mut conn) => match panel1_store::register_session(&mut conn, &self.config.id)
+                    .await
+                {
+                    Ok(_) => {
+                        while conn.ping().await.is_ok() {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        tracing::warn!(
+                            "the worker's session connection dropped; registering again"
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not register the worker's session"),
+                },
+                Err(e) => tracing::debug!(error = %e, "session connect failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// LISTEN for new work; reconnects after a database restart.
     pub(crate) async fn listen(self: Arc<Self>) {
         loop {

@@ -50,7 +50,13 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            id: format!("worker-{}", std::process::id()),
+            // Unique per process: the rescuer treats a name as dead only
+            // when every process registered under it is gone.
+            id: format!(
+                "worker-{}-{}",
+                std::process::id(),
+                &Uuid::new_v4().simple().to_string()[..8]
+            ),
             slots: 16,
             lease_ttl: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
@@ -153,6 +159,7 @@ impl Worker {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), WorkerError> {
         let slots = Arc::new(Semaphore::new(self.config.slots));
+        let session = tokio::spawn(self.clone().session());
         let listener = tokio::spawn(self.clone().listen());
         let upkeep = tokio::spawn(self.clone().upkeep());
         let inspector = tokio::spawn(self.clone().inspector());
@@ -246,6 +253,10 @@ impl Worker {
         streams.abort();
         for (id, lease) in self.leases.drain() {
             let _ = panel1_store::release(&self.pool, id, lease).await;
+        }
+        session.abort();
+        if let Err(e) = panel1_store::end_sessions(&self.pool, &self.config.id).await {
+            tracing::warn!(error = %e, "could not remove this worker's session");
         }
         Ok(())
     }
