@@ -124,6 +124,11 @@ fn host_memory_attacks_stay_within_the_call_budget_in_process_rss() {
     ];
     for (params, extra) in &attacks {
         let r = run_measured(&hoard_args(params, extra));
+        eprintln!(
+            "{params}: peak RSS {} MiB (baseline {} MiB)",
+            r.peak_rss / MIB,
+            base.peak_rss / MIB
+        );
         assert_eq!(r.code, Some(2), "{params}: {}", r.stdout);
         assert!(
             r.stdout.contains("memory-limit") && r.stdout.contains("host side"),

@@ -53,6 +53,11 @@ impl HostBudget {
         self.table.load(Ordering::Relaxed) + self.responses.load(Ordering::Relaxed)
     }
 
+    /// What the call may still make the host hold.
+    pub fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.held())
+    }
+
     pub fn peak(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)
     }

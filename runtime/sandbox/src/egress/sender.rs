@@ -350,7 +350,7 @@ pub async fn send(
     };
     let body = match tokio::time::timeout_at(
         deadline.into(),
-        collect_limited_incoming(resp_body, cap, &mut charge),
+        collect_limited_incoming(resp_body, cap, shared.budget.remaining(), &mut charge),
     )
     .await
     {
@@ -368,7 +368,12 @@ pub async fn send(
     driver.abort();
 
     // The guest never sees a secret value, even if the server echoes it.
-    let body = Bytes::from(secrets::scrub(&body, &shared.context.secrets));
+    // (No secrets, nothing to scrub: no second copy of a large body.)
+    let body = if shared.context.secrets.is_empty() {
+        Bytes::from(body)
+    } else {
+        Bytes::from(secrets::scrub(&body, &shared.context.secrets))
+    };
     let mut out = http::Response::builder().status(resp_parts.status);
     if let Some(h) = out.headers_mut() {
         for (k, v) in resp_parts.headers.iter() {
@@ -449,12 +454,18 @@ async fn collect_limited(mut body: WasiBody, cap: u64) -> Result<Vec<u8>, Error>
     Ok(out)
 }
 
+/// Read a response body of at most `cap` bytes. Allocated once up to the
+/// declared length (so a body is not copied as it grows), but never more
+/// than what is `left` of the host budget before its bytes are charged.
 async fn collect_limited_incoming(
     mut body: hyper::body::Incoming,
     cap: u64,
+    left: u64,
     charge: &mut ResponseCharge,
 ) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
+    use hyper::body::Body;
+    let declared = body.size_hint().upper().unwrap_or(0);
+    let mut out = Vec::with_capacity(declared.min(cap).min(left) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| Error::HttpResponseIncomplete)?;
         if let Some(data) = frame.data_ref() {
