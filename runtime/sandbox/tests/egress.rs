@@ -252,3 +252,66 @@ async fn slow_servers_are_bounded_by_the_call_deadline() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Paths a server could read differently from the policy, each with the
+/// reason the denial must give. With a rule `http://127.0.0.1:PORT/api/`,
+/// every one of them tries to reach something outside `/api/`.
+const PATH_BYPASSES: &[(&str, &str)] = &[
+    ("/api/..;/admin", "dot segment (`..;`)"),
+    ("/api/%252e%252e/admin", "encoded percent sign (%25)"),
+    ("/api/%2e%2e/admin", "dot segment (`..`)"),
+    ("/api/..%3B/admin", "dot segment (`..%3B`)"),
+    ("/api/..%2Fadmin", "encoded slash (%2F)"),
+    ("/api/..%5Cadmin", "encoded backslash (%5C)"),
+    ("/api/..\\admin", "backslash"),
+    ("/api/%u002e%u002e/admin", "invalid percent escape"),
+    ("/api/\u{ff0e}\u{ff0e}/admin", "non-ASCII byte"),
+    (
+        "/api/%EF%BC%8E%EF%BC%8E/admin",
+        "encoded non-ASCII byte (%EF)",
+    ),
+    ("/api/%C0%AE%C0%AE/admin", "encoded non-ASCII byte (%C0)"),
+    ("/api//..//admin", "empty segment"),
+    ("/api/%00/../admin", "NUL"),
+    ("/api/./x", "dot segment (`.`)"),
+    ("/apix", "outside `/api/`"),
+];
+
+#[tokio::test]
+async fn encoded_path_bypasses_are_denied_before_connecting() {
+    let target = CountingListener::start("127.0.0.1:0").await;
+    let panel = FakePanel::start("t").await;
+    let rules = [
+        format!("http://127.0.0.1:{}/api/", target.port),
+        format!("http://127.0.0.1:{}/api/", panel.port),
+    ];
+    for port in [target.port, panel.port] {
+        for (path, why) in PATH_BYPASSES {
+            let r = fetch(
+                ctx(&[&rules[0], &rules[1]]),
+                &format!("http://127.0.0.1:{port}{path}"),
+            )
+            .await;
+            let denial = denial_text(&r);
+            assert!(denial.contains(why), "{path}: {denial}");
+            assert!(r.http.iter().all(|x| x.address.is_none()), "{path}");
+        }
+    }
+    assert_eq!(target.connections(), 0, "a refused path left the host");
+    assert!(panel.requests().is_empty(), "{:?}", panel.requests());
+
+    // A plain request under the prefix goes through, and the server gets the
+    // canonical path the policy checked (unreserved escapes decoded, other
+    // escapes upper-cased, the query as sent).
+    let r = fetch(
+        ctx(&[&rules[1]]),
+        &format!(
+            "http://127.0.0.1:{}/api/%7Ex/%41b%3b?next=/../admin&q=%2f",
+            panel.port
+        ),
+    )
+    .await;
+    assert_eq!(ok(&r)["details"]["status"], "401");
+    let seen: Vec<String> = panel.requests().into_iter().map(|x| x.path).collect();
+    assert_eq!(seen, vec!["/api/~x/Ab%3B?next=/../admin&q=%2f".to_string()]);
+}

@@ -1,5 +1,10 @@
 //! The egress policy of one server connection: deny by default, allow what a
 //! rule names (scheme + host + port, optionally methods and a path prefix).
+//! The request's path is put in canonical form first (see [`request_path`]);
+//! ambiguous paths are refused before any rule is looked at.
+mod request_path;
+
+use request_path::{normalize, shorten};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -14,7 +19,9 @@ pub struct EgressRule {
     /// Upper-case methods; empty means any.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// Requests must have a path starting with this (e.g. `/json-api/`).
+    /// Requests must have a path under this, segment by segment (e.g.
+    /// `/json-api/`; `/api` allows `/api` and `/api/…`, not `/apiadmin`).
+    /// It is compared with the request's canonical path.
     #[serde(default)]
     pub path_prefix: Option<String>,
     /// Allow internal addresses (loopback, private, link-local ...) for this
@@ -107,6 +114,18 @@ impl EgressRule {
             return Err(err("a wildcard is only allowed as a leading `*.`"));
         }
         let path_prefix = path.filter(|p| *p != "/").map(str::to_string);
+        if let Some(prefix) = &path_prefix {
+            // A prefix not in canonical form could never match a request.
+            match normalize(prefix) {
+                Ok(n) if n.query.is_none() && n.path == *prefix => {}
+                Ok(_) => {
+                    return Err(err(
+                        "a path prefix must be a plain path (no query, no escapes of unreserved characters)",
+                    ))
+                }
+                Err(why) => return Err(err(&format!("bad path prefix: {why}"))),
+            }
+        }
         if tls_pin_sha256.is_some() && scheme != "https" {
             return Err(err("a certificate pin needs an https rule"));
         }
@@ -182,12 +201,23 @@ pub fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial(pub String);
 
+/// A request the policy allows: the rule, and the request target that was
+/// checked, which is the one to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed<'a> {
+    pub rule: &'a EgressRule,
+    /// The canonical `path[?query]`.
+    pub path_and_query: String,
+}
+
 impl EgressPolicy {
     pub fn new(rules: Vec<EgressRule>) -> Self {
         EgressPolicy { rules }
     }
 
-    /// The first rule allowing this request, or why none does.
+    /// The first rule allowing this request, or why none does. `path` is the
+    /// request's `path[?query]`; it is normalised once, refused if ambiguous,
+    /// and the canonical form is returned for sending.
     pub fn check(
         &self,
         scheme: &str,
@@ -195,12 +225,13 @@ impl EgressPolicy {
         port: u16,
         method: &str,
         path: &str,
-    ) -> Result<&EgressRule, Denial> {
+    ) -> Result<Allowed<'_>, Denial> {
         if self.rules.is_empty() {
             return Err(Denial(
                 "no egress is allowed for this server (empty policy)".into(),
             ));
         }
+        let target = normalize(path).map_err(|why| Denial(why.to_string()))?;
         let dest = format!("{scheme}://{host}:{port}");
         let mut near_miss = None;
         for rule in &self.rules {
@@ -214,35 +245,23 @@ impl EgressPolicy {
                 continue;
             }
             if let Some(prefix) = &rule.path_prefix {
-                if has_dot_segments(path) {
-                    near_miss = Some(format!("path `{path}` has dot segments"));
-                    continue;
-                }
-                if !path.starts_with(prefix.as_str()) {
-                    near_miss = Some(format!("path `{path}` is outside `{prefix}` for {dest}"));
+                if !target.is_within(prefix) {
+                    near_miss = Some(format!(
+                        "path `{}` is outside `{prefix}` for {dest}",
+                        shorten(&target.path)
+                    ));
                     continue;
                 }
             }
-            return Ok(rule);
+            return Ok(Allowed {
+                rule,
+                path_and_query: target.request_target(),
+            });
         }
         Err(Denial(near_miss.unwrap_or_else(|| {
             format!("{dest} is not in the egress policy")
         })))
     }
-}
-
-/// `..`/`.` segments (plain or percent-encoded) could climb out of a path
-/// prefix once the server normalizes the path.
-fn has_dot_segments(path: &str) -> bool {
-    let path = path.split('?').next().unwrap_or("");
-    let lower = path
-        .to_ascii_lowercase()
-        .replace("%2e", ".")
-        .replace("%2f", "/")
-        .replace("%5c", "/");
-    lower
-        .split(['/', '\\'])
-        .any(|seg| seg == "." || seg == "..")
 }
 
 #[cfg(test)]
@@ -348,6 +367,118 @@ mod tests {
         assert!(EgressPolicy::default()
             .check("https", "a.com", 443, "GET", "/")
             .is_err());
+    }
+
+    /// The request target `check` hands back for a GET to `api.example.com`.
+    fn checked(p: &EgressPolicy, path: &str) -> Result<String, String> {
+        p.check("https", "api.example.com", 443, "GET", path)
+            .map(|a| a.path_and_query)
+            .map_err(|d| d.0)
+    }
+
+    #[test]
+    fn allowed_requests_carry_the_canonical_target() {
+        let p = policy(&["https://api.example.com/api/"]);
+        assert_eq!(checked(&p, "/api/x").unwrap(), "/api/x");
+        assert_eq!(checked(&p, "/api/%7Eu%2Dv").unwrap(), "/api/~u-v");
+        assert_eq!(checked(&p, "/api/a%2eb").unwrap(), "/api/a.b");
+        assert_eq!(checked(&p, "/api/a%3bb").unwrap(), "/api/a%3Bb");
+        assert_eq!(checked(&p, "/api/x;v=1").unwrap(), "/api/x;v=1");
+        assert_eq!(
+            checked(&p, "/api/x?r=/../admin&s=%2F").unwrap(),
+            "/api/x?r=/../admin&s=%2F"
+        );
+        // `%61pi` is `api`: decoding unreserved escapes is not a bypass but
+        // the same path, and it is sent decoded.
+        assert_eq!(checked(&p, "/%61pi/x").unwrap(), "/api/x");
+        // Without a path prefix the same canonical form is sent.
+        let open = policy(&["https://api.example.com"]);
+        assert_eq!(checked(&open, "/%7Ex").unwrap(), "/~x");
+        assert_eq!(checked(&open, "").unwrap(), "/");
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused_with_the_reason() {
+        // Refused whatever the rules say: a host-wide rule too.
+        for rules in [
+            &["https://api.example.com/api/"][..],
+            &["https://api.example.com"][..],
+        ] {
+            let p = policy(rules);
+            for (path, why) in [
+                ("/api/..;/admin", "dot segment (`..;`)"),
+                ("/api/.;/admin", "dot segment (`.;`)"),
+                ("/api/..;a=b/admin", "dot segment (`..;a=b`)"),
+                ("/api/%252e%252e/admin", "encoded percent sign (%25)"),
+                ("/api/%25u002e", "encoded percent sign (%25)"),
+                ("/api/%2e%2e/admin", "dot segment (`..`)"),
+                ("/api/.%2E/admin", "dot segment (`..`)"),
+                ("/api/../admin", "dot segment (`..`)"),
+                ("/api/./x", "dot segment (`.`)"),
+                ("/api/..%3B/admin", "dot segment (`..%3B`)"),
+                ("/api/..%20/admin", "dot segment (`..%20`)"),
+                ("/api/..%2Fadmin", "encoded slash (%2F)"),
+                ("/api/..%2fadmin", "encoded slash (%2F)"),
+                ("/api/..%5Cadmin", "encoded backslash (%5C)"),
+                ("/api/..\\admin", "backslash"),
+                ("/api/%00.json", "NUL"),
+                ("/api/x?q=%00", "NUL"),
+                ("/api/%0D%0A", "control character"),
+                ("/api/x?q=a\tb", "control character"),
+                ("/api/%u002e%u002e/admin", "invalid percent escape (`%u0`)"),
+                ("/api/%zz", "invalid percent escape (`%zz`)"),
+                ("/api/x%", "invalid percent escape (`%`)"),
+                ("/api/\u{ff0e}\u{ff0e}/admin", "non-ASCII byte (0xEF)"),
+                (
+                    "/api/%EF%BC%8E%EF%BC%8E/admin",
+                    "encoded non-ASCII byte (%EF)",
+                ),
+                ("/api/%C0%AE%C0%AE/admin", "encoded non-ASCII byte (%C0)"),
+                ("/api//admin", "empty segment"),
+                ("//api/x", "empty segment"),
+                ("/api/a|b", "must be percent-encoded (`|`)"),
+                ("/api/x#y", "fragment"),
+                ("*", "must start with `/`"),
+            ] {
+                let denial = checked(&p, path).expect_err(path);
+                assert!(denial.contains(why), "{path}: {denial}");
+            }
+        }
+    }
+
+    #[test]
+    fn path_prefixes_match_whole_segments() {
+        let dir = policy(&["https://api.example.com/api/"]);
+        assert!(checked(&dir, "/api/").is_ok());
+        let outside = checked(&dir, "/apix").unwrap_err();
+        assert!(outside.contains("outside `/api/`"), "{outside}");
+        assert!(checked(&dir, "/api").is_err());
+        assert!(checked(&dir, "/api;x/admin").is_err());
+        let bare = policy(&["https://api.example.com/api"]);
+        assert!(checked(&bare, "/api").is_ok());
+        assert!(checked(&bare, "/api?x=1").is_ok());
+        assert!(checked(&bare, "/api/users").is_ok());
+        assert!(checked(&bare, "/apiadmin").is_err());
+        assert!(checked(&bare, "/api.json").is_err());
+        // A 60 KB path is quoted shortened in the reason.
+        let long = format!("/{}", "a".repeat(60 << 10));
+        assert!(checked(&bare, &long).unwrap_err().len() < 200);
+    }
+
+    #[test]
+    fn rule_prefixes_must_be_canonical() {
+        for bad in [
+            "https://x/api/../admin/",
+            "https://x/api//",
+            "https://x/%7Eapi/",
+            "https://x/api/?q=1",
+            "https://x/a%2Fb/",
+            "https://x/a\\b/",
+        ] {
+            assert!(EgressRule::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        assert!(EgressRule::parse("https://x/a%3Bb/").is_ok());
+        assert!(EgressRule::parse("https://x/~api/v1").is_ok());
     }
 
     #[test]

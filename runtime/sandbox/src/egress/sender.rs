@@ -114,13 +114,15 @@ pub async fn send(
     } else {
         host.clone()
     };
-    let rule: EgressRule =
+    // From here on `path` is the canonical target the policy checked: it is
+    // what the server receives (secret placeholders aside).
+    let (rule, path): (EgressRule, String) =
         match shared
             .context
             .egress
             .check(&scheme, &policy_host, port, &method, &path)
         {
-            Ok(rule) => rule.clone(),
+            Ok(allowed) => (allowed.rule.clone(), allowed.path_and_query),
             Err(denial) => return Err(attempt.deny(denial.0, Error::HttpRequestDenied)),
         };
 
