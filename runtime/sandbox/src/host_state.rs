@@ -38,7 +38,7 @@ pub struct HostState {
     pub log: LogBuffer,
     table: ResourceTable,
     http: WasiHttpCtx,
-    hooks: EgressHooks,
+    pub(crate) hooks: EgressHooks,
     /// Built on first use: most calls of a small adapter never touch WASI.
     wasi: Option<WasiCtx>,
 }
