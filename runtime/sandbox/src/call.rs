@@ -1,6 +1,7 @@
 //! One operation call: a fresh store from the cached `InstancePre`, limits
 //! armed, the typed export invoked, every failure mapped to a kind.
 use crate::bindings::wit;
+use crate::egress::scanner::SecretScanner;
 use crate::egress::{EgressShared, HttpExchange};
 use crate::error::SandboxError;
 use crate::host_budget::{HostBudget, HostMemoryExceeded};
@@ -355,8 +356,9 @@ pub(crate) async fn run(
     let deadline = started + limits.timeout();
     let typed_call = typed(req, limits.timeout_ms)?;
 
-    let redact: Vec<String> = context.secrets.iter().map(|s| s.value.clone()).collect();
-    let log = LogBuffer::new(limits.log_max_bytes, redact);
+    // Built once per call: every encoded form of every secret of the call.
+    let scanner = Arc::new(SecretScanner::new(&context.secrets));
+    let log = LogBuffer::new(limits.log_max_bytes, scanner.clone());
     let budget = HostBudget::new(limits.host_memory_budget());
     let egress = Arc::new(EgressShared::new(
         context.clone(),
@@ -365,6 +367,7 @@ pub(crate) async fn run(
         deadline,
         log.clone(),
         budget.clone(),
+        scanner.clone(),
     ));
     let mut store = Store::new(
         env.engine,
@@ -442,12 +445,15 @@ pub(crate) async fn run(
         },
     };
     drop(store);
-    Ok(CallReport {
+    let mut report = CallReport {
         outcome,
         metrics,
         log: log.entries(),
         http: egress.exchanges(),
-    })
+    };
+    // Output scan: no secret leaves the sandbox in what the call reports.
+    crate::redact::redact_report(&scanner, &mut report);
+    Ok(report)
 }
 
 /// A typed error's message is output like a result: over the cap the call

@@ -41,7 +41,7 @@ pub struct HostState {
     pub budget: Arc<HostBudget>,
     table: ResourceTable,
     http: WasiHttpCtx,
-    hooks: EgressHooks,
+    pub(crate) hooks: EgressHooks,
     /// Built on first use: most calls of a small adapter never touch WASI.
     wasi: Option<WasiCtx>,
 }

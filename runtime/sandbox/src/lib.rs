@@ -21,6 +21,7 @@ mod limiter;
 mod loader;
 mod log_buffer;
 mod payload;
+mod redact;
 mod table_usage;
 
 pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
@@ -29,6 +30,7 @@ pub use component_check::{Capability, ComponentReport, SUPPORTED_WORLD_VERSIONS}
 pub use egress::address::{classify_ip, AddressClass};
 pub use egress::policy::{EgressPolicy, EgressRule, RuleParseError};
 pub use egress::resolver::{Resolver, StaticResolver, SystemResolver};
+pub use egress::scanner::{Marker, SecretScanner, MIN_SCANNED_SECRET_BYTES};
 pub use egress::HttpExchange;
 pub use engine::{Sandbox, SandboxConfig};
 pub use error::SandboxError;

@@ -1,3 +1,4 @@
+use crate::egress::scanner::SecretScanner;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
@@ -62,21 +63,19 @@ struct LogInner {
     bytes: u64,
     cap: u64,
     dropped_bytes: u64,
-    /// Secret values to redact from everything recorded.
-    redact: Vec<String>,
+    /// Finds the call's secrets (in any encoding) in everything recorded.
+    scanner: Arc<SecretScanner>,
 }
 
-pub const REDACTED: &str = "[REDACTED]";
-
 impl LogBuffer {
-    pub fn new(cap: u64, redact: Vec<String>) -> Self {
+    pub fn new(cap: u64, scanner: Arc<SecretScanner>) -> Self {
         LogBuffer {
             inner: Arc::new(Mutex::new(LogInner {
                 entries: Vec::new(),
                 bytes: 0,
                 cap,
                 dropped_bytes: 0,
-                redact: redact.into_iter().filter(|s| !s.is_empty()).collect(),
+                scanner,
             })),
             started: std::time::Instant::now(),
         }
@@ -130,22 +129,14 @@ impl LogBuffer {
             inner.dropped_bytes += raw;
             return;
         }
-        let redact = |s: &str| -> String {
-            let mut out = s.to_string();
-            for secret in &inner.redact {
-                if out.contains(secret.as_str()) {
-                    out = out.replace(secret.as_str(), REDACTED);
-                }
-            }
-            out
-        };
-        let entry = LogEntry {
+        let mut entry = LogEntry {
             at_us: self.started.elapsed().as_micros() as u64,
             level,
             source: source.to_string(),
-            message: redact(message),
-            fields: fields.iter().map(|(k, v)| (redact(k), redact(v))).collect(),
+            message: message.to_string(),
+            fields,
         };
+        crate::redact::redact_entries(&inner.scanner, std::slice::from_mut(&mut entry));
         let size = text_size(&entry.message, &entry.fields, &entry.source);
         if !always && inner.bytes + size > inner.cap {
             inner.dropped_bytes += size;

@@ -107,7 +107,7 @@ async fn reveal_without_grant_is_denied_and_logged() {
 }
 
 #[tokio::test]
-async fn reveal_with_grant_returns_the_value_and_logs_redact_it() {
+async fn reveal_with_grant_gives_the_guest_the_value_but_the_report_redacts_it() {
     let panel = FakePanel::start(TOKEN).await;
     let ctx = HostContext {
         grants: Grants {
@@ -117,13 +117,14 @@ async fn reveal_with_grant_returns_the_value_and_logs_redact_it() {
     };
     let a = load("exfil");
     let r = call(&a, ctx, Operation::Status, service("s1")).await;
-    assert_eq!(ok(&r)["details"]["token"], TOKEN);
+    // The guest got the plaintext and returned it; the output scan redacted
+    // it before the result left the sandbox.
+    assert_eq!(ok(&r)["details"]["token"], "[REDACTED:api-token]");
     assert!(r
         .log
         .iter()
         .any(|e| e.message.contains("revealed to the adapter")));
-    let log_text = serde_json::to_string(&r.log).unwrap();
-    assert!(!log_text.contains(TOKEN));
+    assert!(!report_text(&r).contains(TOKEN));
 }
 
 #[tokio::test]

@@ -1,10 +1,13 @@
 //! Outbound HTTP for guests: the `wasi:http` hook that enforces the egress
 //! policy, injects secrets and connects to checked addresses only.
 pub mod address;
+mod encodings;
+pub mod guard;
 mod hooks;
 mod pinning;
 pub mod policy;
 pub mod resolver;
+pub mod scanner;
 pub mod secrets;
 mod sender;
 
@@ -13,7 +16,9 @@ pub use hooks::EgressHooks;
 use crate::host_budget::HostBudget;
 use crate::host_state::HostContext;
 use crate::log_buffer::LogBuffer;
+use guard::SecretGuard;
 use resolver::Resolver;
+use scanner::SecretScanner;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +80,8 @@ pub struct EgressShared {
     pub counters: Counters,
     pub inflight: tokio::sync::Semaphore,
     pub exchanges: Mutex<Vec<HttpExchange>>,
+    /// Outbound scan, sticky binding and response scrubbing for secrets.
+    pub guard: SecretGuard,
 }
 
 impl EgressShared {
@@ -85,6 +92,7 @@ impl EgressShared {
         deadline: Instant,
         log: LogBuffer,
         budget: Arc<HostBudget>,
+        scanner: Arc<SecretScanner>,
     ) -> Self {
         let permits = context.limits.http_max_concurrent.max(1) as usize;
         EgressShared {
@@ -97,6 +105,7 @@ impl EgressShared {
             counters: Counters::default(),
             inflight: tokio::sync::Semaphore::new(permits),
             exchanges: Mutex::new(Vec::new()),
+            guard: SecretGuard::new(scanner),
         }
     }
 

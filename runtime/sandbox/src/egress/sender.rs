@@ -3,13 +3,14 @@
 //! the original name (SNI and certificate) → send, all under the call's
 //! remaining time and size caps.
 use super::address::classify_ip;
+use super::guard::Outgoing;
 use super::policy::EgressRule;
 use super::secrets::{self, Context, Secret};
 use super::{EgressShared, HttpExchange};
 use crate::host_budget::ResponseCharge;
 use crate::log_buffer::{truncated, LogLevel};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
@@ -134,6 +135,29 @@ pub async fn send(
     // Host work the guest pays for: copying, scanning and substituting.
     shared.budget.charge_bytes(body.len() + path.len());
 
+    // Secrets the guest wrote itself (outbound scan), then sticky binding:
+    // both before DNS, so not even a lookup carries a secret or follows one.
+    let url = uri.to_string();
+    let written = Outgoing {
+        method: &method,
+        url: &url,
+        headers: &parts.headers,
+        body: &body,
+    };
+    let secret_check = shared
+        .guard
+        .check_outbound(&shared.context.secrets, &written, &host, port);
+    let carried = match secret_check {
+        Ok(carried) => carried,
+        Err(why) => return Err(attempt.deny(why, Error::HttpRequestDenied)),
+    };
+    if let Err(why) = shared
+        .guard
+        .check_sticky(&shared.context.secrets, &host, port)
+    {
+        return Err(attempt.deny(why, Error::HttpRequestDenied));
+    }
+
     // Secrets: every placeholder must name a secret bound to this host.
     let mut names = secrets::referenced(path.as_bytes());
     for (_, v) in parts.headers.iter() {
@@ -157,6 +181,12 @@ pub async fn send(
                 }
             }
         }
+    }
+    for index in carried {
+        shared.guard.expose(&shared.context.secrets[index].name);
+    }
+    for s in &used {
+        shared.guard.expose(&s.name);
     }
     let path = String::from_utf8_lossy(&secrets::substitute(
         path.as_bytes(),
@@ -183,6 +213,11 @@ pub async fn send(
                 ))
             }
         }
+    }
+
+    if !shared.guard.exposed().is_empty() {
+        // A compressed echo would pass the response scrubber unread.
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
 
     let _permit = shared
@@ -370,23 +405,22 @@ pub async fn send(
     driver.abort();
 
     // The guest never sees a secret value, even if the server echoes it.
-    // (No secrets, nothing to scrub: no second copy of a large body.)
-    let body = if shared.context.secrets.is_empty() {
-        Bytes::from(body)
-    } else {
-        Bytes::from(secrets::scrub(&body, &shared.context.secrets))
-    };
+    let scrubbed = shared.guard.scrub_response(&resp_parts.headers, body);
+    if scrubbed.dropped_headers > 0 {
+        shared.log.host(
+            LogLevel::Warn,
+            &format!(
+                "{} response header(s) dropped: the name carried secret(s) {}",
+                scrubbed.dropped_headers,
+                scrubbed.dropped_for.join(", ")
+            ),
+            vec![("url".into(), attempt.exchange.url.clone())],
+        );
+    }
+    let body = Bytes::from(scrubbed.body);
     let mut out = http::Response::builder().status(resp_parts.status);
     if let Some(h) = out.headers_mut() {
-        for (k, v) in resp_parts.headers.iter() {
-            let clean = secrets::scrub(v.as_bytes(), &shared.context.secrets);
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(k.as_str().as_bytes()),
-                HeaderValue::from_bytes(&clean),
-            ) {
-                h.append(name, value);
-            }
-        }
+        *h = scrubbed.headers;
     }
     attempt.exchange.status = Some(resp_parts.status.as_u16());
     attempt.exchange.bytes_received = body.len() as u64;

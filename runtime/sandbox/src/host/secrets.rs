@@ -43,9 +43,15 @@ impl RevealHost for HostState {
                 "secrets-reveal is not granted to this adapter".into(),
             ));
         }
+        // Sticky binding: what the guest now knows may go only where the
+        // secret may go, whatever form it takes.
+        self.hooks.shared.guard.expose(&name);
         self.log.host(
             LogLevel::Info,
-            &format!("secret `{name}` revealed to the adapter (granted)"),
+            &format!(
+                "secret `{name}` revealed to the adapter (granted); the rest of this call may \
+                 send requests only where it is bound"
+            ),
             Vec::new(),
         );
         Ok(secret.value.clone())

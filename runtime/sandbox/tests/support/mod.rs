@@ -1,6 +1,7 @@
 //! Test support: the built adapter components, a shared sandbox, and fake
 //! HTTP servers on 127.0.0.1.
 #![allow(dead_code)]
+pub mod echo;
 pub mod fake_panel;
 pub mod listeners;
 
