@@ -9,6 +9,7 @@
 mod artifacts;
 mod bindings;
 mod call;
+mod compiler;
 mod component_check;
 mod egress;
 mod engine;
@@ -19,9 +20,14 @@ mod limiter;
 mod loader;
 mod log_buffer;
 mod payload;
+mod structure;
 
 pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
 pub use call::{CallReport, CallRequest, Outcome};
+pub use compiler::{
+    compile_child_main, compiler_engine, ChildCompiler, CompileBudget, Compiler, EXIT_INTERNAL,
+    EXIT_INVALID,
+};
 pub use component_check::{Capability, ComponentReport, SUPPORTED_WORLD_VERSIONS};
 pub use egress::address::{classify_ip, AddressClass};
 pub use egress::policy::{EgressPolicy, EgressRule, RuleParseError};
@@ -33,3 +39,4 @@ pub use host_state::{Grants, HostContext, SecretBinding};
 pub use loader::LoadedAdapter;
 pub use log_buffer::{LogEntry, LogLevel};
 pub use panel1_types::{Limits, Operation, SandboxErrorKind};
+pub use structure::{census, Census, ComponentLimits, ComponentStructure};
