@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = cli::Cli::parse();
+    // The compiler child needs no async runtime (nor its threads).
+    if let cli::Command::Internal(cmd) = &args.command {
+        return ExitCode::from(cli::compile::run_internal(cmd));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 //! keys in the file are errors, so a typo does not silently fall back to a
 //! default. Relative paths are relative to the working directory.
 use anyhow::{bail, Context, Result};
+use panel1_sandbox::CompileBudget;
 use serde::Deserialize;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -32,6 +33,11 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// PANEL1_BUILTIN_ADAPTERS: components to install as built-ins.
     pub builtin_adapters_dir: Option<PathBuf>,
+    /// PANEL1_COMPILE_TIMEOUT_MS: wall-clock time to compile one uploaded
+    /// component (in a child process, stopped past it).
+    pub compile_timeout_ms: u64,
+    /// PANEL1_COMPILE_MEMORY_MB: resident memory to compile one component.
+    pub compile_memory_mb: u64,
 }
 
 impl Default for ServeConfig {
@@ -47,6 +53,8 @@ impl Default for ServeConfig {
             rate_limit_burst: 100,
             max_body_bytes: 32 << 20,
             builtin_adapters_dir: None,
+            compile_timeout_ms: CompileBudget::default().timeout.as_millis() as u64,
+            compile_memory_mb: CompileBudget::default().memory_bytes >> 20,
         }
     }
 }
@@ -99,6 +107,12 @@ impl ServeConfig {
         if let Some(v) = env("PANEL1_BUILTIN_ADAPTERS") {
             cfg.builtin_adapters_dir = Some(PathBuf::from(v));
         }
+        if let Some(v) = env("PANEL1_COMPILE_TIMEOUT_MS") {
+            cfg.compile_timeout_ms = parse_var("PANEL1_COMPILE_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = env("PANEL1_COMPILE_MEMORY_MB") {
+            cfg.compile_memory_mb = parse_var("PANEL1_COMPILE_MEMORY_MB", &v)?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -116,6 +130,9 @@ impl ServeConfig {
         }
         if self.max_body_bytes == 0 {
             bail!("max_body_bytes must be at least 1");
+        }
+        if self.compile_timeout_ms == 0 || self.compile_memory_mb == 0 {
+            bail!("compile_timeout_ms and compile_memory_mb must be at least 1");
         }
         Ok(())
     }

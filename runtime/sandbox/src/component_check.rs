@@ -1,11 +1,13 @@
-//! Validation at load: the bytes are a component, it exports the adapter
-//! interface of a supported world version, and every import is one the host
-//! provides. The capabilities it needs are reported to the operator.
+//! Validation at load, before compiling: the bytes are a component, it
+//! exports the adapter interface of a supported world version, and every
+//! import is one the host provides (read from the binary by the structural
+//! pass in `structure.rs`). The capabilities it needs are reported to the
+//! operator. The types behind the names are checked after compiling, when
+//! the component is linked and its adapter exports are resolved.
 use crate::error::SandboxError;
+use crate::structure::ComponentStructure;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
-use wasmtime::Engine;
 
 /// World versions this host can run (`wit/<version>/`).
 pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0"];
@@ -157,14 +159,36 @@ fn capability_of(import: &str, world_version: &str) -> Result<Option<Capability>
     }))
 }
 
-/// Check a compiled component and describe it.
-pub fn check(
-    engine: &Engine,
-    component: &Component,
-    bytes: &[u8],
-) -> Result<ComponentReport, SandboxError> {
-    let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+/// A component's world, checked: what it exports and imports, and the
+/// capabilities its imports ask for.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub world_version: String,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    pub capabilities: Vec<Capability>,
+}
+
+impl World {
+    /// The `adapter check` report of the component `bytes` with this world.
+    pub fn report(self, bytes: &[u8]) -> ComponentReport {
+        ComponentReport {
+            world_version: self.world_version,
+            sha256: sha256_hex(bytes),
+            size_bytes: bytes.len() as u64,
+            exports: self.exports,
+            imports: self.imports,
+            capabilities: self.capabilities,
+        }
+    }
+}
+
+/// Check the top-level exports and imports of a component (before it is
+/// compiled).
+pub fn check_world(structure: ComponentStructure) -> Result<World, SandboxError> {
+    let ComponentStructure {
+        exports, imports, ..
+    } = structure;
     let adapter_versions: Vec<&str> = exports
         .iter()
         .filter_map(|e| e.strip_prefix("panel1:provisioning/adapter@"))
@@ -192,7 +216,6 @@ pub fn check(
             )))
         }
     };
-    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let mut capabilities = Vec::new();
     for import in &imports {
         match capability_of(import, &world_version) {
@@ -202,10 +225,8 @@ pub fn check(
         }
     }
     capabilities.sort();
-    Ok(ComponentReport {
+    Ok(World {
         world_version,
-        sha256: sha256_hex(bytes),
-        size_bytes: bytes.len() as u64,
         exports,
         imports,
         capabilities,

@@ -4,11 +4,14 @@
 use crate::artifacts::ArtifactStore;
 use crate::bindings::{self, ProvisioningPre};
 use crate::call::{self, CallEnv, CallReport, CallRequest, InputError};
+use crate::compiler::{self, Compiler};
+use crate::component_check::World;
 use crate::component_check::{self, sha256_hex};
 use crate::egress::resolver::{Resolver, SystemResolver};
 use crate::error::SandboxError;
 use crate::host_state::{HostContext, HostState};
 use crate::loader::{AdapterExports, LoadedAdapter};
+use crate::structure::{self, ComponentLimits};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +37,11 @@ pub struct SandboxConfig {
     /// Per memory slot, bytes kept resident (and reset in place) between
     /// instances instead of being returned to the kernel.
     pub keep_resident_bytes: usize,
+    /// Structural limits checked before compiling (see `ComponentLimits`).
+    pub component_limits: ComponentLimits,
+    /// Where components are compiled: in process (default) or in a child
+    /// process under a time and memory budget (the `panel1` binary).
+    pub compiler: Compiler,
 }
 
 impl Default for SandboxConfig {
@@ -45,8 +53,23 @@ impl Default for SandboxConfig {
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 512 << 10,
             keep_resident_bytes: 64 << 20,
+            component_limits: ComponentLimits::default(),
+            compiler: Compiler::InProcess,
         }
     }
+}
+
+/// The engine settings that shape compiled code (features, fuel and epoch
+/// instrumentation, memory images). The sandbox's engine adds its instance
+/// pool and stack limit; the child-process compiler uses these alone, so its
+/// artifacts load into the sandbox's engine.
+pub(crate) fn codegen_config() -> Config {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true);
+    wasm
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -110,12 +133,8 @@ impl Sandbox {
             .pagemap_scan(Enabled::Auto)
             .linear_memory_keep_resident(config.keep_resident_bytes)
             .table_keep_resident(1 << 20);
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .memory_init_cow(true)
-            .max_wasm_stack(config.max_wasm_stack)
+        let mut wasm = codegen_config();
+        wasm.max_wasm_stack(config.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm).map_err(|e| internal("creating the wasmtime engine", e))?;
 
@@ -161,21 +180,23 @@ impl Sandbox {
             .cloned()
     }
 
-    /// Validate and compile component bytes (or return the cached adapter
-    /// with the same content hash).
+    /// Check the component's structure and world, then compile it (or
+    /// return the cached adapter with the same content hash). Nothing is
+    /// compiled before the structural limits and the world check pass.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedAdapter>, SandboxError> {
         component_check::ensure_component_bytes(bytes)?;
         let hash = sha256_hex(bytes);
         if let Some(hit) = self.cached(&hash) {
             return Ok(hit);
         }
-        let component = Component::from_binary(&self.engine, bytes)
-            .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
-        self.finish_load(component, bytes)
+        let world = self.precheck(bytes)?;
+        let component = self.compile(bytes)?;
+        self.finish_load(component, world, bytes)
     }
 
     /// Like [`Sandbox::load`], but through a precompiled-artifact store: a
-    /// verified artifact is memory-mapped instead of compiled.
+    /// verified artifact is memory-mapped instead of compiled; a missing one
+    /// is compiled by the configured compiler and stored.
     pub fn load_with_artifacts(
         &self,
         bytes: &[u8],
@@ -186,28 +207,47 @@ impl Sandbox {
         if let Some(hit) = self.cached(&hash) {
             return Ok(hit);
         }
+        let world = self.precheck(bytes)?;
         let component = match artifacts.load(&self.engine, &hash) {
             Ok(Some(c)) => c,
             Ok(None) | Err(_) => {
                 // Missing or failed verification: compile from the source
                 // bytes and (re)write the artifact.
-                let component = Component::from_binary(&self.engine, bytes)
-                    .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+                let component = self.compile(bytes)?;
                 artifacts
                     .store(&self.engine, &hash, &component)
                     .map_err(|e| internal("writing the precompiled artifact", e))?;
                 component
             }
         };
-        self.finish_load(component, bytes)
+        self.finish_load(component, world, bytes)
+    }
+
+    /// The structural limits and the world (exports and imports), read from
+    /// the bytes in one pass, before any compiling.
+    fn precheck(&self, bytes: &[u8]) -> Result<World, SandboxError> {
+        let structure = structure::scan(
+            bytes,
+            &self.config.component_limits,
+            self.config.max_memory_bytes as u64,
+        )?;
+        component_check::check_world(structure)
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Component, SandboxError> {
+        match &self.config.compiler {
+            Compiler::InProcess => compiler::compile_in_process(&self.engine, bytes),
+            Compiler::ChildProcess(child) => child.compile(&self.engine, bytes),
+        }
     }
 
     fn finish_load(
         &self,
         component: Component,
+        world: World,
         bytes: &[u8],
     ) -> Result<Arc<LoadedAdapter>, SandboxError> {
-        let report = component_check::check(&self.engine, &component, bytes)?;
+        let report = world.report(bytes);
         let pre = self
             .linker
             .instantiate_pre(&component)

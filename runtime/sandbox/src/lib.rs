@@ -10,6 +10,7 @@ mod artifacts;
 mod bindings;
 mod call;
 mod checkpoints;
+mod compiler;
 mod component_check;
 mod egress;
 mod engine;
@@ -23,9 +24,14 @@ mod log_buffer;
 mod payload;
 mod redact;
 mod table_usage;
+mod structure;
 
 pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
 pub use call::{CallReport, CallRequest, Outcome};
+pub use compiler::{
+    compile_child_main, compiler_engine, ChildCompiler, CompileBudget, Compiler, EXIT_INTERNAL,
+    EXIT_INVALID,
+};
 pub use component_check::{Capability, ComponentReport, SUPPORTED_WORLD_VERSIONS};
 pub use egress::address::{classify_ip, AddressClass};
 pub use egress::policy::{EgressPolicy, EgressRule, RuleParseError};
@@ -39,3 +45,4 @@ pub use host_state::{Grants, HostContext, SecretBinding};
 pub use loader::LoadedAdapter;
 pub use log_buffer::{LogEntry, LogLevel};
 pub use panel1_types::{Limits, Operation, SandboxErrorKind};
+pub use structure::{census, Census, ComponentLimits, ComponentStructure};

@@ -1,9 +1,10 @@
 //! `panel1 adapter check|run`.
+use super::compile::{sandbox_config, CompileArgs};
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_SANDBOX, EXIT_USAGE};
 use clap::{Args, Subcommand};
 use panel1_sandbox::{
     ArtifactStore, CallRequest, EgressPolicy, EgressRule, Grants, HostContext, Limits,
-    LoadedAdapter, Operation, Outcome, Sandbox, SandboxConfig, SecretBinding,
+    LoadedAdapter, Operation, Outcome, Sandbox, SecretBinding,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -18,6 +19,8 @@ pub enum AdapterCommand {
     Check {
         /// The component (.wasm).
         file: PathBuf,
+        #[command(flatten)]
+        compile: CompileArgs,
     },
     /// Run one operation in the sandbox and print the outcome, metrics, log
     /// and HTTP exchanges as JSON.
@@ -86,11 +89,13 @@ pub struct RunArgs {
     /// Precompiled-artifact directory (compiled code is cached there).
     #[arg(long, env = "PANEL1_ARTIFACT_DIR")]
     artifacts: Option<PathBuf>,
+    #[command(flatten)]
+    compile: CompileArgs,
 }
 
 pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
     match cmd {
-        AdapterCommand::Check { file } => check(file).await,
+        AdapterCommand::Check { file, compile } => check(file, compile).await,
         AdapterCommand::Run(args) => run_op(*args).await,
         AdapterCommand::Push {
             file,
@@ -129,8 +134,8 @@ fn load(
     loaded.map_err(|e| usage(format!("{}: {e}", file.display())))
 }
 
-async fn check(file: PathBuf) -> u8 {
-    let sandbox = match Sandbox::new(SandboxConfig::default()) {
+async fn check(file: PathBuf, compile: CompileArgs) -> u8 {
+    let sandbox = match Sandbox::new(sandbox_config(compile.budget())) {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
@@ -271,7 +276,7 @@ async fn run_op(args: RunArgs) -> u8 {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
     };
-    let sandbox = match Sandbox::new(SandboxConfig::default()) {
+    let sandbox = match Sandbox::new(sandbox_config(args.compile.budget())) {
         Ok(s) => s,
         Err(e) => return usage(e),
     };

@@ -1,6 +1,7 @@
 //! Command-line interface.
 mod adapter;
 mod client;
+pub mod compile;
 mod demo;
 mod secrets;
 mod serve;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Talk to a running Panel1 over its REST API.
     #[command(flatten)]
     Client(ClientCommand),
+    /// Helper processes the binary starts itself.
+    #[command(subcommand, hide = true)]
+    Internal(compile::InternalCommand),
 }
 
 /// Client subcommands: the REST API at PANEL1_URL with PANEL1_API_KEY.
@@ -99,6 +103,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Migrate => worker::migrate().await,
         Command::Worker(args) => worker::run(args).await,
+        Command::Internal(cmd) => compile::run_internal(&cmd),
     };
     ExitCode::from(code)
 }

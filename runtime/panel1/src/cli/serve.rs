@@ -7,7 +7,7 @@ use crate::serve_config::{ensure_master_key, ServeConfig};
 use anyhow::{Context, Result};
 use clap::Args;
 use panel1_api::{ApiConfig, ApiMetrics, AppState};
-use panel1_sandbox::{ArtifactStore, Sandbox, SandboxConfig};
+use panel1_sandbox::{ArtifactStore, Sandbox};
 use panel1_store::embedded::EmbeddedPostgres;
 use panel1_store::secret_box::SecretBox;
 use panel1_worker::{Worker, WorkerConfig};
@@ -142,7 +142,8 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
             file.display()
         );
     }
-    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
+    let budget = super::compile::budget(Some(cfg.compile_timeout_ms), Some(cfg.compile_memory_mb));
+    let sandbox = Arc::new(Sandbox::new(super::compile::sandbox_config(budget))?);
     let artifacts = Arc::new(ArtifactStore::open(cfg.data_dir.join("artifacts"))?);
     install_builtins(&pool, &sandbox, builtins).await?;
     let mut registry = prometheus_client::registry::Registry::default();

@@ -1,7 +1,7 @@
 //! `panel1 migrate` and `panel1 worker`.
 use super::{EXIT_OK, EXIT_USAGE};
 use clap::Args;
-use panel1_sandbox::{Sandbox, SandboxConfig};
+use panel1_sandbox::Sandbox;
 use panel1_store::secret_box::SecretBox;
 use panel1_worker::{Worker, WorkerConfig};
 use std::sync::Arc;
@@ -32,6 +32,8 @@ pub struct WorkerArgs {
     /// Worker name shown on tasks and attempts.
     #[arg(long)]
     id: Option<String>,
+    #[command(flatten)]
+    compile: super::compile::CompileArgs,
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -92,7 +94,7 @@ pub async fn run(args: WorkerArgs) -> u8 {
     if let Err(e) = panel1_store::migrate(&pool).await {
         return fail(e);
     }
-    let sandbox = match Sandbox::new(SandboxConfig::default()) {
+    let sandbox = match Sandbox::new(super::compile::sandbox_config(args.compile.budget())) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
     };
