@@ -273,6 +273,30 @@ mod tests {
         assert_eq!(cfg.rate_limit_burst, 100);
         assert_eq!(cfg.max_body_bytes, 32 * 1024 * 1024);
         assert_eq!(cfg.builtin_adapters_dir, None);
+        assert_eq!(cfg.compile_timeout_ms, 60_000);
+        assert_eq!(cfg.compile_memory_mb, 2048);
+    }
+
+    #[test]
+    fn compile_budget_from_file_and_env() {
+        let dir = Scratch::new();
+        let path = dir.0.join("panel1.toml");
+        std::fs::write(
+            &path,
+            "compile_timeout_ms = 5000\ncompile_memory_mb = 512\n",
+        )
+        .unwrap();
+        let cfg = ServeConfig::load_with(Some(&path), env_of(&[])).unwrap();
+        assert_eq!((cfg.compile_timeout_ms, cfg.compile_memory_mb), (5000, 512));
+        let env = env_of(&[
+            ("PANEL1_COMPILE_TIMEOUT_MS", "250"),
+            ("PANEL1_COMPILE_MEMORY_MB", "64"),
+        ]);
+        let cfg = ServeConfig::load_with(Some(&path), env).unwrap();
+        assert_eq!((cfg.compile_timeout_ms, cfg.compile_memory_mb), (250, 64));
+        let err =
+            ServeConfig::load_with(None, env_of(&[("PANEL1_COMPILE_MEMORY_MB", "0")])).unwrap_err();
+        assert!(err.to_string().contains("compile_memory_mb"), "{err}");
     }
 
     #[test]

@@ -175,8 +175,7 @@ impl ChildCompiler {
             }
             let out = out.join();
             let stderr_text = err.join().unwrap_or_default();
-            let (status, usage) = ended?;
-            let peak_rss = usage.ru_maxrss as u64 * 1024;
+            let (status, peak_rss) = ended?;
             tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 peak_rss_mib = peak_rss >> 20,
@@ -190,21 +189,25 @@ impl ChildCompiler {
                     )),
                 };
             }
-            Err(failure(status, peak_rss, budget, stderr_text.trim()))
+            Err(failure(status, budget, stderr_text.trim()))
         })
     }
 }
 
-/// Waits for the child, killing nothing itself: an `Err` means the budget
-/// ran out and the caller kills it.
+/// Waits for the child, sampling its RSS, and returns its exit status and
+/// the largest RSS seen. It kills nothing itself: an `Err` means the budget
+/// ran out and the caller kills it. (The RSS comes from /proc, not from
+/// wait4's ru_maxrss, which also counts the parent's memory the child was
+/// forked with.)
 fn watch(
     pid: libc::pid_t,
     budget: &CompileBudget,
     started: Instant,
-) -> Result<(i32, libc::rusage), SandboxError> {
+) -> Result<(i32, u64), SandboxError> {
+    let mut peak = 0;
     loop {
-        if let Some(done) = wait(pid, libc::WNOHANG) {
-            return Ok(done);
+        if let Some(status) = wait(pid, libc::WNOHANG) {
+            return Ok((status, peak));
         }
         if started.elapsed() > budget.timeout {
             return Err(SandboxError::InvalidComponent(format!(
@@ -213,6 +216,7 @@ fn watch(
             )));
         }
         if let Some(rss) = resident_bytes(pid) {
+            peak = peak.max(rss);
             if rss > budget.memory_bytes {
                 return Err(over_memory(budget));
             }
@@ -237,10 +241,10 @@ fn over_memory(budget: &CompileBudget) -> SandboxError {
 }
 
 /// Why a child that exited on its own failed.
-fn failure(status: i32, peak_rss: u64, budget: &CompileBudget, stderr: &str) -> SandboxError {
+fn failure(status: i32, budget: &CompileBudget, stderr: &str) -> SandboxError {
     // Past its address-space limit the allocator fails and the child
     // aborts ("memory allocation of N bytes failed").
-    if stderr.contains("memory allocation of") || peak_rss > budget.memory_bytes {
+    if stderr.contains("memory allocation of") {
         return over_memory(budget);
     }
     if libc::WIFEXITED(status) {
@@ -293,17 +297,15 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result
     Ok(())
 }
 
-/// `wait4` on one child: its status and resource usage (peak RSS), or
-/// `None` while it runs (with `WNOHANG`).
-fn wait(pid: libc::pid_t, flags: libc::c_int) -> Option<(i32, libc::rusage)> {
+/// `waitpid` on one child: its status, or `None` while it runs (with
+/// `WNOHANG`).
+fn wait(pid: libc::pid_t, flags: libc::c_int) -> Option<i32> {
     let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
-        // SAFETY: valid pointers to locals; `pid` is our unreaped child.
-        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        // SAFETY: a valid pointer to a local; `pid` is our unreaped child.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
         if r == pid {
-            return Some((status, usage));
+            return Some(status);
         }
         if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;

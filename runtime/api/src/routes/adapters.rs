@@ -13,6 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
+use panel1_sandbox::SandboxError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -186,8 +187,10 @@ async fn read_upload(
 
 /// Upload an adapter component.
 ///
-/// The bytes are validated (a component exporting a supported world, only
-/// imports the host provides) and compiled; the version is then `inspecting`
+/// The bytes are validated before anything is compiled (structural limits; a
+/// component exporting a supported world, only imports the host provides),
+/// then compiled under the server's compile budget (422 naming the limit or
+/// budget otherwise); the version is then `inspecting`
 /// until a worker has read its `info`. Uploading the same bytes again returns
 /// the existing version (200).
 #[utoipa::path(post, path = "/v1/adapters", tag = "adapters", params(UploadParams),
@@ -212,6 +215,8 @@ async fn upload_adapter(
     let (name, version, bytes) = read_upload(&state, q, req).await?;
     let sandbox = state.sandbox.clone();
     let artifacts = state.artifacts.clone();
+    // Off the async threads: the load checks the structure, then waits for
+    // the compiler child (bounded by the sandbox's compile budget).
     let (bytes, loaded) = tokio::task::spawn_blocking(move || {
         let loaded = match &artifacts {
             Some(a) => sandbox.load_with_artifacts(&bytes, a),
@@ -221,7 +226,12 @@ async fn upload_adapter(
     })
     .await
     .map_err(|e| ApiError::internal("compiling an upload", e))?;
-    let loaded = loaded.map_err(|e| ApiError::validation("component", e.to_string()))?;
+    // The component's fault (structure, world, compile budget) is a 422;
+    // anything else (the compiler could not start) is ours.
+    let loaded = loaded.map_err(|e| match e {
+        SandboxError::InvalidComponent(_) => ApiError::validation("component", e.to_string()),
+        other => ApiError::internal("compiling an upload", other),
+    })?;
     let report = serde_json::to_value(&loaded.report)
         .map_err(|e| ApiError::internal("encoding the report", e))?;
     let existing: Option<Uuid> = sqlx::query_scalar(
