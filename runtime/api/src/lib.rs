@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod events;
 pub mod idempotency;
+pub mod input;
 pub mod metrics;
 pub mod pagination;
 pub mod problem;

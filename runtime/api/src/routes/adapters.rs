@@ -5,10 +5,10 @@
 use crate::auth::{Principal, Scope};
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::routes::{is_unique_violation, Created};
+use crate::routes::{is_unique_violation, ApiPath, ApiQuery, Created};
 use crate::state::AppState;
 use axum::body::to_bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -201,7 +201,7 @@ async fn read_upload(
 async fn upload_adapter(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(q): Query<UploadParams>,
+    ApiQuery(q): ApiQuery<UploadParams>,
     req: Request,
 ) -> ApiResult<Response> {
     let tenant = if p.is_platform() {
@@ -273,7 +273,7 @@ pub struct AdapterFilter {
 async fn list_adapters(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(f): Query<AdapterFilter>,
+    ApiQuery(f): ApiQuery<AdapterFilter>,
 ) -> ApiResult<Json<Page<AdapterVersion>>> {
     let tenant = if p.is_platform() {
         None
@@ -305,7 +305,7 @@ async fn list_adapters(
 async fn get_adapter(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AdapterVersion>> {
     Ok(Json(visible_version(&state, &p, id).await?))
 }
@@ -317,7 +317,7 @@ async fn get_adapter(
 async fn deprecate_adapter(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AdapterVersion>> {
     // Tenants deprecate their own versions, the platform the built-in ones.
     let tenant = if p.is_platform() {
