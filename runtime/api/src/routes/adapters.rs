@@ -135,15 +135,22 @@ async fn read_upload(
         let mut form = Multipart::from_request(req, state)
             .await
             .map_err(|e| ApiError::BadRequest(format!("multipart body: {}", e.body_text())))?;
+        let too_large = |status: axum::http::StatusCode| status.as_u16() == 413;
         let (mut name, mut version, mut component) = (q.name, q.version, None);
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("multipart body: {}", e.body_text())))?
-        {
+        while let Some(field) = form.next_field().await.map_err(|e| {
+            if too_large(e.status()) {
+                ApiError::TooLarge(limit)
+            } else {
+                ApiError::BadRequest(format!("multipart body: {}", e.body_text()))
+            }
+        })? {
             let field_name = field.name().unwrap_or("").to_string();
             let data = field.bytes().await.map_err(|e| {
-                ApiError::BadRequest(format!("multipart field {field_name}: {}", e.body_text()))
+                if too_large(e.status()) {
+                    ApiError::TooLarge(limit)
+                } else {
+                    ApiError::BadRequest(format!("multipart field {field_name}: {}", e.body_text()))
+                }
             })?;
             match field_name.as_str() {
                 "name" => name = Some(String::from_utf8_lossy(&data).into_owned()),

@@ -167,6 +167,16 @@ async fn create_service(
     Ok(Accepted(ServiceTask { service, task }))
 }
 
+const STATES: [&str; 7] = [
+    "pending",
+    "provisioning",
+    "active",
+    "suspended",
+    "terminating",
+    "terminated",
+    "failed",
+];
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ServiceFilter {
@@ -185,6 +195,14 @@ async fn list_services(
     ApiQuery(f): ApiQuery<ServiceFilter>,
 ) -> ApiResult<Json<Page<Service>>> {
     let tenant = p.tenant(Scope::Read)?;
+    if let Some(s) = &f.state {
+        if !STATES.contains(&s.as_str()) {
+            return Err(ApiError::validation(
+                "state",
+                format!("one of {}", STATES.join(", ")),
+            ));
+        }
+    }
     let page = crate::pagination::PageParams {
         limit: f.limit,
         cursor: f.cursor,
