@@ -9,9 +9,10 @@
 //! reading by id alone skipped an event whose transaction committed after a
 //! later id's had been read.
 use crate::auth::{Principal, Scope};
+use crate::input::ApiQuery;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
@@ -189,6 +190,12 @@ impl Cursor {
             }
             self.wake.mark_unchanged();
             if let Err(e) = self.fetch().await {
+                if !is_transient(&e) {
+                    // Retrying a query the database refuses would only
+                    // repeat the failure every poll: end the stream.
+                    tracing::error!(error = %e, "event stream read failed; ending the stream");
+                    return None;
+                }
                 // The database is restarting: keep the stream, try again.
                 tracing::warn!(error = %e, "event stream read failed; retrying");
             }
@@ -209,6 +216,18 @@ impl Cursor {
     }
 }
 
+/// A failure that retrying can cure: the connection or the server going away.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        // connection_exception (08…), operator_intervention (57…).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+        _ => false,
+    }
+}
+
 /// Stream task and service events (SSE).
 ///
 /// Each event has `id` (resume with `Last-Event-ID`), `event` (the kind) and
@@ -225,7 +244,7 @@ pub async fn stream_events(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    Query(filter): Query<EventFilter>,
+    ApiQuery(filter): ApiQuery<EventFilter>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let tenant = principal.tenant(Scope::Read)?;
     let resume = match headers.get("last-event-id") {

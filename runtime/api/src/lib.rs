@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod events;
 pub mod idempotency;
+pub mod input;
 pub mod metrics;
 pub mod pagination;
 pub mod problem;
@@ -18,6 +19,7 @@ pub use metrics::ApiMetrics;
 pub use state::{ApiConfig, AppState};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -96,6 +98,10 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        // After the merge, so every route has it (axum still sets `Allow`).
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed(method.to_string())
+        })
         .layer(from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)

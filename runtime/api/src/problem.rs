@@ -42,6 +42,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0} is not allowed on this endpoint (see the Allow header)")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -85,6 +87,11 @@ impl ApiError {
             Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             IdempotencyMismatch(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

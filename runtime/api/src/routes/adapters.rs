@@ -5,10 +5,10 @@
 use crate::auth::{Principal, Scope};
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::routes::{is_unique_violation, Created};
+use crate::routes::{is_unique_violation, ApiPath, ApiQuery, Created};
 use crate::state::AppState;
 use axum::body::to_bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -136,15 +136,22 @@ async fn read_upload(
         let mut form = Multipart::from_request(req, state)
             .await
             .map_err(|e| ApiError::BadRequest(format!("multipart body: {}", e.body_text())))?;
+        let too_large = |status: axum::http::StatusCode| status.as_u16() == 413;
         let (mut name, mut version, mut component) = (q.name, q.version, None);
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("multipart body: {}", e.body_text())))?
-        {
+        while let Some(field) = form.next_field().await.map_err(|e| {
+            if too_large(e.status()) {
+                ApiError::TooLarge(limit)
+            } else {
+                ApiError::BadRequest(format!("multipart body: {}", e.body_text()))
+            }
+        })? {
             let field_name = field.name().unwrap_or("").to_string();
             let data = field.bytes().await.map_err(|e| {
-                ApiError::BadRequest(format!("multipart field {field_name}: {}", e.body_text()))
+                if too_large(e.status()) {
+                    ApiError::TooLarge(limit)
+                } else {
+                    ApiError::BadRequest(format!("multipart field {field_name}: {}", e.body_text()))
+                }
             })?;
             match field_name.as_str() {
                 "name" => name = Some(String::from_utf8_lossy(&data).into_owned()),
@@ -204,7 +211,7 @@ async fn read_upload(
 async fn upload_adapter(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(q): Query<UploadParams>,
+    ApiQuery(q): ApiQuery<UploadParams>,
     req: Request,
 ) -> ApiResult<Response> {
     let tenant = if p.is_platform() {
@@ -283,7 +290,7 @@ pub struct AdapterFilter {
 async fn list_adapters(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(f): Query<AdapterFilter>,
+    ApiQuery(f): ApiQuery<AdapterFilter>,
 ) -> ApiResult<Json<Page<AdapterVersion>>> {
     let tenant = if p.is_platform() {
         None
@@ -315,7 +322,7 @@ async fn list_adapters(
 async fn get_adapter(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AdapterVersion>> {
     Ok(Json(visible_version(&state, &p, id).await?))
 }
@@ -327,7 +334,7 @@ async fn get_adapter(
 async fn deprecate_adapter(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AdapterVersion>> {
     // Tenants deprecate their own versions, the platform the built-in ones.
     let tenant = if p.is_platform() {

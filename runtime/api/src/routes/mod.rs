@@ -9,16 +9,12 @@ pub mod tenants;
 
 use crate::problem::{ApiError, FieldError};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::FromRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-/// A JSON body whose rejections are problem documents with the field path.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
+pub use crate::input::{ApiJson, ApiPath, ApiQuery, OptionalApiJson};
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {

@@ -3,9 +3,9 @@
 use crate::auth::{Principal, Scope};
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::routes::{ApiJson, NoContent};
+use crate::routes::{ApiJson, ApiPath, ApiQuery, NoContent};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -115,7 +115,7 @@ async fn put_secret(
 async fn list_secrets(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<SecretMeta>>> {
     let tenant = p.tenant(Scope::Read)?;
     let limit = page.limit()?;
@@ -139,7 +139,7 @@ async fn list_secrets(
 async fn delete_secret(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<NoContent> {
     let tenant = p.tenant(Scope::Write)?;
     let users: Vec<String> = sqlx::query_scalar(

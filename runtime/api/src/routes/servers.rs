@@ -6,9 +6,11 @@ use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, FieldError, Problem};
 use crate::routes::adapters::visible_version;
 use crate::routes::tasks::{enqueue_task, Task};
-use crate::routes::{is_unique_violation, validate_name, Accepted, ApiJson, Created};
+use crate::routes::{
+    is_unique_violation, validate_name, Accepted, ApiJson, ApiPath, ApiQuery, Created,
+};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use panel1_sandbox::{EgressPolicy, EgressRule, Grants, Limits};
@@ -388,7 +390,7 @@ fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
 async fn list_servers(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Server>>> {
     let tenant = p.tenant(Scope::Read)?;
     let limit = page.limit()?;
@@ -414,7 +416,7 @@ async fn list_servers(
 async fn get_server(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Server>> {
     let tenant = p.tenant(Scope::Read)?;
     Ok(Json(load_server(&state, tenant, id).await?))
@@ -427,7 +429,7 @@ async fn get_server(
 async fn test_connection(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<Task>> {
     let tenant = p.tenant(Scope::Write)?;
     load_server(&state, tenant, id).await?;

@@ -6,9 +6,9 @@ use crate::pagination::Page;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::servers::tenant_server;
 use crate::routes::tasks::{enqueue_task, Task};
-use crate::routes::{Accepted, ApiJson};
+use crate::routes::{Accepted, ApiJson, ApiPath, ApiQuery, OptionalApiJson};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -167,6 +167,16 @@ async fn create_service(
     Ok(Accepted(ServiceTask { service, task }))
 }
 
+const STATES: [&str; 7] = [
+    "pending",
+    "provisioning",
+    "active",
+    "suspended",
+    "terminating",
+    "terminated",
+    "failed",
+];
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ServiceFilter {
@@ -182,9 +192,17 @@ pub struct ServiceFilter {
 async fn list_services(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(f): Query<ServiceFilter>,
+    ApiQuery(f): ApiQuery<ServiceFilter>,
 ) -> ApiResult<Json<Page<Service>>> {
     let tenant = p.tenant(Scope::Read)?;
+    if let Some(s) = &f.state {
+        if !STATES.contains(&s.as_str()) {
+            return Err(ApiError::validation(
+                "state",
+                format!("one of {}", STATES.join(", ")),
+            ));
+        }
+    }
     let page = crate::pagination::PageParams {
         limit: f.limit,
         cursor: f.cursor,
@@ -212,7 +230,7 @@ async fn list_services(
 async fn get_service(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Service>> {
     let tenant = p.tenant(Scope::Read)?;
     Ok(Json(load_service(&state, tenant, id).await?))
@@ -280,18 +298,12 @@ pub struct SuspendBody {
 async fn suspend(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
-    body: axum::body::Bytes,
-) -> ApiResult<Accepted<ServiceTask>> {
+    ApiPath(id): ApiPath<Uuid>,
     // The body is optional: no body = no reason.
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        String::new()
-    } else {
-        serde_json::from_slice::<SuspendBody>(&body)
-            .map_err(|e| ApiError::validation("", e.to_string()))?
-            .reason
-    };
-    if reason.len() > 500 {
+    OptionalApiJson(body): OptionalApiJson<SuspendBody>,
+) -> ApiResult<Accepted<ServiceTask>> {
+    let reason = body.reason;
+    if reason.chars().count() > 500 {
         return Err(ApiError::validation("reason", "at most 500 characters"));
     }
     act(&state, &p, id, "suspend", LIVE, json!({ "reason": reason })).await
@@ -304,7 +316,7 @@ async fn suspend(
 async fn unsuspend(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     act(&state, &p, id, "unsuspend", LIVE, json!({})).await
 }
@@ -316,7 +328,7 @@ async fn unsuspend(
 async fn terminate(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     let allowed = &["pending", "provisioning", "active", "suspended", "failed"];
     act(&state, &p, id, "terminate", allowed, json!({})).await
@@ -337,7 +349,7 @@ pub struct ChangePackageBody {
 async fn change_package(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ChangePackageBody>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     check_opt("plan", &Some(body.plan.clone()), 128)?;
@@ -368,7 +380,7 @@ pub struct ChangePasswordBody {
 async fn change_password(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ChangePasswordBody>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     let tenant = p.tenant(Scope::Write)?;
@@ -395,7 +407,7 @@ async fn change_password(
 async fn login_url(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     act(&state, &p, id, "login-url", &["active"], json!({})).await
 }
@@ -407,7 +419,7 @@ async fn login_url(
 async fn refresh_status(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     act(&state, &p, id, "status", LIVE, json!({})).await
 }

@@ -4,8 +4,9 @@
 use crate::auth::{Principal, Scope};
 use crate::pagination::Page;
 use crate::problem::{ApiError, ApiResult, Problem};
+use crate::routes::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -144,7 +145,7 @@ const STATES: [&str; 7] = [
 async fn list_tasks(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(f): Query<TaskFilter>,
+    ApiQuery(f): ApiQuery<TaskFilter>,
 ) -> ApiResult<Json<Page<Task>>> {
     let tenant = p.tenant(Scope::Read)?;
     if let Some(s) = &f.state {
@@ -188,7 +189,7 @@ async fn list_tasks(
 async fn get_task(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<TaskDetail>> {
     let tenant = p.tenant(Scope::Read)?;
     let task = load_task(&state, tenant, id).await?;
@@ -213,7 +214,7 @@ async fn get_task(
 async fn cancel_task(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Task>> {
     let tenant = p.tenant(Scope::Write)?;
     load_task(&state, tenant, id).await?;
@@ -233,7 +234,7 @@ async fn cancel_task(
 async fn retry_task(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Task>> {
     let tenant = p.tenant(Scope::Write)?;
     let task = load_task(&state, tenant, id).await?;

@@ -3,9 +3,11 @@
 use crate::auth::{create_key, Principal, Scope};
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::routes::{is_unique_violation, validate_name, ApiJson, Created, NoContent};
+use crate::routes::{
+    is_unique_violation, validate_name, ApiJson, ApiPath, ApiQuery, Created, NoContent,
+};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -131,7 +133,7 @@ async fn create_tenant(
 async fn list_tenants(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Tenant>>> {
     p.require_platform()?;
     let limit = page.limit()?;
@@ -169,7 +171,7 @@ async fn insert_key(
 async fn create_tenant_key(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<Created<CreatedKey>> {
     p.require_platform()?;
@@ -202,7 +204,7 @@ async fn create_own_key(
 async fn list_keys(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<ApiKey>>> {
     let tenant = p.tenant(Scope::Admin)?;
     let limit = page.limit()?;
@@ -225,7 +227,7 @@ async fn list_keys(
 async fn revoke_key(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<NoContent> {
     let tenant = p.tenant(Scope::Admin)?;
     let n = sqlx::query(
