@@ -111,9 +111,12 @@ fn check_opt(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
     }
 }
 
-/// Create a service: enqueues `provision`.
+/// Create a service: enqueues `provision`. The account (`username`) must
+/// not be held by a live (not terminated) service of the same server.
 #[utoipa::path(post, path = "/v1/services", tag = "services", request_body = NewService,
-    responses((status = 202, body = ServiceTask), (status = 422, body = Problem, content_type = "application/problem+json")),
+    responses((status = 202, body = ServiceTask),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "A live service of this server holds the account"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn create_service(
     State(state): State<AppState>,
@@ -141,7 +144,7 @@ async fn create_service(
     });
     let id = Uuid::now_v7();
     let mut tx = effect.begin().await?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO services (id, tenant_id, server_id, spec, plan) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
@@ -150,7 +153,18 @@ async fn create_service(
     .bind(&spec)
     .bind(&body.plan)
     .execute(&mut *tx)
-    .await?;
+    .await;
+    if let Err(e) = inserted {
+        drop(tx);
+        return Err(match (&e, &body.username) {
+            (sqlx::Error::Database(d), Some(user))
+                if d.constraint() == Some(LIVE_ACCOUNT_INDEX) =>
+            {
+                account_taken(&state, body.server_id, user).await
+            }
+            _ => e.into(),
+        });
+    }
     let draft: Service = sqlx::query_as(&format!("SELECT {COLUMNS} FROM services WHERE id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
@@ -167,6 +181,34 @@ async fn create_service(
     .await?;
     let service = load_service(&mut tx, tenant, id).await?;
     Ok(Accepted(ServiceTask { service, task }))
+}
+
+/// The unique index that keeps one live service per remote account
+/// (migrations/0010).
+const LIVE_ACCOUNT_INDEX: &str = "services_live_remote_account";
+
+/// The 409 for a create whose account a live service of the server holds
+/// (committed: the index made this request wait for it).
+async fn account_taken(state: &AppState, server: Uuid, user: &str) -> ApiError {
+    let holder: Result<Option<(Uuid, String)>, sqlx::Error> = sqlx::query_as(
+        "SELECT id, state::text FROM services
+         WHERE server_id = $1 AND state <> 'terminated' AND COALESCE(remote_id, spec->>'username') = $2",
+    )
+    .bind(server)
+    .bind(user)
+    .fetch_optional(&state.pool)
+    .await;
+    match holder {
+        Ok(Some((id, st))) => ApiError::Conflict(format!(
+            "service {id} ({st}) already holds the account {user:?} on this server; \
+             terminate it first or use another username"
+        )),
+        // Terminated in between: the name is free again, the client may retry.
+        Ok(None) => ApiError::Conflict(format!(
+            "the account {user:?} was held by another service of this server; retry"
+        )),
+        Err(e) => e.into(),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
