@@ -107,7 +107,7 @@ pub fn generate_key() -> (String, String, [u8; 32]) {
 
 /// Store a new key; returns (id, the plaintext key — shown once).
 pub async fn create_key(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     tenant: Option<Uuid>,
     name: &str,
     scopes: &[Scope],
@@ -124,7 +124,7 @@ pub async fn create_key(
     .bind(&prefix)
     .bind(&hash[..])
     .bind(&scopes)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok((id, key))
 }

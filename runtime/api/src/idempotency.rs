@@ -1,7 +1,25 @@
-//! `Idempotency-Key` on POST: the first answer is stored and replayed for the
-//! same key and the same request; the same key with another request is a
-//! 422; a key whose first request is still running is a 409 with
-//! `Retry-After`. Server errors are not stored (the client may retry them).
+//! `Idempotency-Key` on POST, exactly once. A POST's writes go through one
+//! transaction, the request's [`Effect`]; under a key, the key, the request's
+//! fingerprint and the answer are written into that same transaction before
+//! it commits. So a request either committed with its answer or left nothing
+//! behind: a retry after a crash replays the original answer, a retry of a
+//! request that never committed runs it, and there is no "in progress" state
+//! to wait out.
+//!
+//! - Same key, same request, answered: the stored answer, with
+//!   `Idempotent-Replayed: true`.
+//! - Same key, another request (method, path, content type or body): 422.
+//! - Same key while the first request's transaction is open: the second
+//!   waits for it (a transaction-scoped lock on the key), then replays its
+//!   answer or, if it rolled back, runs. After [`LOCK_WAIT`] it gets a 409
+//!   with `Retry-After: 1`, which clears the moment the first ends.
+//! - Only successful (2xx) answers are stored: an error answer wrote nothing
+//!   (its transaction is rolled back), so the retry runs again.
+mod effect;
+mod faults;
+
+pub use effect::{Effect, EffectTx};
+
 use crate::auth::Principal;
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::state::AppState;
@@ -11,15 +29,24 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use std::time::Duration;
 use uuid::Uuid;
 
 pub const HEADER: &str = "idempotency-key";
-/// A first request that has not answered after this long is presumed dead
-/// (its server crashed) and the key can be used again.
-const ABANDONED_AFTER_SECS: f64 = 120.0;
-/// Kept this long.
+/// Kept this long; an older key can be used again.
 pub const RETENTION_HOURS: i64 = 24;
+/// How long a duplicate waits for the first request's transaction before
+/// it is answered 409 (retry).
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// Largest answer stored (ours are small JSON documents).
+const MAX_STORED_ANSWER: usize = 16 << 20;
+/// The first key of the two-key advisory lock space used for idempotency
+/// keys (the second is a hash of owner and key).
+const LOCK_CLASS: i32 = 7_120_018;
 
+/// The middleware: gives every POST its [`Effect`] and, under a key, replays
+/// or stores the answer.
 pub async fn idempotent(
     State(state): State<AppState>,
     req: Request,
@@ -28,12 +55,48 @@ pub async fn idempotent(
     if req.method() != Method::POST {
         return Ok(next.run(req).await);
     }
-    let Some(key) = req.headers().get(HEADER) else {
-        return Ok(next.run(req).await);
+    let (req, claim) = match req.headers().get(HEADER) {
+        None => (req, None),
+        Some(_) => {
+            let (req, claim) = fingerprint(&state, req).await?;
+            (req, Some(claim))
+        }
     };
-    let key = key
-        .to_str()
-        .ok()
+    if let Some(claim) = &claim {
+        let mut conn = state.pool.acquire().await?;
+        if let Some(stored) = claim.stored(&mut conn).await? {
+            return claim.replay(stored);
+        }
+    }
+    let effect = Effect::new(state.pool.clone(), claim);
+    let mut req = req;
+    req.extensions_mut().insert(effect.clone());
+    let resp = next.run(req).await;
+    effect.finish(resp).await
+}
+
+/// Who used which key for which request.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    owner: Uuid,
+    key: String,
+    path: String,
+    hash: String,
+}
+
+/// An answer stored under a key.
+pub(crate) struct Stored {
+    hash: String,
+    status: i16,
+    body: Option<serde_json::Value>,
+}
+
+/// Read the key and the whole body, and hash the request.
+async fn fingerprint(state: &AppState, req: Request) -> Result<(Request, Claim), ApiError> {
+    let key = req
+        .headers()
+        .get(HEADER)
+        .and_then(|k| k.to_str().ok())
         .filter(|k| !k.is_empty() && k.len() <= 255)
         .ok_or_else(|| {
             ApiError::validation(
@@ -52,7 +115,6 @@ pub async fn idempotent(
     let bytes = to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(limit))?;
-    let path = parts.uri.path().to_string();
     let mut h = Sha256::new();
     h.update(parts.method.as_str());
     h.update([0]);
@@ -63,106 +125,122 @@ pub async fn idempotent(
     }
     h.update([0]);
     h.update(&bytes);
-    let hash = hex::encode(h.finalize());
-
-    if let Some(replay) = claim_key(&state, owner, &key, &path, &hash).await? {
-        return Ok(replay);
-    }
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    finish(&state, owner, &key, resp).await
+    let claim = Claim {
+        owner,
+        key,
+        path: parts.uri.path().to_string(),
+        hash: hex::encode(h.finalize()),
+    };
+    Ok((Request::from_parts(parts, Body::from(bytes)), claim))
 }
 
-/// Take the key for this request, or answer from what it already holds.
-async fn claim_key(
-    state: &AppState,
-    owner: Uuid,
-    key: &str,
-    path: &str,
-    hash: &str,
-) -> Result<Option<Response>, ApiError> {
-    let taken = sqlx::query(
-        "INSERT INTO api_idempotency (owner, key, method, path, request_hash) VALUES ($1, $2, 'POST', $3, $4)
-         ON CONFLICT (owner, key) DO UPDATE
-           SET path = EXCLUDED.path, request_hash = EXCLUDED.request_hash, created_at = now()
-           WHERE api_idempotency.created_at < now() - make_interval(hours => $5)
-              OR (api_idempotency.status IS NULL
-                  AND api_idempotency.created_at < now() - make_interval(secs => $6))",
-    )
-    .bind(owner)
-    .bind(key)
-    .bind(path)
-    .bind(hash)
-    .bind(RETENTION_HOURS as i32)
-    .bind(ABANDONED_AFTER_SECS)
-    .execute(&state.pool)
-    .await?
-    .rows_affected();
-    if taken == 1 {
-        return Ok(None);
-    }
-    let (stored_hash, status, body): (String, Option<i16>, Option<serde_json::Value>) =
-        sqlx::query_as(
-            "SELECT request_hash, status, body FROM api_idempotency WHERE owner = $1 AND key = $2",
+impl Claim {
+    /// The answer committed under this key, if any (and not expired).
+    async fn stored(&self, conn: &mut PgConnection) -> Result<Option<Stored>, sqlx::Error> {
+        let row: Option<(String, i16, Option<serde_json::Value>)> = sqlx::query_as(
+            "SELECT request_hash, status, body FROM api_idempotency
+             WHERE owner = $1 AND key = $2 AND created_at >= now() - make_interval(hours => $3)",
         )
-        .bind(owner)
-        .bind(key)
-        .fetch_one(&state.pool)
+        .bind(self.owner)
+        .bind(&self.key)
+        .bind(RETENTION_HOURS as i32)
+        .fetch_optional(conn)
         .await?;
-    if stored_hash != hash {
-        return Err(ApiError::IdempotencyMismatch(
-            "this Idempotency-Key was used with a different request (method, path or body); use a new key"
-                .into(),
-        ));
+        Ok(row.map(|(hash, status, body)| Stored { hash, status, body }))
     }
-    let Some(status) = status else {
-        return Err(ApiError::IdempotencyInProgress);
-    };
-    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-    let mut resp = match body {
-        Some(b) => (status, axum::Json(b)).into_response(),
-        None => status.into_response(),
-    };
-    let h = resp.headers_mut();
-    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    if status.is_client_error() {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+
+    /// In the request's transaction: wait for any other transaction holding
+    /// this key, then read what it left. `Ok(None)`: the key is ours until
+    /// this transaction ends.
+    async fn lock(&self, conn: &mut PgConnection) -> Result<Option<Stored>, ApiError> {
+        // A constant, formatted in: SET takes no parameters.
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = {}",
+            LOCK_WAIT.as_millis()
+        ))
+        .execute(&mut *conn)
+        .await?;
+        let locked =
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3))")
+                .bind(LOCK_CLASS)
+                .bind(self.owner)
+                .bind(&self.key)
+                .execute(&mut *conn)
+                .await;
+        match locked {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                return Err(ApiError::IdempotencyInProgress)
+            }
+            other => {
+                other?;
+            }
+        }
+        // The handler's own locks wait as long as they always did.
+        sqlx::query("SET LOCAL lock_timeout TO DEFAULT")
+            .execute(&mut *conn)
+            .await?;
+        Ok(self.stored(conn).await?)
     }
-    Ok(Some(resp))
+
+    /// Write the answer under the key (in the request's transaction, which
+    /// holds the key's lock).
+    async fn store(
+        &self,
+        conn: &mut PgConnection,
+        status: StatusCode,
+        body: Option<serde_json::Value>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO api_idempotency (owner, key, method, path, request_hash, status, body)
+             VALUES ($1, $2, 'POST', $3, $4, $5, $6)
+             ON CONFLICT (owner, key) DO UPDATE
+               SET path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
+                   status = EXCLUDED.status, body = EXCLUDED.body, created_at = now()",
+        )
+        .bind(self.owner)
+        .bind(&self.key)
+        .bind(&self.path)
+        .bind(&self.hash)
+        .bind(status.as_u16() as i16)
+        .bind(body)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The stored answer, or 422 if it was another request's.
+    fn replay(&self, stored: Stored) -> Result<Response, ApiError> {
+        if stored.hash != self.hash {
+            return Err(ApiError::IdempotencyMismatch(
+                "this Idempotency-Key was used with a different request (method, path or body); use a new key"
+                    .into(),
+            ));
+        }
+        let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK);
+        let mut resp = match stored.body {
+            Some(b) => (status, axum::Json(b)).into_response(),
+            None => status.into_response(),
+        };
+        let h = resp.headers_mut();
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        // Answers stored before only 2xx were kept can be problems.
+        if status.is_client_error() {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        }
+        Ok(resp)
+    }
 }
 
-/// Store the answer (or free the key after a server error / rate limit).
-async fn finish(
-    state: &AppState,
-    owner: Uuid,
-    key: &str,
-    resp: Response,
-) -> Result<Response, ApiError> {
-    let status = resp.status();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        sqlx::query("DELETE FROM api_idempotency WHERE owner = $1 AND key = $2")
-            .bind(owner)
-            .bind(key)
-            .execute(&state.pool)
-            .await?;
-        return Ok(resp);
-    }
+/// The answer's body as stored (JSON, or nothing).
+async fn buffer(resp: Response) -> Result<(Response, Option<serde_json::Value>), ApiError> {
     let (parts, body) = resp.into_parts();
-    let bytes = to_bytes(body, 16 << 20)
+    let bytes = to_bytes(body, MAX_STORED_ANSWER)
         .await
-        .map_err(|e| ApiError::internal("reading the response to store", e))?;
-    let json: Option<serde_json::Value> = if bytes.is_empty() {
+        .map_err(|e| ApiError::internal("reading the answer to store", e))?;
+    let json = if bytes.is_empty() {
         None
     } else {
         serde_json::from_slice(&bytes).ok()
     };
-    sqlx::query("UPDATE api_idempotency SET status = $3, body = $4 WHERE owner = $1 AND key = $2")
-        .bind(owner)
-        .bind(key)
-        .bind(status.as_u16() as i16)
-        .bind(json)
-        .execute(&state.pool)
-        .await?;
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    Ok((Response::from_parts(parts, Body::from(bytes)), json))
 }

@@ -23,8 +23,8 @@ mod loader;
 mod log_buffer;
 mod payload;
 mod redact;
-mod table_usage;
 mod structure;
+mod table_usage;
 
 pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
 pub use call::{CallReport, CallRequest, Outcome};

@@ -7,7 +7,7 @@
 //! statement or transaction.
 use crate::enqueue::wake_workers;
 use crate::{StoreError, TaskState};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -210,13 +210,14 @@ pub async fn promote_due(pool: &PgPool) -> Result<u64, StoreError> {
 }
 
 /// Cancel a task of this tenant that has not finished. A running task's
-/// worker finds its completion stale and its slot is freed here.
+/// worker finds its completion stale and its slot is freed here. In its own
+/// transaction, or in a savepoint of the caller's.
 pub async fn cancel(
-    pool: &PgPool,
+    db: impl Acquire<'_, Database = Postgres>,
     tenant_id: Uuid,
     task_id: Uuid,
 ) -> Result<TaskState, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     // The queue row first, as completions take it: whoever deletes it ends
     // the task, the other finds it gone.
     let cancelled: Option<(Uuid, bool)> = sqlx::query_as(
@@ -259,11 +260,11 @@ pub async fn cancel(
 
 /// Operator retry of a failed task: one more attempt, now.
 pub async fn retry_failed(
-    pool: &PgPool,
+    db: impl Acquire<'_, Database = Postgres>,
     tenant_id: Uuid,
     task_id: Uuid,
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     // The record comes back to life with a queue row again.
     let sql = format!(
         "WITH revived AS (

@@ -3,15 +3,15 @@
 use crate::secret_box::SecretBox;
 use crate::StoreError;
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::{Acquire, PgExecutor, PgPool, Postgres, Row};
 use uuid::Uuid;
 
-pub async fn create_tenant(pool: &PgPool, name: &str) -> Result<Uuid, StoreError> {
+pub async fn create_tenant(db: impl PgExecutor<'_>, name: &str) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, $2)")
         .bind(id)
         .bind(name)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(id)
 }
@@ -30,9 +30,10 @@ pub struct NewAdapterVersion<'a> {
 }
 
 /// Store a new adapter version. Returns its id; the same bytes under the same
-/// adapter return the existing id.
+/// adapter return the existing id. In its own transaction, or in a
+/// savepoint of the caller's.
 pub async fn add_adapter_version(
-    pool: &PgPool,
+    db: impl Acquire<'_, Database = Postgres>,
     v: &NewAdapterVersion<'_>,
 ) -> Result<Uuid, StoreError> {
     let NewAdapterVersion {
@@ -44,7 +45,7 @@ pub async fn add_adapter_version(
         component,
         report,
     } = *v;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let adapter_id: Uuid = sqlx::query_scalar(
         "INSERT INTO adapters (id, tenant_id, name) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name
@@ -106,7 +107,7 @@ pub async fn add_server(pool: &PgPool, s: &NewServer) -> Result<Uuid, StoreError
 
 /// Store (or replace) a secret value, encrypted.
 pub async fn put_secret(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     sb: &SecretBox,
     tenant: Uuid,
     name: &str,
@@ -125,7 +126,7 @@ pub async fn put_secret(
     .bind(&sb.key_id)
     .bind(nonce)
     .bind(ct)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?)
 }
 

@@ -3,6 +3,7 @@
 //! deprecate. Platform uploads are built-in (every tenant sees them); a
 //! tenant's uploads are its own.
 use crate::auth::{Principal, Scope};
+use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::{is_unique_violation, ApiPath, ApiQuery, Created};
@@ -15,6 +16,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use panel1_sandbox::SandboxError;
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -67,6 +69,15 @@ pub async fn visible_version(
     principal: &Principal,
     id: Uuid,
 ) -> ApiResult<AdapterVersion> {
+    visible_version_in(&mut *state.pool.acquire().await?, principal, id).await
+}
+
+/// [`visible_version`] on this connection (a request's transaction sees its own writes).
+async fn visible_version_in(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<AdapterVersion> {
     let tenant = if principal.is_platform() {
         None
     } else {
@@ -77,7 +88,7 @@ pub async fn visible_version(
     ))
     .bind(id)
     .bind(tenant)
-    .fetch_optional(&state.pool)
+    .fetch_optional(conn)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("adapter version {id}")))
 }
@@ -210,6 +221,7 @@ async fn read_upload(
     security(("api_key" = [])))]
 async fn upload_adapter(
     State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiQuery(q): ApiQuery<UploadParams>,
     req: Request,
@@ -241,6 +253,7 @@ async fn upload_adapter(
     })?;
     let report = serde_json::to_value(&loaded.report)
         .map_err(|e| ApiError::internal("encoding the report", e))?;
+    let mut tx = effect.begin().await?;
     let existing: Option<Uuid> = sqlx::query_scalar(
         "SELECT v.id FROM adapter_versions v JOIN adapters a ON a.id = v.adapter_id
          WHERE a.tenant_id IS NOT DISTINCT FROM $1 AND a.name = $2 AND v.sha256 = $3",
@@ -248,7 +261,7 @@ async fn upload_adapter(
     .bind(tenant)
     .bind(&name)
     .bind(&loaded.report.sha256)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let new = panel1_store::setup::NewAdapterVersion {
         tenant,
@@ -259,7 +272,7 @@ async fn upload_adapter(
         component: &bytes,
         report: &report,
     };
-    let id = match panel1_store::setup::add_adapter_version(&state.pool, &new).await {
+    let id = match panel1_store::setup::add_adapter_version(&mut *tx, &new).await {
         Ok(id) => id,
         Err(panel1_store::StoreError::Db(e)) if is_unique_violation(&e) => {
             return Err(ApiError::Conflict(format!(
@@ -268,7 +281,7 @@ async fn upload_adapter(
         }
         Err(e) => return Err(e.into()),
     };
-    let v = visible_version(&state, &p, id).await?;
+    let v = visible_version_in(&mut tx, &p, id).await?;
     Ok(match existing {
         Some(_) => Json(v).into_response(),
         None => Created(v).into_response(),
@@ -332,7 +345,7 @@ async fn get_adapter(
     responses((status = 200, body = AdapterVersion), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn deprecate_adapter(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AdapterVersion>> {
@@ -342,23 +355,24 @@ async fn deprecate_adapter(
     } else {
         Some(p.tenant(Scope::Write)?)
     };
+    let mut tx = effect.begin().await?;
     let n = sqlx::query(
         "UPDATE adapter_versions v SET deprecated = true FROM adapters a
          WHERE a.id = v.adapter_id AND v.id = $1 AND a.tenant_id IS NOT DISTINCT FROM $2",
     )
     .bind(id)
     .bind(tenant)
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         // A built-in version seen by a tenant is still not theirs to change.
-        return match visible_version(&state, &p, id).await {
+        return match visible_version_in(&mut tx, &p, id).await {
             Ok(_) => Err(ApiError::Forbidden(
                 "built-in adapters are deprecated by the platform".into(),
             )),
             Err(e) => Err(e),
         };
     }
-    Ok(Json(visible_version(&state, &p, id).await?))
+    Ok(Json(visible_version_in(&mut tx, &p, id).await?))
 }

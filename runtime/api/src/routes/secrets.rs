@@ -1,6 +1,7 @@
 //! Secrets: write-only. Values are sealed (XChaCha20-Poly1305, master key
 //! outside the database) before they are stored and are never returned.
 use crate::auth::{Principal, Scope};
+use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::{ApiJson, ApiPath, ApiQuery, NoContent};
@@ -73,6 +74,7 @@ fn check_secret_name(name: &str) -> ApiResult<()> {
     security(("api_key" = [])))]
 async fn put_secret(
     State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiJson(body): ApiJson<NewSecret>,
 ) -> ApiResult<Response> {
@@ -81,25 +83,21 @@ async fn put_secret(
     if body.value.is_empty() || body.value.len() > 64 << 10 {
         return Err(ApiError::validation("value", "must be 1 byte to 64 KiB"));
     }
+    let mut tx = effect.begin().await?;
     let existed: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM secrets WHERE tenant_id = $1 AND name = $2)",
     )
     .bind(tenant)
     .bind(&body.name)
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
-    let id = panel1_store::setup::put_secret(
-        &state.pool,
-        &state.secrets,
-        tenant,
-        &body.name,
-        &body.value,
-    )
-    .await?;
+    let id =
+        panel1_store::setup::put_secret(&mut *tx, &state.secrets, tenant, &body.name, &body.value)
+            .await?;
     let meta: SecretMeta =
         sqlx::query_as("SELECT id, name, created_at, updated_at FROM secrets WHERE id = $1")
             .bind(id)
-            .fetch_one(&state.pool)
+            .fetch_one(&mut *tx)
             .await?;
     let status = if existed {
         StatusCode::OK

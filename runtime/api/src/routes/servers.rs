@@ -2,6 +2,7 @@
 //! version, with its config (validated against the adapter's declared
 //! schema), egress policy, concurrency cap, limits and bound secrets.
 use crate::auth::{Principal, Scope};
+use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, FieldError, Problem};
 use crate::routes::adapters::visible_version;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use panel1_sandbox::{EgressPolicy, EgressRule, Grants, Limits};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -127,13 +129,18 @@ type ServerRow = (
 );
 
 async fn load_server(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Server> {
+    load_server_in(&mut *state.pool.acquire().await?, tenant, id).await
+}
+
+/// [`load_server`] on this connection (a request's transaction sees its own writes).
+async fn load_server_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiResult<Server> {
     let row: Option<ServerRow> = sqlx::query_as(
         "SELECT id, name, adapter_version_id, config, egress, max_concurrency, limits, grants, created_at
          FROM servers WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)
     .bind(tenant)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *conn)
     .await?;
     let (id, name, adapter_version_id, config, egress, max_concurrency, limits, grants, created_at) =
         row.ok_or_else(|| ApiError::NotFound(format!("server {id}")))?;
@@ -142,7 +149,7 @@ async fn load_server(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Serv
          WHERE b.server_id = $1 ORDER BY x.name",
     )
     .bind(id)
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(Server {
         id,
@@ -260,6 +267,7 @@ fn check_destination(d: &str) -> bool {
     security(("api_key" = [])))]
 async fn create_server(
     State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiJson(body): ApiJson<NewServer>,
 ) -> ApiResult<Created<Server>> {
@@ -318,7 +326,7 @@ async fn create_server(
             ));
         }
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = effect.begin().await?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
         "INSERT INTO servers (id, tenant_id, name, adapter_version_id, config, egress, grants, limits, max_concurrency)
@@ -374,8 +382,7 @@ async fn create_server(
             Err(e) => return Err(e.into()),
         }
     }
-    tx.commit().await?;
-    Ok(Created(load_server(&state, tenant, id).await?))
+    Ok(Created(load_server_in(&mut tx, tenant, id).await?))
 }
 
 /// Our own types always serialize; if one did not, that is an internal
@@ -427,14 +434,13 @@ async fn get_server(
     responses((status = 202, body = Task), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn test_connection(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<Task>> {
     let tenant = p.tenant(Scope::Write)?;
-    load_server(&state, tenant, id).await?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = effect.begin().await?;
+    load_server_in(&mut tx, tenant, id).await?;
     let task = enqueue_task(&mut tx, tenant, id, None, "test-connection", json!({})).await?;
-    tx.commit().await?;
     Ok(Accepted(task))
 }

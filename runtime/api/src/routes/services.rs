@@ -2,6 +2,7 @@
 //! `provision`; every action enqueues its operation. The service row, the
 //! task and the `task.created` event are written in one transaction.
 use crate::auth::{Principal, Scope};
+use crate::idempotency::Effect;
 use crate::pagination::Page;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::servers::tenant_server;
@@ -13,6 +14,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -72,13 +74,13 @@ pub struct ServiceTask {
 
 const COLUMNS: &str = "id, server_id, remote_id, plan, spec, state::text AS state, failure_reason, created_at, updated_at";
 
-async fn load_service(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Service> {
+async fn load_service(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiResult<Service> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM services WHERE id = $1 AND tenant_id = $2"
     ))
     .bind(id)
     .bind(tenant)
-    .fetch_optional(&state.pool)
+    .fetch_optional(conn)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("service {id}")))
 }
@@ -109,12 +111,16 @@ fn check_opt(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
     }
 }
 
-/// Create a service: enqueues `provision`.
+/// Create a service: enqueues `provision`. The account (`username`) must
+/// not be held by a live (not terminated) service of the same server.
 #[utoipa::path(post, path = "/v1/services", tag = "services", request_body = NewService,
-    responses((status = 202, body = ServiceTask), (status = 422, body = Problem, content_type = "application/problem+json")),
+    responses((status = 202, body = ServiceTask),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "A live service of this server holds the account"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn create_service(
     State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiJson(body): ApiJson<NewService>,
 ) -> ApiResult<Accepted<ServiceTask>> {
@@ -137,8 +143,8 @@ async fn create_service(
         "contact_email": body.contact_email, "params": body.params,
     });
     let id = Uuid::now_v7();
-    let mut tx = state.pool.begin().await?;
-    sqlx::query(
+    let mut tx = effect.begin().await?;
+    let inserted = sqlx::query(
         "INSERT INTO services (id, tenant_id, server_id, spec, plan) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
@@ -147,7 +153,18 @@ async fn create_service(
     .bind(&spec)
     .bind(&body.plan)
     .execute(&mut *tx)
-    .await?;
+    .await;
+    if let Err(e) = inserted {
+        drop(tx);
+        return Err(match (&e, &body.username) {
+            (sqlx::Error::Database(d), Some(user))
+                if d.constraint() == Some(LIVE_ACCOUNT_INDEX) =>
+            {
+                account_taken(&state, body.server_id, user).await
+            }
+            _ => e.into(),
+        });
+    }
     let draft: Service = sqlx::query_as(&format!("SELECT {COLUMNS} FROM services WHERE id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
@@ -162,8 +179,7 @@ async fn create_service(
         input,
     )
     .await?;
-    tx.commit().await?;
-    let service = load_service(&state, tenant, id).await?;
+    let service = load_service(&mut tx, tenant, id).await?;
     Ok(Accepted(ServiceTask { service, task }))
 }
 
@@ -176,6 +192,34 @@ const STATES: [&str; 7] = [
     "terminated",
     "failed",
 ];
+
+/// The unique index that keeps one live service per remote account
+/// (migrations/0010).
+const LIVE_ACCOUNT_INDEX: &str = "services_live_remote_account";
+
+/// The 409 for a create whose account a live service of the server holds
+/// (committed: the index made this request wait for it).
+async fn account_taken(state: &AppState, server: Uuid, user: &str) -> ApiError {
+    let holder: Result<Option<(Uuid, String)>, sqlx::Error> = sqlx::query_as(
+        "SELECT id, state::text FROM services
+         WHERE server_id = $1 AND state <> 'terminated' AND COALESCE(remote_id, spec->>'username') = $2",
+    )
+    .bind(server)
+    .bind(user)
+    .fetch_optional(&state.pool)
+    .await;
+    match holder {
+        Ok(Some((id, st))) => ApiError::Conflict(format!(
+            "service {id} ({st}) already holds the account {user:?} on this server; \
+             terminate it first or use another username"
+        )),
+        // Terminated in between: the name is free again, the client may retry.
+        Ok(None) => ApiError::Conflict(format!(
+            "the account {user:?} was held by another service of this server; retry"
+        )),
+        Err(e) => e.into(),
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -233,13 +277,15 @@ async fn get_service(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Service>> {
     let tenant = p.tenant(Scope::Read)?;
-    Ok(Json(load_service(&state, tenant, id).await?))
+    Ok(Json(
+        load_service(&mut *state.pool.acquire().await?, tenant, id).await?,
+    ))
 }
 
 /// Enqueue `operation` on a service whose state is one of `allowed`; the
 /// check and the enqueue happen under a lock on the service row.
 async fn act(
-    state: &AppState,
+    effect: &Effect,
     p: &Principal,
     id: Uuid,
     operation: &str,
@@ -247,7 +293,7 @@ async fn act(
     extra: Value,
 ) -> ApiResult<Accepted<ServiceTask>> {
     let tenant = p.tenant(Scope::Write)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = effect.begin().await?;
     let service: Service = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM services WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
     ))
@@ -275,8 +321,7 @@ async fn act(
         input,
     )
     .await?;
-    tx.commit().await?;
-    let service = load_service(state, tenant, id).await?;
+    let service = load_service(&mut tx, tenant, id).await?;
     Ok(Accepted(ServiceTask { service, task }))
 }
 
@@ -296,7 +341,7 @@ pub struct SuspendBody {
     responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn suspend(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
     // The body is optional: no body = no reason.
@@ -306,7 +351,15 @@ async fn suspend(
     if reason.chars().count() > 500 {
         return Err(ApiError::validation("reason", "at most 500 characters"));
     }
-    act(&state, &p, id, "suspend", LIVE, json!({ "reason": reason })).await
+    act(
+        &effect,
+        &p,
+        id,
+        "suspend",
+        LIVE,
+        json!({ "reason": reason }),
+    )
+    .await
 }
 
 /// Unsuspend a service.
@@ -314,11 +367,11 @@ async fn suspend(
     responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn unsuspend(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
-    act(&state, &p, id, "unsuspend", LIVE, json!({})).await
+    act(&effect, &p, id, "unsuspend", LIVE, json!({})).await
 }
 
 /// Terminate a service (also cleans up after a failed provision).
@@ -326,12 +379,12 @@ async fn unsuspend(
     responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn terminate(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     let allowed = &["pending", "provisioning", "active", "suspended", "failed"];
-    act(&state, &p, id, "terminate", allowed, json!({})).await
+    act(&effect, &p, id, "terminate", allowed, json!({})).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -347,14 +400,14 @@ pub struct ChangePackageBody {
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn change_package(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ChangePackageBody>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     check_opt("plan", &Some(body.plan.clone()), 128)?;
     act(
-        &state,
+        &effect,
         &p,
         id,
         "change-package",
@@ -378,26 +431,29 @@ pub struct ChangePasswordBody {
     responses((status = 202, body = ServiceTask), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn change_password(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ChangePasswordBody>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     let tenant = p.tenant(Scope::Write)?;
-    // Another tenant's service is a 404 before anything else is looked at.
-    load_service(&state, tenant, id).await?;
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM secrets WHERE tenant_id = $1 AND name = $2)",
-    )
-    .bind(tenant)
-    .bind(&body.password_secret)
-    .fetch_one(&state.pool)
-    .await?;
-    if !exists {
-        return Err(ApiError::validation("password_secret", "no such secret"));
+    {
+        let mut tx = effect.begin().await?;
+        // Another tenant's service is a 404 before anything else is looked at.
+        load_service(&mut tx, tenant, id).await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM secrets WHERE tenant_id = $1 AND name = $2)",
+        )
+        .bind(tenant)
+        .bind(&body.password_secret)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            return Err(ApiError::validation("password_secret", "no such secret"));
+        }
     }
     let extra = json!({ "password_secret": body.password_secret });
-    act(&state, &p, id, "change-password", LIVE, extra).await
+    act(&effect, &p, id, "change-password", LIVE, extra).await
 }
 
 /// Ask for a one-time login link (in the task's result).
@@ -405,11 +461,11 @@ async fn change_password(
     responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn login_url(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
-    act(&state, &p, id, "login-url", &["active"], json!({})).await
+    act(&effect, &p, id, "login-url", &["active"], json!({})).await
 }
 
 /// Read the service's state from the provider.
@@ -417,9 +473,9 @@ async fn login_url(
     responses((status = 202, body = ServiceTask), (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn refresh_status(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
-    act(&state, &p, id, "status", LIVE, json!({})).await
+    act(&effect, &p, id, "status", LIVE, json!({})).await
 }

@@ -2,6 +2,7 @@
 //! metrics), cancel and operator retry. Finished tasks that were moved to the
 //! archive are still found by id.
 use crate::auth::{Principal, Scope};
+use crate::idempotency::Effect;
 use crate::pagination::Page;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::{ApiPath, ApiQuery};
@@ -11,7 +12,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -85,26 +86,30 @@ const COLUMNS: &str = "id, server_id, service_id, operation, state::text AS stat
 
 /// Enqueue in the caller's transaction and return the task as stored.
 pub async fn enqueue_task(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     tenant: Uuid,
     server: Uuid,
     service: Option<Uuid>,
     operation: &str,
     input: Value,
 ) -> ApiResult<Task> {
-    let conn: &mut PgConnection = tx;
     let new = panel1_store::NewTask::new(tenant, server, service, operation, input);
     let (id, _) = panel1_store::enqueue(conn, &new).await?;
     Ok(
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
             .bind(id)
-            .fetch_one(&mut **tx)
+            .fetch_one(conn)
             .await?,
     )
 }
 
 /// A task of this tenant, hot or archived.
 pub async fn load_task(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Task> {
+    load_task_in(&mut *state.pool.acquire().await?, tenant, id).await
+}
+
+/// [`load_task`] on this connection (a request's transaction sees its own writes).
+pub async fn load_task_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiResult<Task> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND tenant_id = $2
          UNION ALL SELECT {COLUMNS} FROM tasks_archive WHERE id = $1 AND tenant_id = $2
@@ -112,7 +117,7 @@ pub async fn load_task(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Ta
     ))
     .bind(id)
     .bind(tenant)
-    .fetch_optional(&state.pool)
+    .fetch_optional(conn)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("task {id}")))
 }
@@ -212,18 +217,19 @@ async fn get_task(
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn cancel_task(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Task>> {
     let tenant = p.tenant(Scope::Write)?;
-    load_task(&state, tenant, id).await?;
-    match panel1_store::cancel(&state.pool, tenant, id).await {
+    let mut tx = effect.begin().await?;
+    load_task_in(&mut tx, tenant, id).await?;
+    match panel1_store::cancel(&mut *tx, tenant, id).await {
         // Archived: finished long ago, nothing to cancel.
         Ok(_) | Err(panel1_store::StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(Json(load_task(&state, tenant, id).await?))
+    Ok(Json(load_task_in(&mut tx, tenant, id).await?))
 }
 
 /// Retry a failed task once more, now.
@@ -232,17 +238,18 @@ async fn cancel_task(
               (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn retry_task(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Task>> {
     let tenant = p.tenant(Scope::Write)?;
-    let task = load_task(&state, tenant, id).await?;
-    if !panel1_store::retry_failed(&state.pool, tenant, id).await? {
+    let mut tx = effect.begin().await?;
+    let task = load_task_in(&mut tx, tenant, id).await?;
+    if !panel1_store::retry_failed(&mut *tx, tenant, id).await? {
         return Err(ApiError::Conflict(format!(
             "only failed tasks can be retried; this one is {}",
             task.state
         )));
     }
-    Ok(Json(load_task(&state, tenant, id).await?))
+    Ok(Json(load_task_in(&mut tx, tenant, id).await?))
 }

@@ -1,6 +1,7 @@
 //! Tenants (platform keys) and API keys (a tenant's admin keys, or the
 //! platform creating a tenant's keys).
 use crate::auth::{create_key, Principal, Scope};
+use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::{
@@ -94,13 +95,14 @@ fn check_scopes(scopes: &[Scope]) -> ApiResult<()> {
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn create_tenant(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiJson(body): ApiJson<NewTenant>,
 ) -> ApiResult<Created<CreatedTenant>> {
     p.require_platform()?;
     validate_name("name", &body.name, 200)?;
-    let id = match panel1_store::setup::create_tenant(&state.pool, &body.name).await {
+    let mut tx = effect.begin().await?;
+    let id = match panel1_store::setup::create_tenant(&mut *tx, &body.name).await {
         Ok(id) => id,
         Err(panel1_store::StoreError::Db(e)) if is_unique_violation(&e) => {
             return Err(ApiError::Conflict(format!(
@@ -111,10 +113,10 @@ async fn create_tenant(
         Err(e) => return Err(e.into()),
     };
     let scopes = vec![Scope::Admin];
-    let (key_id, key) = create_key(&state.pool, Some(id), "initial admin", &scopes).await?;
+    let (key_id, key) = create_key(&mut *tx, Some(id), "initial admin", &scopes).await?;
     let tenant: Tenant = sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE id = $1")
         .bind(id)
-        .fetch_one(&state.pool)
+        .fetch_one(&mut *tx)
         .await?;
     Ok(Created(CreatedTenant {
         tenant,
@@ -147,14 +149,11 @@ async fn list_tenants(
     Ok(Json(Page::from_rows(rows, limit, |t| t.id)))
 }
 
-async fn insert_key(
-    state: &AppState,
-    tenant: Uuid,
-    body: NewKey,
-) -> ApiResult<Created<CreatedKey>> {
+async fn insert_key(effect: &Effect, tenant: Uuid, body: NewKey) -> ApiResult<Created<CreatedKey>> {
     validate_name("name", &body.name, 200)?;
     check_scopes(&body.scopes)?;
-    let (id, key) = create_key(&state.pool, Some(tenant), &body.name, &body.scopes).await?;
+    let mut tx = effect.begin().await?;
+    let (id, key) = create_key(&mut *tx, Some(tenant), &body.name, &body.scopes).await?;
     Ok(Created(CreatedKey {
         id,
         name: body.name,
@@ -170,6 +169,7 @@ async fn insert_key(
     security(("api_key" = [])))]
 async fn create_tenant_key(
     State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewKey>,
@@ -182,7 +182,7 @@ async fn create_tenant_key(
     if !exists {
         return Err(ApiError::NotFound(format!("tenant {id}")));
     }
-    insert_key(&state, id, body).await
+    insert_key(&effect, id, body).await
 }
 
 /// Create an API key in the caller's tenant (admin).
@@ -190,12 +190,12 @@ async fn create_tenant_key(
     responses((status = 201, body = CreatedKey), (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 async fn create_own_key(
-    State(state): State<AppState>,
+    effect: Effect,
     Extension(p): Extension<Principal>,
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<Created<CreatedKey>> {
     let tenant = p.tenant(Scope::Admin)?;
-    insert_key(&state, tenant, body).await
+    insert_key(&effect, tenant, body).await
 }
 
 /// List the caller's tenant's keys (admin).
