@@ -32,6 +32,8 @@ struct Run {
 
 /// Run `panel1 args…` and read its peak RSS (and its children's) from
 /// `wait4`'s resource usage.
+// Reaped by `wait4` below, which `Child::wait` cannot replace (no rusage).
+#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[String]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_panel1"))
         .args(args)

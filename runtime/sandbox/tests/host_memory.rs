@@ -231,8 +231,10 @@ async fn the_deadline_holds_within_a_few_percent_under_host_calls() {
 
 async fn bomb(mode: &str, op: Operation, mb: u32) -> panel1_sandbox::CallReport {
     let a = load("output-bomb");
-    let mut c = HostContext::default();
-    c.config = BTreeMap::from([("mode".to_string(), mode.to_string())]);
+    let c = HostContext {
+        config: BTreeMap::from([("mode".to_string(), mode.to_string())]),
+        ..HostContext::default()
+    };
     let input = match op {
         Operation::Info => Value::Null,
         Operation::ListServices => json!({}),
