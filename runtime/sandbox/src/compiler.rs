@@ -125,7 +125,8 @@ impl ChildCompiler {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: only async-signal-safe calls (setrlimit, prctl) between
-        // fork and exec.
+        // fork and exec. PDEATHSIG follows the forking thread, which blocks
+        // in `watch` until the child is gone.
         unsafe {
             command.pre_exec(move || {
                 set_limit(libc::RLIMIT_AS, address_space)?;
@@ -163,8 +164,11 @@ impl ChildCompiler {
                 stdout.read_to_end(&mut buf).map(|_| buf)
             });
             let err = scope.spawn(move || {
+                let mut stderr = stderr;
                 let mut text = String::new();
-                let _ = stderr.take(STDERR_KEEP).read_to_string(&mut text);
+                let _ = (&mut stderr).take(STDERR_KEEP).read_to_string(&mut text);
+                // Drain the rest, or a chatty child blocks on a full pipe.
+                let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 text
             });
             let ended = watch(pid, budget, started);
@@ -179,7 +183,8 @@ impl ChildCompiler {
             tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 peak_rss_mib = peak_rss >> 20,
-                "component compiled in a child process"
+                status,
+                "compiler child finished"
             );
             if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
                 return match out {
