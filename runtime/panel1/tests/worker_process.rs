@@ -7,6 +7,7 @@ use common::*;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 fn spawn_worker(url: &str, id: &str, lease_secs: u64) -> Child {
     spawn_worker_with(url, id, lease_secs, &[])
@@ -32,24 +33,27 @@ fn spawn_worker_with(url: &str, id: &str, lease_secs: u64, extra: &[&str]) -> Ch
         .expect("spawn panel1 worker")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
+/// A provision of `user` that a worker process `worker` has taken and is
+/// stuck in: the panel created the account and answers after a minute.
+async fn stalled_provision(
+    user: &str,
+    worker: &str,
+    lease_secs: u64,
+) -> (Env, Uuid, Uuid, Uuid, Child) {
     let e = env(1, 4).await;
-    // The panel creates the account, then answers slowly: the worker dies
-    // while it waits.
     e.panel.with(|p| p.response_delay_ms = 60_000);
     let s = e.servers[0];
-    let svc = e.service(s, "erin").await;
+    let svc = e.service(s, user).await;
     let (t, _) = e
         .enqueue(
             s,
             Some(svc),
             "provision",
-            json!({"service": spec("erin")}),
+            json!({"service": spec(user)}),
             None,
         )
         .await;
-    let mut victim = spawn_worker(&e.url, "victim", 2);
+    let victim = spawn_worker(&e.url, worker, lease_secs);
     let start = Instant::now();
     while e.panel.with(|p| p.creates) == 0 {
         assert!(
@@ -58,6 +62,12 @@ async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (e, s, svc, t, victim)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
+    let (e, s, svc, t, mut victim) = stalled_provision("erin", "victim", 2).await;
     victim.kill().expect("SIGKILL");
     victim.wait().unwrap();
     let killed_at = Instant::now();
@@ -110,28 +120,7 @@ async fn sigkill_mid_operation_is_rescued_with_exactly_one_account() {
 /// held the task (and the server's slot) for 30 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_is_recovered_from_the_dead_session_not_after_the_lease() {
-    let e = env(1, 4).await;
-    e.panel.with(|p| p.response_delay_ms = 60_000);
-    let s = e.servers[0];
-    let svc = e.service(s, "fran").await;
-    let (t, _) = e
-        .enqueue(
-            s,
-            Some(svc),
-            "provision",
-            json!({"service": spec("fran")}),
-            None,
-        )
-        .await;
-    let mut victim = spawn_worker(&e.url, "victim-30s", 30);
-    let start = Instant::now();
-    while e.panel.with(|p| p.creates) == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the worker never reached the panel"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (e, _, _, t, mut victim) = stalled_provision("fran", "victim-30s", 30).await;
     // The other worker is up (and registered) before the kill.
     let mut rescuer = spawn_worker(&e.url, "rescuer-30s", 30);
     e.wait_until(
