@@ -100,7 +100,24 @@ pub fn all_forms(value: &str) -> Vec<Encoded> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        push_hex(&mut out, b);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn push_hex(out: &mut Vec<u8>, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.push(DIGITS[usize::from(b >> 4)]);
+    out.push(DIGITS[usize::from(b & 15)]);
+}
+
+/// `\uXXXX`.
+fn push_unicode_escape(out: &mut Vec<u8>, unit: u16) {
+    out.extend_from_slice(b"\\u");
+    push_hex(out, (unit >> 8) as u8);
+    push_hex(out, unit as u8);
 }
 
 /// Which bytes besides ASCII letters and digits stay literal: RFC 3986
@@ -117,7 +134,8 @@ fn percent(bytes: &[u8], keep: &[u8], plus_for_space: bool) -> Vec<u8> {
         } else if (b.is_ascii_alphanumeric() && !keep.is_empty()) || keep.contains(&b) {
             out.push(b);
         } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+            out.push(b'%');
+            push_hex(&mut out, b);
         }
     }
     out
@@ -146,8 +164,9 @@ const JSON_STYLES: [JsonStyle; 5] = [
 ];
 
 fn json(value: &str, style: JsonStyle) -> Vec<u8> {
-    let mut out = String::with_capacity(value.len() + 8);
+    let mut out = Vec::with_capacity(value.len() + 8);
     let mut units = [0u16; 2];
+    let mut utf8 = [0u8; 4];
     for c in value.chars() {
         let as_unicode = match style {
             JsonStyle::Minimal | JsonStyle::Slash => false,
@@ -155,26 +174,27 @@ fn json(value: &str, style: JsonStyle) -> Vec<u8> {
             JsonStyle::Go => matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}'),
             JsonStyle::AllUnicode => !c.is_ascii_alphanumeric(),
         };
-        if as_unicode {
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04X}"));
+        if as_unicode || ((c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t' | '\u{8}' | '\u{c}'))
+        {
+            for &mut u in c.encode_utf16(&mut units) {
+                push_unicode_escape(&mut out, u);
             }
             continue;
         }
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '/' if !matches!(style, JsonStyle::Minimal | JsonStyle::Go) => out.push_str("\\/"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
+        let escaped: &[u8] = match c {
+            '"' => b"\\\"",
+            '\\' => b"\\\\",
+            '/' if !matches!(style, JsonStyle::Minimal | JsonStyle::Go) => b"\\/",
+            '\n' => b"\\n",
+            '\r' => b"\\r",
+            '\t' => b"\\t",
+            '\u{8}' => b"\\b",
+            '\u{c}' => b"\\f",
+            c => c.encode_utf8(&mut utf8).as_bytes(),
+        };
+        out.extend_from_slice(escaped);
     }
-    out.into_bytes()
+    out
 }
 
 struct Core {
