@@ -8,6 +8,7 @@ pub mod events;
 pub mod idempotency;
 pub mod input;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
@@ -24,39 +25,11 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use openapi::ApiDoc;
 use problem::ApiError;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Panel1",
-        description = "Provisioning for hosting platforms: tenants connect servers through sandboxed WebAssembly adapters and Panel1 provisions, suspends, unsuspends and terminates services on them as tasks.\n\nAuthenticate with `Authorization: Bearer <key>`. Every POST honors `Idempotency-Key`. Errors are `application/problem+json` with a stable `type`."
-    ),
-    modifiers(&Security),
-    components(schemas(problem::Problem, problem::FieldError))
-)]
-struct ApiDoc;
-
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A Panel1 API key (`p1_…`)"))
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// The whole OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -75,6 +48,9 @@ fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let (open, open_doc) = routes::health::router().split_for_parts();
     doc.merge(open_doc);
+    // These read the routes' operations and schemas: after the merge.
+    openapi::ErrorAnswers.modify(&mut doc);
+    openapi::LimitMaxima.modify(&mut doc);
     (v1, open, doc)
 }
 

@@ -97,8 +97,11 @@ async fn visible_version_in(
 #[into_params(parameter_in = Query)]
 pub struct UploadParams {
     /// Adapter name (`[a-z0-9][a-z0-9-]*`, up to 63); with a raw body.
+    #[param(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: Option<String>,
-    /// The version label, e.g. `1.4.0`; with a raw body.
+    /// The version label, e.g. `1.4.0` (1 to 64 visible ASCII characters);
+    /// with a raw body.
+    #[param(pattern = "^[!-~]{1,64}$")]
     pub version: Option<String>,
 }
 
@@ -293,7 +296,10 @@ async fn upload_adapter(
 pub struct AdapterFilter {
     /// Only versions of this adapter name.
     pub name: Option<String>,
+    /// Items per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
 }
 

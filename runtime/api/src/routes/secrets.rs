@@ -36,8 +36,10 @@ pub struct SecretMeta {
 #[serde(deny_unknown_fields)]
 pub struct NewSecret {
     /// `[A-Za-z0-9][A-Za-z0-9_.-]*`, up to 63 characters.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
     pub name: String,
-    /// Write-only; at most 64 KiB.
+    /// Write-only; 1 byte to 64 KiB of UTF-8.
+    #[schema(min_length = 1, max_length = 65536)]
     pub value: String,
 }
 

@@ -51,10 +51,12 @@ pub enum EgressInput {
 #[serde(deny_unknown_fields)]
 pub struct SecretBindingInput {
     pub name: String,
+    #[schema(schema_with = crate::openapi::destinations)]
     pub destinations: Vec<String>,
 }
 
-/// Per-call limits; a server may lower the defaults, never raise them.
+/// Per-call limits; a server may lower the defaults, never raise them
+/// (each is 1 up to this build's default, stated as its `maximum`).
 #[derive(Debug, Serialize, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsInput {
@@ -67,6 +69,12 @@ pub struct LimitsInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServer {
+    /// 1–200 characters, unique; not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// A `ready`, non-deprecated adapter version visible to the tenant.
     pub adapter_version_id: Uuid,
@@ -79,6 +87,7 @@ pub struct NewServer {
     pub egress: Vec<EgressInput>,
     /// Operations running at once on this server (all tenants), 1–256.
     #[serde(default = "default_concurrency")]
+    #[schema(minimum = 1, maximum = 256)]
     pub max_concurrency: i32,
     #[serde(default)]
     pub secrets: Vec<SecretBindingInput>,

@@ -55,14 +55,39 @@ pub struct Service {
 #[serde(deny_unknown_fields)]
 pub struct NewService {
     pub server_id: Uuid,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
     pub username: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
     pub domain: Option<String>,
     /// Plan / package name on the provider.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
     pub plan: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 254,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
     pub contact_email: Option<String>,
-    /// Provider-specific parameters.
+    /// Provider-specific parameters (at most 64).
     #[serde(default)]
+    #[schema(schema_with = params_schema)]
     pub params: BTreeMap<String, String>,
+}
+
+fn params_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::openapi::string_map(64)
 }
 
 /// A service and the task that acts on it.
@@ -101,7 +126,7 @@ fn service_input(s: &Service) -> Value {
 
 fn check_opt(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
     match v {
-        Some(s) if s.is_empty() || s.len() > max || s.chars().any(char::is_control) => {
+        Some(s) if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) => {
             Err(ApiError::validation(
                 field,
                 format!("1 to {max} characters, no control characters"),
@@ -221,12 +246,20 @@ async fn account_taken(state: &AppState, server: Uuid, user: &str) -> ApiError {
     }
 }
 
+fn state_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::openapi::one_of(&STATES)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ServiceFilter {
     pub server_id: Option<Uuid>,
+    #[param(schema_with = state_schema)]
     pub state: Option<String>,
+    /// Items per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
 }
 
@@ -332,6 +365,7 @@ const LIVE: &[&str] = &["provisioning", "active", "suspended"];
 pub struct SuspendBody {
     /// Shown on the provider side where it supports a reason.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: String,
 }
 
@@ -390,6 +424,11 @@ async fn terminate(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePackageBody {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
     pub plan: String,
 }
 

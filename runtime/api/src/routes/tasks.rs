@@ -122,14 +122,22 @@ pub async fn load_task_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> Ap
     .ok_or_else(|| ApiError::NotFound(format!("task {id}")))
 }
 
+fn state_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::openapi::one_of(&STATES)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TaskFilter {
+    #[param(schema_with = state_schema)]
     pub state: Option<String>,
     pub service_id: Option<Uuid>,
     pub server_id: Option<Uuid>,
     pub operation: Option<String>,
+    /// Items per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
 }
 

@@ -35,7 +35,12 @@ pub struct Tenant {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    /// 1–200 characters, unique.
+    /// 1–200 characters, unique; not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -70,9 +75,26 @@ pub struct CreatedTenant {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// 1–200 characters; not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// Any of `admin`, `write`, `read` (admin includes write, write includes read).
+    #[schema(value_type = Vec<TenantScope>, min_items = 1)]
     pub scopes: Vec<Scope>,
+}
+
+/// The scopes a tenant key can have (`platform` is for platform keys only).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documents `NewKey::scopes`
+enum TenantScope {
+    Admin,
+    Write,
+    Read,
 }
 
 fn check_scopes(scopes: &[Scope]) -> ApiResult<()> {
