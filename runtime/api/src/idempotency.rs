@@ -114,7 +114,7 @@ async fn fingerprint(state: &AppState, req: Request) -> Result<(Request, Claim),
     let limit = state.config.max_body_bytes;
     let bytes = to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::TooLarge(limit))?;
+        .map_err(|e| ApiError::reading_body(&e, limit))?;
     let mut h = Sha256::new();
     h.update(parts.method.as_str());
     h.update([0]);

@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 pub mod state;
 
 pub use auth::{bootstrap_platform_key, create_key, Scope};

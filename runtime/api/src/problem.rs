@@ -52,6 +52,8 @@ pub enum ApiError {
     IdempotencyInProgress,
     #[error("request body too large (limit {0} bytes)")]
     TooLarge(usize),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("rate limit exceeded")]
@@ -107,6 +109,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
                 "Payload too large",
+            ),
+            BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request body timeout",
             ),
             UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -202,6 +209,10 @@ impl IntoResponse for ApiError {
         if let ApiError::RateLimited { retry_after_secs } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
+        if let ApiError::BodyTimeout = self {
+            // The rest of the body may still be on its way: not reusable.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::IdempotencyInProgress = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
@@ -210,3 +221,14 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// A body that could not be read whole: too large, or too slow.
+    pub fn reading_body(e: &axum::Error, limit: usize) -> ApiError {
+        if crate::server::is_body_timeout(e) {
+            ApiError::BodyTimeout
+        } else {
+            ApiError::TooLarge(limit)
+        }
+    }
+}

@@ -38,6 +38,16 @@ pub struct ServeConfig {
     pub compile_timeout_ms: u64,
     /// PANEL1_COMPILE_MEMORY_MB: resident memory to compile one component.
     pub compile_memory_mb: u64,
+    /// PANEL1_HEADER_READ_TIMEOUT_SECS: from a request head's first byte to
+    /// its end.
+    pub header_read_timeout_secs: u64,
+    /// PANEL1_BODY_READ_TIMEOUT_SECS: from a request head to the end of its
+    /// body (an upload of max_body_bytes must fit in it).
+    pub body_read_timeout_secs: u64,
+    /// PANEL1_IDLE_TIMEOUT_SECS: a connection with no request in progress.
+    pub idle_timeout_secs: u64,
+    /// PANEL1_MAX_CONNECTIONS: open at once; more wait in the backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
@@ -55,6 +65,10 @@ impl Default for ServeConfig {
             builtin_adapters_dir: None,
             compile_timeout_ms: CompileBudget::default().timeout.as_millis() as u64,
             compile_memory_mb: CompileBudget::default().memory_bytes >> 20,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 60,
+            idle_timeout_secs: 30,
+            max_connections: 512,
         }
     }
 }
@@ -112,6 +126,17 @@ impl ServeConfig {
         }
         if let Some(v) = env("PANEL1_COMPILE_MEMORY_MB") {
             cfg.compile_memory_mb = parse_var("PANEL1_COMPILE_MEMORY_MB", &v)?;
+        if let Some(v) = env("PANEL1_HEADER_READ_TIMEOUT_SECS") {
+            cfg.header_read_timeout_secs = parse_var("PANEL1_HEADER_READ_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("PANEL1_BODY_READ_TIMEOUT_SECS") {
+            cfg.body_read_timeout_secs = parse_var("PANEL1_BODY_READ_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("PANEL1_IDLE_TIMEOUT_SECS") {
+            cfg.idle_timeout_secs = parse_var("PANEL1_IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("PANEL1_MAX_CONNECTIONS") {
+            cfg.max_connections = parse_var("PANEL1_MAX_CONNECTIONS", &v)?;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -134,7 +159,32 @@ impl ServeConfig {
         if self.compile_timeout_ms == 0 || self.compile_memory_mb == 0 {
             bail!("compile_timeout_ms and compile_memory_mb must be at least 1");
         }
+        for (name, secs) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if secs == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        if self.max_connections == 0 {
+            bail!("max_connections must be at least 1");
+        }
         Ok(())
+    }
+}
+
+impl ServeConfig {
+    /// The API server's timeouts and connection cap.
+    pub fn connection_limits(&self) -> panel1_api::server::ConnectionLimits {
+        use std::time::Duration;
+        panel1_api::server::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
     }
 }
 
@@ -275,6 +325,10 @@ mod tests {
         assert_eq!(cfg.builtin_adapters_dir, None);
         assert_eq!(cfg.compile_timeout_ms, 60_000);
         assert_eq!(cfg.compile_memory_mb, 2048);
+        assert_eq!(cfg.header_read_timeout_secs, 10);
+        assert_eq!(cfg.body_read_timeout_secs, 60);
+        assert_eq!(cfg.idle_timeout_secs, 30);
+        assert_eq!(cfg.max_connections, 512);
     }
 
     #[test]
@@ -297,6 +351,30 @@ mod tests {
         let err =
             ServeConfig::load_with(None, env_of(&[("PANEL1_COMPILE_MEMORY_MB", "0")])).unwrap_err();
         assert!(err.to_string().contains("compile_memory_mb"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_from_file_and_env() {
+        let dir = Scratch::new();
+        let path = dir.0.join("panel1.toml");
+        std::fs::write(
+            &path,
+            "header_read_timeout_secs = 3\nbody_read_timeout_secs = 7\nidle_timeout_secs = 5\nmax_connections = 9\n",
+        )
+        .unwrap();
+        let cfg = ServeConfig::load_with(Some(&path), env_of(&[("PANEL1_IDLE_TIMEOUT_SECS", "2")]))
+            .unwrap();
+        let limits = cfg.connection_limits();
+        assert_eq!(limits.header_read_timeout.as_secs(), 3);
+        assert_eq!(limits.body_read_timeout.as_secs(), 7);
+        assert_eq!(limits.idle_timeout.as_secs(), 2, "env wins");
+        assert_eq!(limits.max_connections, 9);
+        let err =
+            ServeConfig::load_with(None, env_of(&[("PANEL1_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("max_connections"), "{err}");
+        let err = ServeConfig::load_with(None, env_of(&[("PANEL1_BODY_READ_TIMEOUT_SECS", "0")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("body_read_timeout_secs"), "{err}");
     }
 
     #[test]

@@ -66,10 +66,12 @@ async fn read_body(req: Request, state: &AppState) -> ApiResult<Bytes> {
         .map_err(|r| body_error(r, state.config.max_body_bytes))
 }
 
-/// Too large (the body limit) is 413; anything else about reading it is 400.
+/// Too large (the body limit) is 413; a body that did not arrive in time is
+/// 408; anything else about reading it is 400.
 pub(crate) fn body_error(r: BytesRejection, limit: usize) -> ApiError {
     match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(limit),
+        _ if crate::server::is_body_timeout(&r) => ApiError::BodyTimeout,
         _ => ApiError::BadRequest("the body could not be read (interrupted)".into()),
     }
 }

@@ -192,7 +192,7 @@ async fn read_upload(
         // A little past the limit is read too, for the same reason.
         let bytes = to_bytes(req.into_body(), limit + DRAIN_BYTES)
             .await
-            .map_err(|_| ApiError::TooLarge(limit))?;
+            .map_err(|e| ApiError::reading_body(&e, limit))?;
         if bytes.len() > limit {
             return Err(ApiError::TooLarge(limit));
         }

@@ -5,6 +5,7 @@
 pub mod fake_panel;
 
 use fake_panel::FakePanel;
+use panel1_api::server::ConnectionLimits;
 use panel1_api::{ApiConfig, ApiMetrics, AppState};
 use panel1_sandbox::{Sandbox, SandboxConfig};
 use panel1_store::secret_box::SecretBox;
@@ -88,6 +89,15 @@ impl Api {
     }
 
     pub async fn start_with(config: ApiConfig, with_worker: bool) -> Api {
+        Api::start_limited(config, with_worker, ConnectionLimits::default()).await
+    }
+
+    /// With the server's connection timeouts and cap set to `limits`.
+    pub async fn start_limited(
+        config: ApiConfig,
+        with_worker: bool,
+        limits: ConnectionLimits,
+    ) -> Api {
         let (pool, db_url) = panel1_store::testing::fresh_database().await;
         let secrets = Arc::new(SecretBox::new([7; 32], "test"));
         let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
@@ -112,11 +122,11 @@ impl Api {
         let (stop, stopped) = oneshot::channel::<()>();
         let hub = state.events.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                    hub.shutdown();
-                })
+            let stop = async move {
+                let _ = stopped.await;
+                hub.shutdown();
+            };
+            panel1_api::server::serve(listener, app, limits, stop)
                 .await
                 .unwrap();
         });

@@ -192,12 +192,13 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
     let hub = state.events.clone();
     let app = panel1_api::router(state);
     let mut http_stop = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stop = async move {
         let _ = http_stop.wait_for(|s| *s).await;
         // Open event streams end, so the server can finish.
         hub.shutdown();
-    });
-    let server = tokio::spawn(async move { server.await });
+    };
+    let server = panel1_api::server::serve(listener, app, cfg.connection_limits(), stop);
+    let server = tokio::spawn(server);
     Ok(Running {
         addr,
         pool,
