@@ -4,13 +4,14 @@
 //! manages tenants and built-in adapters.
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -194,21 +195,42 @@ async fn resolve(pool: &PgPool, key: &str) -> ApiResult<Principal> {
     })
 }
 
-/// Middleware: resolve the key, apply its rate limit, and hand the
-/// [`Principal`] to the handlers.
+/// Middleware: refuse an address that failed too often, resolve the key
+/// (counting a failure against the address), apply the key's rate limit,
+/// and hand the [`Principal`] to the handlers.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    // Set by `server::serve`; absent only under another server loop.
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = addr {
+        state.auth_failures.check(ip)?;
+    }
     let key = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    let principal = resolve(&state.pool, key).await?;
+        .map(str::trim);
+    let resolved = match key {
+        Some(key) => resolve(&state.pool, key).await,
+        None => Err(ApiError::Unauthorized),
+    };
+    let principal = match resolved {
+        Ok(p) => p,
+        Err(ApiError::Unauthorized) => {
+            if let Some(ip) = addr {
+                state.auth_failures.failed(ip);
+            }
+            return Err(ApiError::Unauthorized);
+        }
+        Err(other) => return Err(other),
+    };
     state.rate_limits.check(principal.key_id)?;
     authorize(&principal, req.method(), req.uri().path())?;
     req.extensions_mut().insert(principal);

@@ -1,11 +1,12 @@
 //! What every handler shares.
 use crate::events::EventHub;
 use crate::metrics::ApiMetrics;
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::{FailedAuthLimit, RateLimits};
 use panel1_sandbox::{ArtifactStore, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use sqlx::PgPool;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// API settings.
 #[derive(Debug, Clone)]
@@ -15,6 +16,10 @@ pub struct ApiConfig {
     /// Requests per second per API key, and the burst above it.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// Failed authentications a client address may make per window before
+    /// it gets 429 for the rest of the window.
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: Duration,
 }
 
 impl Default for ApiConfig {
@@ -23,6 +28,8 @@ impl Default for ApiConfig {
             max_body_bytes: 32 << 20,
             rate_limit_per_second: 20,
             rate_limit_burst: 100,
+            auth_failure_limit: 20,
+            auth_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -38,6 +45,7 @@ pub struct AppState {
     pub artifacts: Option<Arc<ArtifactStore>>,
     pub config: Arc<ApiConfig>,
     pub rate_limits: Arc<RateLimits>,
+    pub auth_failures: Arc<FailedAuthLimit>,
     pub events: EventHub,
     pub metrics: Arc<ApiMetrics>,
 }
@@ -57,6 +65,10 @@ impl AppState {
             rate_limits: Arc::new(RateLimits::new(
                 config.rate_limit_per_second,
                 config.rate_limit_burst,
+            )),
+            auth_failures: Arc::new(FailedAuthLimit::new(
+                config.auth_failure_limit,
+                config.auth_failure_window,
             )),
             pool,
             secrets,

@@ -48,6 +48,11 @@ pub struct ServeConfig {
     pub idle_timeout_secs: u64,
     /// PANEL1_MAX_CONNECTIONS: open at once; more wait in the backlog.
     pub max_connections: usize,
+    /// PANEL1_AUTH_FAILURE_LIMIT: failed authentications per client address
+    /// (IPv6: per /64) per window; past it, 429 for the rest of the window.
+    pub auth_failure_limit: u32,
+    /// PANEL1_AUTH_FAILURE_WINDOW_SECS.
+    pub auth_failure_window_secs: u64,
 }
 
 impl Default for ServeConfig {
@@ -69,6 +74,8 @@ impl Default for ServeConfig {
             body_read_timeout_secs: 60,
             idle_timeout_secs: 30,
             max_connections: 512,
+            auth_failure_limit: 20,
+            auth_failure_window_secs: 60,
         }
     }
 }
@@ -138,6 +145,12 @@ impl ServeConfig {
         if let Some(v) = env("PANEL1_MAX_CONNECTIONS") {
             cfg.max_connections = parse_var("PANEL1_MAX_CONNECTIONS", &v)?;
         }
+        if let Some(v) = env("PANEL1_AUTH_FAILURE_LIMIT") {
+            cfg.auth_failure_limit = parse_var("PANEL1_AUTH_FAILURE_LIMIT", &v)?;
+        }
+        if let Some(v) = env("PANEL1_AUTH_FAILURE_WINDOW_SECS") {
+            cfg.auth_failure_window_secs = parse_var("PANEL1_AUTH_FAILURE_WINDOW_SECS", &v)?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -170,6 +183,9 @@ impl ServeConfig {
         }
         if self.max_connections == 0 {
             bail!("max_connections must be at least 1");
+        }
+        if self.auth_failure_limit == 0 || self.auth_failure_window_secs == 0 {
+            bail!("auth_failure_limit and auth_failure_window_secs must be at least 1");
         }
         Ok(())
     }
@@ -329,6 +345,11 @@ mod tests {
         assert_eq!(cfg.body_read_timeout_secs, 60);
         assert_eq!(cfg.idle_timeout_secs, 30);
         assert_eq!(cfg.max_connections, 512);
+        assert_eq!(cfg.auth_failure_limit, 20);
+        assert_eq!(cfg.auth_failure_window_secs, 60);
+        let cfg =
+            ServeConfig::load_with(None, env_of(&[("PANEL1_AUTH_FAILURE_LIMIT", "3")])).unwrap();
+        assert_eq!(cfg.auth_failure_limit, 3);
     }
 
     #[test]

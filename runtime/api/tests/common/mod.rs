@@ -80,6 +80,9 @@ pub fn config() -> ApiConfig {
         max_body_bytes: 32 << 20,
         rate_limit_per_second: 1000,
         rate_limit_burst: 1000,
+        // Tests probing 401s send many bad keys from one address.
+        auth_failure_limit: 100_000,
+        ..ApiConfig::default()
     }
 }
 

@@ -158,6 +158,8 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
             max_body_bytes: cfg.max_body_bytes,
             rate_limit_per_second: cfg.rate_limit_per_second,
             rate_limit_burst: cfg.rate_limit_burst,
+            auth_failure_limit: cfg.auth_failure_limit,
+            auth_failure_window: std::time::Duration::from_secs(cfg.auth_failure_window_secs),
         },
         metrics,
     );
