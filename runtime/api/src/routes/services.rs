@@ -341,6 +341,9 @@ async fn act(
             service.state
         )));
     }
+    // The state alone is not enough: an earlier operation's completion can
+    // move a terminating service back to `active`.
+    refuse_after_terminate(&mut tx, id, operation).await?;
     let mut input = json!({ "service": service_input(&service) });
     if let (Value::Object(i), Value::Object(x)) = (&mut input, extra) {
         i.extend(x);
@@ -356,6 +359,34 @@ async fn act(
     .await?;
     let service = load_service(&mut tx, tenant, id).await?;
     Ok(Accepted(ServiceTask { service, task }))
+}
+
+/// Nothing is accepted after a terminate: a service's operations run in the
+/// order they were accepted, so anything accepted after a queued terminate
+/// would run against a deleted account (and write its failure onto a
+/// terminated service). A terminate that failed or was cancelled no longer
+/// counts. Call under the service row's lock (`act` holds it) so a
+/// concurrent terminate is ordered before or after this check, never across.
+pub async fn refuse_after_terminate(
+    conn: &mut PgConnection,
+    service: Uuid,
+    operation: &str,
+) -> ApiResult<()> {
+    let queued: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, state::text FROM task_records
+         WHERE service_id = $1 AND operation = 'terminate' AND state NOT IN ('failed', 'cancelled')
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(service)
+    .fetch_optional(conn)
+    .await?;
+    match queued {
+        Some((task, state)) => Err(ApiError::Conflict(format!(
+            "cannot {operation} service {service}: it is being terminated (terminate task {task} is {state}); \
+             nothing is accepted after a terminate"
+        ))),
+        None => Ok(()),
+    }
 }
 
 const LIVE: &[&str] = &["provisioning", "active", "suspended"];

@@ -5,6 +5,7 @@ use crate::auth::{Principal, Scope};
 use crate::idempotency::Effect;
 use crate::pagination::Page;
 use crate::problem::{ApiError, ApiResult, Problem};
+use crate::routes::services::refuse_after_terminate;
 use crate::routes::{ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::extract::State;
@@ -253,6 +254,14 @@ async fn retry_task(
     let tenant = p.tenant(Scope::Write)?;
     let mut tx = effect.begin().await?;
     let task = load_task_in(&mut tx, tenant, id).await?;
+    if let (Some(service), false) = (task.service_id, task.operation == "terminate") {
+        // Under the service row's lock, as the service actions take it.
+        sqlx::query("SELECT 1 FROM services WHERE id = $1 FOR UPDATE")
+            .bind(service)
+            .execute(&mut *tx)
+            .await?;
+        refuse_after_terminate(&mut tx, service, &format!("retry {}", task.operation)).await?;
+    }
     if !panel1_store::retry_failed(&mut *tx, tenant, id).await? {
         return Err(ApiError::Conflict(format!(
             "only failed tasks can be retried; this one is {}",
