@@ -129,6 +129,26 @@ fn check_label(field: &str, value: Option<String>, adapter_name: bool) -> ApiRes
     Ok(v)
 }
 
+/// A component's bytes (the raw upload body).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents the body `read_upload` reads
+struct ComponentBytes(Vec<u8>);
+
+/// A multipart upload: the labels (here or in the query) and the component.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the form `read_upload` reads
+struct UploadForm {
+    /// As the `name` query parameter (the form's wins).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
+    name: Option<String>,
+    /// As the `version` query parameter (the form's wins).
+    #[schema(pattern = "^[!-~]{1,64}$")]
+    version: Option<String>,
+    #[schema(value_type = String, format = Binary)]
+    component: Vec<u8>,
+}
+
 /// Read past the body limit before answering 413 (see `read_upload`).
 const DRAIN_BYTES: usize = 1 << 20;
 
@@ -215,8 +235,9 @@ async fn read_upload(
 /// until a worker has read its `info`. Uploading the same bytes again returns
 /// the existing version (200).
 #[utoipa::path(post, path = "/v1/adapters", tag = "adapters", params(UploadParams),
-    request_body(content = Vec<u8>, description = "The component (`application/wasm`), or multipart/form-data with name, version, component",
-                 content_type = "application/wasm"),
+    request_body(description = "The component (`application/wasm` or `application/octet-stream`, with `?name=&version=`), or a multipart form",
+                 content((ComponentBytes = "application/wasm"), (ComponentBytes = "application/octet-stream"),
+                         (UploadForm = "multipart/form-data"))),
     responses((status = 201, body = AdapterVersion), (status = 200, body = AdapterVersion, description = "Same bytes uploaded before"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 413, body = Problem, content_type = "application/problem+json"),
