@@ -16,10 +16,17 @@ build:
 adapters:
     bash adapters/build.sh
 
-# The whole test suite (builds the adapters first).
+# The whole test suite (builds the adapters first), then the API fuzz.
 test: adapters
     cargo test --release --workspace
     cd adapters && cargo test --release -p cpanel --target "$(rustc -vV | sed -n 's/^host: //p')"
+    {{just_executable()}} fuzz-api
+
+# Schema-driven fuzz of the REST API (schemathesis, pinned, in a venv under
+# target/) against a real `panel1 serve` on 127.0.0.1 and a throwaway
+# database: no 5xx, every answer as the OpenAPI document says. ≤ 4 minutes.
+fuzz-api: build
+    bash .ci/fuzz-api.sh
 
 # Formatting and lints, as CI runs them.
 lint:
