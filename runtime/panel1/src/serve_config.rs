@@ -133,6 +133,7 @@ impl ServeConfig {
         }
         if let Some(v) = env("PANEL1_COMPILE_MEMORY_MB") {
             cfg.compile_memory_mb = parse_var("PANEL1_COMPILE_MEMORY_MB", &v)?;
+        }
         if let Some(v) = env("PANEL1_HEADER_READ_TIMEOUT_SECS") {
             cfg.header_read_timeout_secs = parse_var("PANEL1_HEADER_READ_TIMEOUT_SECS", &v)?;
         }
