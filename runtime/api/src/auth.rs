@@ -3,6 +3,7 @@
 //! Scopes nest: `admin` ⊇ `write` ⊇ `read`; `platform` is separate and only
 //! manages tenants and built-in adapters.
 use crate::problem::{ApiError, ApiResult};
+use crate::rate_limit;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
@@ -11,8 +12,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use std::net::SocketAddr;
-use subtle::ConstantTimeEq;
+use std::net::{IpAddr, SocketAddr};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -159,45 +159,60 @@ pub async fn bootstrap_platform_key(pool: &PgPool) -> Result<Option<String>, sql
     Ok(Some(key))
 }
 
-/// (id, tenant, hash, scopes, last-used stamp is stale)
-type KeyRow = (Uuid, Option<Uuid>, Vec<u8>, Vec<String>, bool);
+/// What `panel1_admit` decided (migrations/0012): outcome, the wait in
+/// seconds for a 429, and the key's id, tenant and scopes when admitted.
+type Admission = (
+    String,
+    Option<f64>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Vec<String>>,
+);
 
-async fn resolve(pool: &PgPool, key: &str) -> ApiResult<Principal> {
-    let rest = key.strip_prefix(KEY_PREFIX).ok_or(ApiError::Unauthorized)?;
-    if rest.len() != 52 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::Unauthorized);
-    }
-    let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT id, tenant_id, hash, scopes, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
-         FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
-    )
-    .bind(&rest[..PREFIX_LEN])
-    .fetch_optional(pool)
-    .await?;
-    let Some((id, tenant, hash, scopes, touch)) = row else {
-        return Err(ApiError::Unauthorized);
+/// Admit one request: the address's failed-authentication count, the key
+/// (looked up by prefix and hash; a wrong one counts against the address)
+/// and the key's rate, in one round trip shared by every API process.
+async fn admit(state: &AppState, key: Option<&str>, addr: Option<IpAddr>) -> ApiResult<Principal> {
+    // A malformed key is looked up as one that matches nothing, so it
+    // counts as a failure like any other wrong key.
+    let (prefix, hash) = match key.and_then(|k| k.strip_prefix(KEY_PREFIX).map(|r| (k, r))) {
+        Some((key, rest)) if rest.len() == 52 && rest.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+            (rest[..PREFIX_LEN].to_string(), hash.to_vec())
+        }
+        _ => (String::new(), Vec::new()),
     };
-    let given: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    if !bool::from(given.ct_eq(hash.as_slice())) {
-        return Err(ApiError::Unauthorized);
+    let limits = state.config.limits();
+    let (outcome, wait, id, tenant, scopes): Admission = sqlx::query_as(
+        "SELECT outcome, extract(epoch FROM wait)::float8, key_id, tenant_id, scopes
+         FROM panel1_admit($1, $2, $3::inet, $4, make_interval(secs => $5), $6, $7)",
+    )
+    .bind(&prefix)
+    .bind(&hash)
+    .bind(addr.map(|ip| rate_limit::client_block(ip).to_string()))
+    .bind(limits.auth_failure_limit.max(1) as i32)
+    .bind(limits.auth_failure_window.as_secs_f64())
+    .bind(limits.per_second.max(1) as i32)
+    .bind(limits.burst.max(1) as i32)
+    .fetch_one(&state.pool)
+    .await?;
+    match (outcome.as_str(), id) {
+        ("ok", Some(key_id)) => Ok(Principal {
+            key_id,
+            tenant,
+            scopes: scopes
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| Scope::parse(s))
+                .collect(),
+        }),
+        ("address-blocked" | "rate-limited", _) => Err(rate_limit::too_many(wait.unwrap_or(1.0))),
+        _ => Err(ApiError::Unauthorized),
     }
-    if touch {
-        // At most one write a minute per key.
-        sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?;
-    }
-    Ok(Principal {
-        key_id: id,
-        tenant,
-        scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
-    })
 }
 
-/// Middleware: refuse an address that failed too often, resolve the key
-/// (counting a failure against the address), apply the key's rate limit,
-/// and hand the [`Principal`] to the handlers.
+/// Middleware: admit the request (address, key, rate; see [`admit`]) and
+/// hand the [`Principal`] to the handlers.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
@@ -208,30 +223,13 @@ pub async fn authenticate(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = addr {
-        state.auth_failures.check(ip)?;
-    }
     let key = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let resolved = match key {
-        Some(key) => resolve(&state.pool, key).await,
-        None => Err(ApiError::Unauthorized),
-    };
-    let principal = match resolved {
-        Ok(p) => p,
-        Err(ApiError::Unauthorized) => {
-            if let Some(ip) = addr {
-                state.auth_failures.failed(ip);
-            }
-            return Err(ApiError::Unauthorized);
-        }
-        Err(other) => return Err(other),
-    };
-    state.rate_limits.check(principal.key_id)?;
+    let principal = admit(&state, key, addr).await?;
     authorize(&principal, req.method(), req.uri().path())?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)

@@ -1,110 +1,44 @@
-//! Request rate limits: per key (token buckets, GCRA via `governor`), and
-//! per client address for failed authentications. Over either: 429 with
-//! `Retry-After`.
+//! Request limits every API process shares (migrations/0012): a token
+//! bucket per key (GCRA) and a count of failed authentications per client
+//! address. Both are decided in Postgres, in the same round trip as the
+//! key's lookup (`panel1_admit`), so two processes behind one balancer hold
+//! one limit, not two. Over either: 429 with `Retry-After`.
 use crate::problem::ApiError;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use uuid::Uuid;
+use std::time::Duration;
 
-pub struct RateLimits {
-    limiter: DefaultKeyedRateLimiter<Uuid>,
-    clock: DefaultClock,
+/// The limits, as configured.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Requests per second per key, and the burst above it.
+    pub per_second: u32,
+    pub burst: u32,
+    /// Failed authentications an address may make per window; past them
+    /// it gets 429 for the rest of the window, whatever key it sends (so
+    /// guessing on cannot tell a right key from a wrong one).
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: Duration,
 }
 
-impl RateLimits {
-    pub fn new(per_second: u32, burst: u32) -> RateLimits {
-        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        RateLimits {
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-            clock: DefaultClock::default(),
-        }
-    }
-
-    pub fn check(&self, key: Uuid) -> Result<(), ApiError> {
-        self.limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            ApiError::RateLimited {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+/// The block an address is counted in: itself for IPv4 (and IPv4-mapped
+/// IPv6), its /64 for IPv6 (the block one host usually has).
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
             }
-        })?;
-        // Forget idle keys now and then so the map stays small.
-        if self.limiter.len() > 10_000 {
-            self.limiter.retain_recent();
-        }
-        Ok(())
+        },
     }
 }
 
-/// Failed authentications per client address: after `max` in a window of
-/// `window`, the address gets 429 for the rest of the window, whatever key
-/// it sends (so guessing on cannot tell a right key from a wrong one).
-/// IPv6 clients are counted per /64, the block one host usually has.
-pub struct FailedAuthLimit {
-    max: u32,
-    window: Duration,
-    /// Address → (start of its window, failures in it).
-    by_addr: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-/// Addresses remembered before expired windows are swept out.
-const SWEEP_AT: usize = 10_000;
-
-impl FailedAuthLimit {
-    pub fn new(max: u32, window: Duration) -> FailedAuthLimit {
-        FailedAuthLimit {
-            max: max.max(1),
-            window,
-            by_addr: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn key(ip: IpAddr) -> IpAddr {
-        match ip {
-            IpAddr::V4(_) => ip,
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let s = v6.segments();
-                    IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
-                }
-            },
-        }
-    }
-
-    /// Refuse an address that has failed too often in its current window.
-    pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
-        let map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&Self::key(ip)) {
-            Some((start, n)) if *n >= self.max && start.elapsed() < self.window => {
-                let left = self.window.saturating_sub(start.elapsed());
-                Err(ApiError::RateLimited {
-                    retry_after_secs: left.as_secs_f64().ceil().max(1.0) as u64,
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Count a failed authentication from `ip`.
-    pub fn failed(&self, ip: IpAddr) {
-        let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= SWEEP_AT {
-            let window = self.window;
-            map.retain(|_, (start, _)| start.elapsed() < window);
-        }
-        let entry = map
-            .entry(Self::key(ip))
-            .or_insert_with(|| (Instant::now(), 0));
-        if entry.0.elapsed() >= self.window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
+/// The 429 for a wait of `secs` (rounded up, at least 1 s).
+pub fn too_many(secs: f64) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: secs.ceil().max(1.0) as u64,
     }
 }
 
@@ -113,30 +47,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_address_is_refused_after_max_failures_until_its_window_ends() {
-        let limit = FailedAuthLimit::new(3, Duration::from_millis(200));
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        for _ in 0..3 {
-            assert!(limit.check(ip).is_ok());
-            limit.failed(ip);
-        }
-        assert!(matches!(
-            limit.check(ip),
-            Err(ApiError::RateLimited {
-                retry_after_secs: 1
-            })
-        ));
-        assert!(limit.check("192.0.2.8".parse().unwrap()).is_ok());
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(limit.check(ip).is_ok(), "a new window");
+    fn ipv6_is_counted_per_64_and_mapped_v4_as_v4() {
+        let a = client_block("2001:db8:1:2::1".parse().unwrap());
+        assert_eq!(a, client_block("2001:db8:1:2:ffff::9".parse().unwrap()));
+        assert_ne!(a, client_block("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            client_block("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
-    fn ipv6_is_counted_per_64() {
-        let limit = FailedAuthLimit::new(2, Duration::from_secs(60));
-        limit.failed("2001:db8:1:2::1".parse().unwrap());
-        limit.failed("2001:db8:1:2:ffff::9".parse().unwrap());
-        assert!(limit.check("2001:db8:1:2::77".parse().unwrap()).is_err());
-        assert!(limit.check("2001:db8:1:3::1".parse().unwrap()).is_ok());
+    fn a_wait_rounds_up_to_whole_seconds() {
+        assert!(matches!(
+            too_many(0.01),
+            ApiError::RateLimited {
+                retry_after_secs: 1
+            }
+        ));
+        assert!(matches!(
+            too_many(2.2),
+            ApiError::RateLimited {
+                retry_after_secs: 3
+            }
+        ));
     }
 }

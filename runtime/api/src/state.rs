@@ -1,7 +1,7 @@
 //! What every handler shares.
 use crate::events::EventHub;
 use crate::metrics::ApiMetrics;
-use crate::rate_limit::{FailedAuthLimit, RateLimits};
+use crate::rate_limit::RequestLimits;
 use panel1_sandbox::{ArtifactStore, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use sqlx::PgPool;
@@ -34,6 +34,18 @@ impl Default for ApiConfig {
     }
 }
 
+impl ApiConfig {
+    /// The request limits, shared by every API process through Postgres.
+    pub fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            per_second: self.rate_limit_per_second,
+            burst: self.rate_limit_burst,
+            auth_failure_limit: self.auth_failure_limit,
+            auth_failure_window: self.auth_failure_window,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
@@ -44,8 +56,6 @@ pub struct AppState {
     /// machine), if anywhere.
     pub artifacts: Option<Arc<ArtifactStore>>,
     pub config: Arc<ApiConfig>,
-    pub rate_limits: Arc<RateLimits>,
-    pub auth_failures: Arc<FailedAuthLimit>,
     pub events: EventHub,
     pub metrics: Arc<ApiMetrics>,
 }
@@ -62,14 +72,6 @@ impl AppState {
     ) -> AppState {
         AppState {
             events: EventHub::start(pool.clone()),
-            rate_limits: Arc::new(RateLimits::new(
-                config.rate_limit_per_second,
-                config.rate_limit_burst,
-            )),
-            auth_failures: Arc::new(FailedAuthLimit::new(
-                config.auth_failure_limit,
-                config.auth_failure_window,
-            )),
             pool,
             secrets,
             sandbox,
