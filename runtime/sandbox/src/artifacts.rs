@@ -118,12 +118,12 @@ impl ArtifactStore {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let tmp = path.with_extension("cwasm.tmp");
+        let tmp = unique_tmp(&path);
         write_private(&tmp, &bytes)?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
         let mac = self.mac_file(&key, &path)?;
         let mac_path = self.mac_path(&key);
-        let tmp = mac_path.with_extension("mac.tmp");
+        let tmp = unique_tmp(&mac_path);
         write_private(&tmp, hex::encode(mac).as_bytes())?;
         fs::rename(&tmp, &mac_path).map_err(io(&mac_path))?;
         Ok(path)
@@ -174,6 +174,9 @@ fn parse_key(hexkey: &str) -> Result<[u8; 32], ArtifactError> {
     })
 }
 
+/// Written under a temporary name and hard-linked into place, so two
+/// processes starting at once on one data directory cannot both win or read
+/// a half-written key.
 fn key_file(path: &Path) -> Result<[u8; 32], ArtifactError> {
     if let Ok(text) = fs::read_to_string(path) {
         return parse_key(text.trim());
@@ -181,8 +184,27 @@ fn key_file(path: &Path) -> Result<[u8; 32], ArtifactError> {
     let mut key = [0u8; 32];
     let mut urandom = fs::File::open("/dev/urandom").map_err(io(Path::new("/dev/urandom")))?;
     std::io::Read::read_exact(&mut urandom, &mut key).map_err(io(Path::new("/dev/urandom")))?;
-    write_private(path, hex::encode(key).as_bytes())?;
-    Ok(key)
+    let tmp = unique_tmp(path);
+    write_private(&tmp, hex::encode(key).as_bytes())?;
+    let published = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match published {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = fs::read_to_string(path).map_err(io(path))?;
+            parse_key(text.trim())
+        }
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// A temporary name beside `path` that no other process or thread uses:
+/// processes sharing the directory may write the same file at once.
+fn unique_tmp(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
