@@ -28,6 +28,11 @@ test: adapters
 fuzz-api: build
     bash .ci/fuzz-api.sh
 
+# Rewrite runtime/store/schema.sql: the schema after every migration, in one
+# file (a test fails when it is stale).
+schema:
+    PANEL1_WRITE_SCHEMA=1 cargo test --release --workspace --test schema_file
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all --check
@@ -37,12 +42,13 @@ lint:
     cd adapters && cargo clippy --release --target wasm32-wasip2 --workspace -- -D warnings
     cd sdk/rust && cargo clippy --release --target wasm32-wasip2 -- -D warnings
 
-# Benchmarks (print tables; see docs/benchmarks.md): the sandbox, then the
-# queue side by side with graphile-worker on the same Postgres (DATABASE_URL
-# or the local cluster; needs Node for the peer).
+# Benchmarks (print tables; see docs/benchmarks.md): the sandbox, the queue
+# side by side with graphile-worker on the same Postgres (DATABASE_URL or the
+# local cluster; needs Node for the peer), and orphan recovery after SIGKILL.
 bench: adapters
-    cargo bench -p panel1-sandbox --bench sandbox
-    cargo bench -p panel1-worker --bench queue
+    cargo bench --workspace --bench sandbox
+    cargo bench --workspace --bench queue
+    cargo bench --workspace --bench recovery
 
 # The main job, end to end: Panel1 (API + workers, its own Postgres in
 # .panel1/ unless DATABASE_URL is set) and a simulated WHM server; provisions,
