@@ -7,7 +7,10 @@
 //! - precompiled-artifact load time (MAC verification + memory-mapped
 //!   deserialize);
 //! - the secret scanner: building it for a call with 3 secrets, and
-//!   scanning a 1 MiB response with it.
+//!   scanning a 1 MiB response with it;
+//! - one host call from the guest (`config.get`, the cheapest import) with
+//!   the checkpoints every host call passes (wasmtime's call hook: fuel
+//!   charge, resource-table scan, host budget and deadline checks).
 //!
 //! The machine is noisy: every figure is the median of several rounds.
 use panel1_sandbox::{
@@ -186,6 +189,39 @@ fn scanner_cost(rounds: usize) -> ScannerCost {
     }
 }
 
+/// Wall time per host call: the `host-hoard` fixture calls `config.get`
+/// with an empty key until its fuel runs out; each call costs
+/// `HOST_CALL_FUEL` (the guest's own loop is a few dozen instructions), so
+/// calls ≈ fuel ÷ HOST_CALL_FUEL and the time per call is wall ÷ calls.
+async fn host_call_ns(sandbox: &Sandbox, rounds: usize) -> f64 {
+    let adapter = sandbox.load(&component("host-hoard")).unwrap();
+    let mut ctx = HostContext::default();
+    ctx.limits.fuel = 40_000_000;
+    let ctx = Arc::new(ctx);
+    let req = CallRequest {
+        operation: Operation::Provision,
+        input: serde_json::json!({"service": {"service_id": "bench",
+            "params": {"mode": "config-loop", "key_kb": "0"}}}),
+        idempotency_key: "bench".into(),
+        attempt: 1,
+    };
+    let mut per_call = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let r = sandbox.call(&adapter, ctx.clone(), &req).await.unwrap();
+        let wall = t.elapsed().as_secs_f64() * 1e9;
+        assert_eq!(
+            r.metrics.trap_kind.as_deref(),
+            Some("out-of-fuel"),
+            "{:?}",
+            r.outcome
+        );
+        let calls = r.metrics.fuel_consumed as f64 / panel1_types::HOST_CALL_FUEL as f64;
+        per_call.push(wall / calls);
+    }
+    median(per_call)
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -270,6 +306,10 @@ fn main() {
         "| secret scanner: scan a 1 MiB response | {:.2} ms ({:.0} MB/s) | (same) | |",
         sc.scan_ms,
         1.048_576 / (sc.scan_ms / 1e3)
+    );
+    println!(
+        "| one host call (`config.get`) with its checkpoints | {:.0} ns | (same) | |",
+        rt.block_on(host_call_ns(&sandbox, rounds))
     );
     println!();
     println!("medians of {rounds} rounds; per-call figures include Store creation, instantiation from a cached InstancePre, the call and result conversion");
