@@ -176,12 +176,31 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             // The database is down or restarting: the client may retry.
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            // A connection cut mid-conversation can also surface as a
+            // protocol error or a crashed connection worker.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::PoolClosed => ApiError::Unavailable(format!("database: {e}")),
+            sqlx::Error::Database(d) if d.code().is_some_and(|c| transient_sqlstate(&c)) => {
                 ApiError::Unavailable(format!("database: {e}"))
             }
             _ => ApiError::internal("database", e),
         }
     }
+}
+
+/// SQLSTATEs that say "not now" rather than "wrong": a connection lost (08),
+/// the server shutting down, restarting or not accepting yet (57P01-57P03),
+/// out of connections or resources (53), a serialization failure or
+/// deadlock (40001, 40P01). The client gets 503 and may retry; with an
+/// Idempotency-Key the retry is safe (the effect and its key commit together).
+fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
 }
 
 impl From<panel1_store::StoreError> for ApiError {
@@ -213,7 +232,7 @@ impl IntoResponse for ApiError {
             // The rest of the body may still be on its way: not reusable.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if let ApiError::IdempotencyInProgress = self {
+        if let ApiError::IdempotencyInProgress | ApiError::Unavailable(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
         resp

@@ -53,13 +53,7 @@ async fn orders_survive_sigkill_at_every_point_exactly_once() {
     let mut orders: Vec<Order> = Vec::new();
     let mut tally = Tally::default();
     let mut fired: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut seed: u64 = 0x5eed_1804;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = support::random_below(0x5eed_1804);
     for round in 0..ROUNDS {
         for i in 0..NEW_ORDERS_PER_ROUND {
             orders.push(Order {

@@ -210,13 +210,7 @@ async fn two_apis_and_three_workers_keep_orders_exactly_once_and_events_whole() 
     let mut killed = [0usize; 5];
     // Requests whose connection died with an API process.
     let mut lost = 0;
-    let mut seed: u64 = 0x0005_1805;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = support::random_below(0x0005_1805);
     for round in 0..ROUNDS {
         for i in 0..ORDERS_PER_ROUND {
             orders.push((format!("mp-{round}-{i}"), format!("mp{round}x{i}"), None));

@@ -102,6 +102,17 @@ impl Api {
         limits: ConnectionLimits,
     ) -> Api {
         let (pool, db_url) = panel1_store::testing::fresh_database().await;
+        Api::start_on(pool, db_url, config, with_worker, limits).await
+    }
+
+    /// On a database of the caller's (a throwaway cluster, say).
+    pub async fn start_on(
+        pool: sqlx::PgPool,
+        db_url: String,
+        config: ApiConfig,
+        with_worker: bool,
+        limits: ConnectionLimits,
+    ) -> Api {
         let secrets = Arc::new(SecretBox::new([7; 32], "test"));
         let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
         let mut registry = prometheus_client::registry::Registry::default();

@@ -25,6 +25,17 @@ pub fn adapters_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist"))
 }
 
+/// A seeded generator of numbers below `n` (xorshift: the same run every
+/// time, so a failure can be replayed).
+pub fn random_below(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
 /// What every process of one installation shares: the database, the data
 /// directory (the platform key is written there), the built-ins and the
 /// master key.
