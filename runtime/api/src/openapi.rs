@@ -50,11 +50,13 @@ const ANSWERS: &[(&str, &str)] = &[
     ("415", "The body's Content-Type is not one this operation reads"),
     ("422", "A field, parameter or header is invalid (named in `errors`), or the Idempotency-Key was used with another request"),
     ("429", "Rate limited (per key, or per address after failed authentications); see Retry-After"),
+    ("503", "The database is unreachable or restarting; retry after Retry-After (a keyed POST is safe to retry)"),
 ];
 
 /// Adds the error answers an operation can give, judged by what it takes:
-/// a key (401/403/429), path parameters (404, 422), query parameters (422),
-/// a body (400/408/413/415/422), POST (409/422 through Idempotency-Key).
+/// a key (401/403/429, and 503: every key is checked in the database), path
+/// parameters (404, 422), query parameters (422), a body
+/// (400/408/413/415/422), POST (409/422 through Idempotency-Key).
 pub struct ErrorAnswers;
 
 impl Modify for ErrorAnswers {
@@ -82,7 +84,7 @@ fn add_answers(path: &str, op: &mut Operation, is_post: bool) {
     let takes = |place: ParameterIn| params.iter().any(|p| p.parameter_in == place);
     let authenticated = op.security.is_some();
     if authenticated {
-        statuses.extend(["401", "403", "429"]);
+        statuses.extend(["401", "403", "429", "503"]);
     }
     if takes(ParameterIn::Path) {
         statuses.extend(["404", "422"]);

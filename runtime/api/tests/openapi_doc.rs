@@ -30,7 +30,7 @@ async fn every_operation_states_the_errors_it_can_answer() {
             let takes = |place: &str| params.iter().any(|p| p["in"] == place);
             let mut expected = Vec::new();
             if op.get("security").is_some() {
-                expected.extend(["401", "403", "429"]);
+                expected.extend(["401", "403", "429", "503"]);
             }
             if takes("path") {
                 expected.extend(["404", "422"]);
