@@ -182,7 +182,7 @@ async fn admit(state: &AppState, key: Option<&str>, addr: Option<IpAddr>) -> Api
         }
         _ => (String::new(), Vec::new()),
     };
-    let limits = state.config.limits();
+    let limits = &state.config;
     let (outcome, wait, id, tenant, scopes): Admission = sqlx::query_as(
         "SELECT outcome, extract(epoch FROM wait)::float8, key_id, tenant_id, scopes
          FROM panel1_admit($1, $2, $3::inet, $4, make_interval(secs => $5), $6, $7)",
@@ -192,8 +192,8 @@ async fn admit(state: &AppState, key: Option<&str>, addr: Option<IpAddr>) -> Api
     .bind(addr.map(|ip| rate_limit::client_block(ip).to_string()))
     .bind(limits.auth_failure_limit.max(1) as i32)
     .bind(limits.auth_failure_window.as_secs_f64())
-    .bind(limits.per_second.max(1) as i32)
-    .bind(limits.burst.max(1) as i32)
+    .bind(limits.rate_limit_per_second.max(1) as i32)
+    .bind(limits.rate_limit_burst.max(1) as i32)
     .fetch_one(&state.pool)
     .await?;
     match (outcome.as_str(), id) {

@@ -2,23 +2,10 @@
 //! bucket per key (GCRA) and a count of failed authentications per client
 //! address. Both are decided in Postgres, in the same round trip as the
 //! key's lookup (`panel1_admit`), so two processes behind one balancer hold
-//! one limit, not two. Over either: 429 with `Retry-After`.
+//! one limit, not two (settings: `ApiConfig`). Over either: 429 with
+//! `Retry-After`.
 use crate::problem::ApiError;
 use std::net::IpAddr;
-use std::time::Duration;
-
-/// The limits, as configured.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestLimits {
-    /// Requests per second per key, and the burst above it.
-    pub per_second: u32,
-    pub burst: u32,
-    /// Failed authentications an address may make per window; past them
-    /// it gets 429 for the rest of the window, whatever key it sends (so
-    /// guessing on cannot tell a right key from a wrong one).
-    pub auth_failure_limit: u32,
-    pub auth_failure_window: Duration,
-}
 
 /// The block an address is counted in: itself for IPv4 (and IPv4-mapped
 /// IPv6), its /64 for IPv6 (the block one host usually has).

@@ -1,7 +1,6 @@
 //! What every handler shares.
 use crate::events::EventHub;
 use crate::metrics::ApiMetrics;
-use crate::rate_limit::RequestLimits;
 use panel1_sandbox::{ArtifactStore, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use sqlx::PgPool;
@@ -30,18 +29,6 @@ impl Default for ApiConfig {
             rate_limit_burst: 100,
             auth_failure_limit: 20,
             auth_failure_window: Duration::from_secs(60),
-        }
-    }
-}
-
-impl ApiConfig {
-    /// The request limits, shared by every API process through Postgres.
-    pub fn limits(&self) -> RequestLimits {
-        RequestLimits {
-            per_second: self.rate_limit_per_second,
-            burst: self.rate_limit_burst,
-            auth_failure_limit: self.auth_failure_limit,
-            auth_failure_window: self.auth_failure_window,
         }
     }
 }

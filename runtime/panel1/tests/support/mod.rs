@@ -178,8 +178,7 @@ impl Proc {
 
     /// SIGKILL (if still alive); the log of this life.
     pub fn kill(mut self) -> String {
-        let _ = self.child.kill();
-        self.child.wait().unwrap();
+        self.sigkill();
         if let Some(r) = self.reader.take() {
             r.join().unwrap();
         }
