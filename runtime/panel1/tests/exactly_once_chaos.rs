@@ -32,7 +32,7 @@ struct Order {
 async fn orders_survive_sigkill_at_every_point_exactly_once() {
     let test_start = Instant::now();
     let (pool, db_url) = panel1_store::testing::fresh_database().await;
-    let sim = panel1_whm_sim::WhmSimulator::start(panel1_whm_sim::SimConfig::default())
+    let sim = panel1_sims::WhmSimulator::start(panel1_sims::SimConfig::default())
         .await
         .unwrap();
     let env = Env::new(db_url, "chaos");

@@ -183,7 +183,7 @@ async fn two_apis_and_three_workers_keep_orders_exactly_once_and_events_whole() 
     const ORDERS_PER_ROUND: usize = 4;
     let test_start = Instant::now();
     let (pool, db_url) = panel1_store::testing::fresh_database().await;
-    let sim = panel1_whm_sim::WhmSimulator::start(panel1_whm_sim::SimConfig::default())
+    let sim = panel1_sims::WhmSimulator::start(panel1_sims::SimConfig::default())
         .await
         .unwrap();
     let env = Env::new(db_url, "many");

@@ -14,7 +14,7 @@ mod common;
 mod whm;
 
 use common::stop;
-use panel1_whm_sim::{Account, AuthOutcome, Fault, FaultRule};
+use panel1_sims::{Account, AuthOutcome, Fault, FaultRule};
 use serde_json::json;
 use std::time::Duration;
 use whm::{existing, kinds, provision, Setup, Whm, GENERATED_LEN};
@@ -216,7 +216,8 @@ async fn a_wrong_token_fails_at_once_as_auth_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api0_answer_fails_at_once_as_permanent() {
     let h = Whm::start(Setup::default()).await;
-    h.sim.inject(FaultRule::next("createacct", Fault::Api0, 1));
+    h.sim
+        .inject(FaultRule::next("createacct", Fault::WrongBody, 1));
     let (svc, task, attempts) = h.provision_once("judy", "failed").await;
     assert_eq!(
         h.attempt_kinds(task).await,

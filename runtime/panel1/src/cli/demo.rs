@@ -11,7 +11,7 @@ use crate::serve_config::ServeConfig;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use panel1_api::Scope;
-use panel1_whm_sim::{SimConfig, WhmSimulator};
+use panel1_sims::{SimConfig, WhmSimulator};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;

@@ -267,7 +267,7 @@ impl Api {
     pub async fn stage(
         &self,
         platform_key: &str,
-        sim: &panel1_whm_sim::WhmSimulator,
+        sim: &panel1_sims::WhmSimulator,
     ) -> (String, String) {
         let tenant = self
             .post(platform_key, "/v1/tenants", json!({"name": "billing-co"}))

@@ -3,10 +3,10 @@
 //! tests read, and the leak checker.
 use crate::common::{fast, install_builtin, secret_box, spawn_workers, stop, Running};
 use panel1_sandbox::EgressRule;
+use panel1_sims::{Account, SimConfig, WhmSimulator};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::setup::{self, NewServer};
 use panel1_store::{testing, NewTask};
-use panel1_whm_sim::{Account, SimConfig, WhmSimulator};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::sync::{Arc, Mutex, OnceLock};
