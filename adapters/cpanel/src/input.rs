@@ -70,9 +70,45 @@ pub fn domain(raw: &str) -> Result<String, String> {
     Ok(d)
 }
 
+/// A contact e-mail as `createacct`'s `contactemail` needs it (cPanel's
+/// description declares an e-mail format): one `@`, a local part without
+/// spaces or control characters, a valid domain after the `@` (lowercased).
+/// Deliberately no full RFC 5322: quoted local parts are not worth a refusal
+/// from WHM later.
+pub fn email(raw: &str) -> Result<String, String> {
+    let e = raw.trim();
+    let bad = |why: &str| {
+        Err(format!(
+            "contact e-mail `{}` is not valid: {why}",
+            e.escape_debug()
+        ))
+    };
+    let Some((local, host)) = e.split_once('@') else {
+        return bad("it has no `@`");
+    };
+    if host.contains('@') {
+        return bad("it has more than one `@`");
+    }
+    if local.is_empty() {
+        return bad("nothing before the `@`");
+    }
+    if local.len() > 64 {
+        return bad("the part before the `@` is longer than 64 characters");
+    }
+    if local.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("spaces or control characters before the `@`");
+    }
+    if host.is_empty() {
+        return bad("nothing after the `@`");
+    }
+    let host = domain(host)
+        .map_err(|why| format!("contact e-mail `{}` is not valid: {why}", e.escape_debug()))?;
+    Ok(format!("{local}@{host}"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::domain;
+    use super::{domain, email};
 
     #[test]
     fn domains() {
@@ -100,5 +136,35 @@ mod tests {
             assert!(domain(bad).is_err(), "{bad}");
         }
         assert!(domain(&format!("{}.com", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(" Ops@Example.COM "), Ok("Ops@example.com".into()));
+        assert_eq!(
+            email("first.last+tag@mail.example.co.uk"),
+            Ok("first.last+tag@mail.example.co.uk".into())
+        );
+        for bad in [
+            "",
+            "ops",
+            "ops@",
+            "@example.com",
+            "a@b@example.com",
+            "o ps@example.com",
+            "ops\u{7}@example.com",
+            "ops@localhost",
+            "ops@exa mple.com",
+            "ops@10.0.0.1",
+            "ops@example.com,root@evil.example",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+        assert!(email(&format!("{}@example.com", "a".repeat(65))).is_err());
+        let e = email("ops@localhost").unwrap_err();
+        assert!(
+            e.starts_with("contact e-mail `ops@localhost` is not valid"),
+            "{e}"
+        );
     }
 }

@@ -60,7 +60,14 @@ impl Cpanel {
     }
 }
 
-/// The account named `user`, or `None` when WHM says it does not exist.
+/// The account named `user`, or `None` when it does not exist.
+///
+/// The one rule for absence: an account missing from a successful
+/// `accountsummary` listing (result 1, `user` not in `data.acct`) means
+/// exactly what WHM's "does not exist" means. Callers decide only what
+/// absence means for their operation: `status` reports `terminated`,
+/// provision creates, usage answers `not-found` ([`gone`]), and
+/// change-package/change-password keep their applied change ([`after_change`]).
 fn lookup(whm: &Whm, user: &str) -> Result<Option<Account>, AdapterError> {
     match whm.call(
         Method::Get,
@@ -73,11 +80,26 @@ fn lookup(whm: &Whm, user: &str) -> Result<Option<Account>, AdapterError> {
     }
 }
 
-/// The status of an account that must exist (after changing it).
-fn current(whm: &Whm, user: &str) -> Result<ServiceStatus, AdapterError> {
-    lookup(whm, user)?
-        .map(|a| a.to_status())
-        .ok_or_else(|| not_found(format!("cPanel account `{user}` does not exist")))
+/// The error of an operation that needs an account which does not exist.
+fn gone(user: &str) -> AdapterError {
+    not_found(format!("cPanel account `{user}` does not exist"))
+}
+
+/// The status after a change WHM accepted. The change stands whatever the
+/// follow-up read says: when the read fails or does not list the account,
+/// `known` (what the change itself established) is returned and the reason
+/// is logged, never an error that would make a retry repeat the change.
+fn after_change(whm: &Whm, user: &str, known: ServiceStatus) -> ServiceStatus {
+    let why = match lookup(whm, user) {
+        Ok(Some(a)) => return a.to_status(),
+        Ok(None) => "accountsummary does not list the account".to_string(),
+        Err(e) => whm::message(&e).to_string(),
+    };
+    log::warn(
+        "change applied, but the account could not be read back: reporting what is known",
+        &[("username", user), ("reason", &why)],
+    );
+    known
 }
 
 /// An existing account is ours when it is what the request asks for.
@@ -188,7 +210,11 @@ impl Adapter for Cpanel {
         let domain =
             input::domain(input::field(&spec.domain).unwrap_or_default()).map_err(invalid_input)?;
         let plan = input::field(&spec.plan);
-        let email = input::param(spec, "contactemail").or(input::field(&spec.contact_email));
+        let email = input::param(spec, "contactemail")
+            .or(input::field(&spec.contact_email))
+            .map(input::email)
+            .transpose()
+            .map_err(invalid_input)?;
 
         let whm = Whm::connect(&req.ctx)?;
         // Ensure semantics: a retry finds what an earlier attempt created.
@@ -199,7 +225,7 @@ impl Adapter for Cpanel {
             .text("username", user)
             .text("domain", &domain)
             .opt("plan", plan)
-            .opt("contactemail", email)
+            .opt("contactemail", email.as_deref())
             .text("showpass", "n");
         let (params, plain) = match Cpanel::password(&req)? {
             Password::Secret(placeholder) => (params.placeholder("password", placeholder), None),
@@ -286,6 +312,7 @@ impl Adapter for Cpanel {
     fn status(req: ServiceRequest) -> Result<ServiceStatus, AdapterError> {
         let user = input::account_of(&req.service)?;
         let whm = Whm::connect(&req.ctx)?;
+        // An account that does not exist is what status calls terminated.
         Ok(match lookup(&whm, &user)? {
             Some(a) => a.to_status(),
             None => ServiceStatus::new(user, RemoteState::Terminated),
@@ -301,7 +328,9 @@ impl Adapter for Cpanel {
         let params = Params::new().text("user", &user).text("pkg", plan);
         whm.ok(Method::Get, "changepackage", params)?;
         log::info("package changed", &[("username", &user), ("plan", plan)]);
-        current(&whm, &user)
+        let mut known = ServiceStatus::new(user.as_str(), RemoteState::Active);
+        known.plan = Some(plan.to_string());
+        Ok(after_change(&whm, &user, known))
     }
 
     fn change_password(req: ChangePasswordRequest) -> Result<ServiceStatus, AdapterError> {
@@ -313,7 +342,8 @@ impl Adapter for Cpanel {
             .placeholder("password", password);
         whm.ok(Method::Post, "passwd", params)?;
         log::info("password changed", &[("username", &user)]);
-        current(&whm, &user)
+        let known = ServiceStatus::new(user.as_str(), RemoteState::Active);
+        Ok(after_change(&whm, &user, known))
     }
 
     fn list_services(req: ListRequest) -> Result<ServicePage, AdapterError> {
@@ -345,8 +375,7 @@ impl Adapter for Cpanel {
     fn usage(req: ServiceRequest) -> Result<UsageReport, AdapterError> {
         let user = input::account_of(&req.service)?;
         let whm = Whm::connect(&req.ctx)?;
-        let acct = lookup(&whm, &user)?
-            .ok_or_else(|| not_found(format!("cPanel account `{user}` does not exist")))?;
+        let acct = lookup(&whm, &user)?.ok_or_else(|| gone(&user))?;
         let params = Params::new()
             .text("searchtype", "user")
             .text("search", exact_regex(&user));

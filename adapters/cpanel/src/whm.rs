@@ -261,17 +261,25 @@ pub fn classify(
     }
 }
 
-/// JSON without `metadata`: WHM API 0 (or something else entirely).
+/// JSON without `metadata`: WHM API 0, or something else entirely (a
+/// proxy's or gateway's own error body, such as problem+json).
 fn api0_or_unknown(function: &str, status: u16, ct: &str, doc: &Value) -> AdapterError {
+    // API 0 proper: `cpanelresult`, or WHM API 0's top-level `result` or
+    // `statusmsg`. A bare top-level `status` is not enough: problem+json
+    // (RFC 9457) and many proxies put the HTTP status there.
     let api0 = doc.get("cpanelresult").or_else(|| {
-        ["result", "status", "statusmsg"]
+        ["result", "statusmsg"]
             .iter()
             .any(|k| doc.get(k).is_some())
             .then_some(doc)
     });
     let Some(envelope) = api0 else {
+        let said = match body_message(doc) {
+            Some(m) => format!(": {m}"),
+            None => ", JSON without `metadata`".to_string(),
+        };
         return permanent(format!(
-            "WHM {function}: not a WHM API 1 response: HTTP {status}, content-type {ct}, JSON without `metadata`"
+            "WHM {function}: not a WHM API 1 response: HTTP {status}, content-type {ct}{said}"
         ));
     };
     let texts = [
@@ -292,6 +300,37 @@ fn api0_or_unknown(function: &str, status: u16, ct: &str, doc: &Value) -> Adapte
         None => permanent(format!(
             "WHM {function}: WHM answered in API 0 format; Panel1 speaks API 1 only"
         )),
+    }
+}
+
+/// What a non-WHM JSON error body says: problem+json's `title` and
+/// `detail`, else a `message` or `error` string; printable and short.
+fn body_message(doc: &Value) -> Option<String> {
+    let text = |k: &str| {
+        doc.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    let said = match (text("title"), text("detail")) {
+        (Some(t), Some(d)) if t != d => format!("{t}: {d}"),
+        (Some(t), _) => t.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => text("message").or_else(|| text("error"))?.to_string(),
+    };
+    Some(snippet(said.as_bytes()))
+}
+
+/// An error's message, for logs and wrapping.
+pub fn message(e: &AdapterError) -> &str {
+    match e {
+        AdapterError::Transient(t) => &t.message,
+        AdapterError::InvalidInput(m)
+        | AdapterError::AuthFailed(m)
+        | AdapterError::NotFound(m)
+        | AdapterError::Conflict(m)
+        | AdapterError::Permanent(m)
+        | AdapterError::Unsupported(m) => m,
     }
 }
 

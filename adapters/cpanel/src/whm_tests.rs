@@ -7,18 +7,6 @@ fn run(status: u16, ct: Option<&str>, body: &str) -> Result<Answer, AdapterError
     classify("createacct", status, ct, Some(7000), body.as_bytes())
 }
 
-fn message(e: &AdapterError) -> String {
-    match e {
-        AdapterError::Transient(t) => t.message.clone(),
-        AdapterError::InvalidInput(m)
-        | AdapterError::AuthFailed(m)
-        | AdapterError::NotFound(m)
-        | AdapterError::Conflict(m)
-        | AdapterError::Permanent(m)
-        | AdapterError::Unsupported(m) => m.clone(),
-    }
-}
-
 #[test]
 fn success_and_failure_envelopes() {
     let ok = r#"{"metadata":{"result":1,"reason":"OK","command":"createacct","version":1},"data":{"package":"gold"}}"#;
@@ -98,7 +86,7 @@ fn refused_tokens_and_login_pages_are_auth_failures() {
 fn other_bodies_are_permanent_with_a_short_safe_quote() {
     let long = format!("Internal\u{1b}[31m {}", "x".repeat(500));
     let e = run(200, Some("text/plain"), &long).unwrap_err();
-    let m = message(&e);
+    let m = message(&e).to_string();
     assert!(matches!(e, AdapterError::Permanent(_)));
     assert!(
         m.starts_with(
@@ -108,9 +96,9 @@ fn other_bodies_are_permanent_with_a_short_safe_quote() {
     );
     assert!(!m.contains('\u{1b}'));
     assert!(m.len() < 250, "{m}");
-    let m = message(&run(200, None, "").unwrap_err());
+    let m = message(&run(200, None, "").unwrap_err()).to_string();
     assert!(m.contains("content-type none"), "{m}");
-    let m = message(&run(200, JSON, "[1,2]").unwrap_err());
+    let m = message(&run(200, JSON, "[1,2]").unwrap_err()).to_string();
     assert!(m.contains("JSON without `metadata`"), "{m}");
 }
 
@@ -120,6 +108,7 @@ fn api0_envelopes() {
         r#"{"cpanelresult":{"apiversion":"2","data":[],"event":{"result":1}}}"#,
         r#"{"result":[{"status":1,"statusmsg":"Account Created"}]}"#,
         r#"{"status":1,"statusmsg":"ok"}"#,
+        r#"{"result":0}"#,
     ];
     for body in api0 {
         let e = run(200, JSON, body).unwrap_err();
@@ -135,6 +124,55 @@ fn api0_envelopes() {
         run(200, JSON, denied),
         Err(AdapterError::AuthFailed(_))
     ));
+}
+
+#[test]
+fn foreign_json_errors_report_the_http_status_and_their_message() {
+    let problem = Some("application/problem+json");
+    let cases = [
+        (404, r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"no route for /json-api/createacct"}"#,
+         "HTTP 404, content-type application/problem+json: Not Found: no route for /json-api/createacct"),
+        (405, r#"{"type":"about:blank","title":"Method Not Allowed","status":405}"#,
+         "HTTP 405, content-type application/problem+json: Method Not Allowed"),
+        (422, r#"{"status":422,"detail":"body rejected by the gateway"}"#,
+         "HTTP 422, content-type application/problem+json: body rejected by the gateway"),
+    ];
+    for (status, body, want) in cases {
+        let e = run(status, problem, body).unwrap_err();
+        let m = message(&e);
+        assert!(matches!(e, AdapterError::Permanent(_)), "{body}");
+        assert!(
+            m.starts_with("WHM createacct: not a WHM API 1 response"),
+            "{m}"
+        );
+        assert!(m.contains(want), "{m}");
+        assert!(!m.contains("API 0"), "{m}");
+    }
+    // A plain `message` (or `error`) body, even with 200.
+    let m = message(
+        &run(
+            200,
+            JSON,
+            r#"{"status":"error","message":"upstream\u001b busy"}"#,
+        )
+        .unwrap_err(),
+    )
+    .to_string();
+    assert!(
+        m.ends_with("HTTP 200, content-type application/json: upstream. busy"),
+        "{m}"
+    );
+    let m = message(&run(400, JSON, r#"{"error":"bad request"}"#).unwrap_err()).to_string();
+    assert!(m.ends_with(": bad request"), "{m}");
+    // Long messages are cut.
+    let long = format!(r#"{{"status":404,"detail":"{}"}}"#, "y".repeat(500));
+    assert!(message(&run(404, problem, &long).unwrap_err()).len() < 250);
+    // Nothing to quote: still not API 0.
+    let m = message(&run(404, JSON, r#"{"status":404}"#).unwrap_err()).to_string();
+    assert!(
+        m.contains("HTTP 404") && m.contains("JSON without `metadata`"),
+        "{m}"
+    );
 }
 
 #[test]
