@@ -19,7 +19,8 @@ adapters:
 # The whole test suite (builds the adapters first), then the API fuzz.
 test: adapters
     cargo test --release --workspace
-    cd adapters && cargo test --release -p cpanel --target "$(rustc -vV | sed -n 's/^host: //p')"
+    cd adapters && cargo test --release -p cpanel -p plesk --target "$(rustc -vV | sed -n 's/^host: //p')"
+    cd sdk/rust && cargo test --release --target "$(rustc -vV | sed -n 's/^host: //p')"
     {{just_executable()}} fuzz-api
 
 # Schema-driven fuzz of the REST API (schemathesis, pinned, in a venv under
@@ -51,9 +52,9 @@ bench: adapters
     cargo bench --workspace --bench recovery
 
 # The main job, end to end: Panel1 (API + workers, its own Postgres in
-# .panel1/ unless DATABASE_URL is set) and a simulated WHM server; provisions,
-# suspends, unsuspends and terminates one cPanel account over the REST API,
-# live, then checks the WHM request log.
+# .panel1/ unless DATABASE_URL is set) and simulated WHM and Plesk servers;
+# provisions, suspends, unsuspends and terminates one service on each over
+# the REST API, live, then checks each server's request log.
 demo: adapters build
     {{bin}} demo
 
@@ -67,9 +68,14 @@ sandbox-demo: adapters build
 
 # Panel1 on http://127.0.0.1:8080 (API + workers), with its own
 # Postgres in .panel1/ unless DATABASE_URL is set; the production adapters
-# (adapters/dist/builtin: cPanel) are installed as built-ins.
+# (adapters/dist/builtin: cPanel, Plesk) are installed as built-ins.
 serve: adapters build
     PANEL1_BUILTIN_ADAPTERS="${PANEL1_BUILTIN_ADAPTERS:-adapters/dist/builtin}" {{bin}} serve
+
+# A provider simulator on 127.0.0.1 to develop adapters against
+# (`just sim whm` or `just sim plesk`): prints its URL, pin and credential.
+sim provider="plesk": build
+    {{bin}} sim {{provider}}
 
 # Apply migrations to DATABASE_URL.
 migrate: build

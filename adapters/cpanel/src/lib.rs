@@ -25,7 +25,6 @@ use whm::{Answer, Method, Whm};
 mod account;
 mod form;
 mod input;
-mod paging;
 mod password;
 mod settings;
 mod units;
@@ -212,7 +211,7 @@ impl Adapter for Cpanel {
         let plan = input::field(&spec.plan);
         let email = input::param(spec, "contactemail")
             .or(input::field(&spec.contact_email))
-            .map(input::email)
+            .map(|e| input::email(e).map_err(|why| format!("contact {why}")))
             .transpose()
             .map_err(invalid_input)?;
 

@@ -16,12 +16,6 @@ use serde_json::Value;
 /// The secret holding the WHM API token.
 pub const TOKEN_SECRET: &str = "whm-token";
 
-/// Time kept back from the call's deadline so a timed-out request can still
-/// be reported as `transient` (a tenth of what is left, within these bounds).
-const MIN_MARGIN_MS: u64 = 250;
-const MAX_MARGIN_MS: u64 = 2_000;
-/// Below this there is no point starting a request.
-const MIN_REQUEST_MS: u64 = 100;
 /// How much of a non-JSON body an error message may quote.
 const SNIPPET_CHARS: usize = 100;
 
@@ -47,8 +41,6 @@ pub enum Answer {
 pub struct Whm {
     settings: Settings,
     deadline: Deadline,
-    /// The call's budget was given (0 means the host did not say).
-    has_deadline: bool,
 }
 
 impl Whm {
@@ -57,7 +49,6 @@ impl Whm {
         Ok(Whm {
             settings: Settings::load()?,
             deadline: Deadline::new(ctx),
-            has_deadline: ctx.deadline_ms > 0,
         })
     }
 
@@ -88,17 +79,16 @@ impl Whm {
         function: &str,
         params: Params,
     ) -> Result<Answer, AdapterError> {
-        let timeout = if self.has_deadline {
-            let left = self.deadline.remaining_ms();
-            request_timeout(self.settings.timeout_ms, left).ok_or_else(|| {
+        let left = self.deadline.remaining_ms();
+        let timeout = self
+            .deadline
+            .request_timeout(self.settings.timeout_ms)
+            .ok_or_else(|| {
                 transient(
                     format!("WHM {function}: no time left in the call ({left} ms)"),
                     None,
                 )
-            })?
-        } else {
-            self.settings.timeout_ms
-        };
+            })?;
         let url = format!("{}{function}?api.version=1", self.settings.base_url());
         let token = secrets::placeholder(TOKEN_SECRET)?;
         let request = match method {
@@ -193,14 +183,6 @@ fn kind(e: &AdapterError) -> &'static str {
         AdapterError::Permanent(_) => "permanent",
         AdapterError::Unsupported(_) => "unsupported",
     }
-}
-
-/// The per-request timeout: the configured one, but ending a margin before
-/// the call's deadline; `None` when too little time is left to try.
-pub fn request_timeout(configured_ms: u64, remaining_ms: u64) -> Option<u64> {
-    let margin = (remaining_ms / 10).clamp(MIN_MARGIN_MS, MAX_MARGIN_MS);
-    let usable = remaining_ms.saturating_sub(margin);
-    (usable >= MIN_REQUEST_MS).then(|| configured_ms.min(usable))
 }
 
 /// Classify one HTTP answer from WHM.

@@ -1,20 +1,21 @@
 //! `panel1 demo`, the README's main command: on the embedded default it
-//! provisions, suspends, unsuspends and terminates one account on the
-//! simulated WHM, every call well-formed WHM API 1; a second run in the same
-//! data directory (the cluster and built-ins found again) works too.
+//! provisions, suspends, unsuspends and terminates one service on the
+//! simulated WHM, then on the simulated Plesk, every call well-formed per the
+//! provider's official description; a second run in the same data directory
+//! (the cluster and built-ins found again) works too.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn cpanel_component() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist/cpanel.wasm")
+fn adapters_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist")
 }
 
 fn run_demo(dir: &Path) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_panel1"))
         .arg("demo")
-        .arg("--adapter")
-        .arg(cpanel_component())
+        .arg("--adapters-dir")
+        .arg(adapters_dir())
         .env_remove("DATABASE_URL")
         .env_remove("PANEL1_MASTER_KEY")
         .env_remove("PANEL1_BUILTIN_ADAPTERS")
@@ -42,17 +43,20 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
             "unsuspend",
             "terminate",
         ] {
-            let line = stdout
+            // One table per provider.
+            let rows: Vec<&str> = stdout
                 .lines()
-                .find(|l| l.split_whitespace().next() == Some(step))
-                .unwrap_or_else(|| panic!("no table row for {step}:\n{stdout}"));
-            assert!(line.contains("succeeded"), "{line}");
+                .filter(|l| l.split_whitespace().next() == Some(step))
+                .collect();
+            assert_eq!(rows.len(), 2, "{step}:\n{stdout}");
+            assert!(rows.iter().all(|l| l.contains("succeeded")), "{rows:?}");
         }
-        assert!(
-            stdout.contains(": terminated (the WHM now has 0 account(s))"),
-            "{stdout}"
-        );
+        for provider in ["WHM", "Plesk"] {
+            let done = format!(": terminated (the {provider} now has 0 account(s))");
+            assert!(stdout.contains(&done), "{stdout}");
+        }
         assert!(stdout.contains("token appears nowhere"), "{stdout}");
+        assert!(stdout.contains("Plesk API key appears nowhere"), "{stdout}");
         // Live status came over SSE: the service moved through its states.
         for state in ["state=active", "state=suspended", "state=terminated"] {
             assert!(stderr.contains(state), "no {state} event:\n{stderr}");
@@ -88,6 +92,35 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
             .find(|c| c["function"] == "createacct")
             .unwrap();
         assert_eq!(create["method"], "POST");
+        assert_eq!(create["params"]["password"], "[redacted]");
+
+        let log = std::fs::read_to_string(dir.join("demo-plesk-requests.jsonl")).unwrap();
+        let calls: Vec<Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let operations: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| c["function"].as_str())
+            .collect();
+        for op in [
+            "GET /server",
+            "POST /clients",
+            "POST /domains",
+            "PUT /domains/{id}/status",
+            "DELETE /domains/{id}",
+            "DELETE /clients/{id}",
+        ] {
+            assert!(operations.contains(&op), "{op} missing from {operations:?}");
+        }
+        for c in &calls {
+            assert_eq!(c["auth"], "ok", "{c}");
+            assert_eq!(c["problems"], serde_json::json!([]), "{c}");
+        }
+        let create = calls
+            .iter()
+            .find(|c| c["function"] == "POST /clients")
+            .unwrap();
         assert_eq!(create["params"]["password"], "[redacted]");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -28,3 +28,50 @@ impl Deadline {
         self.budget_ms.saturating_sub(elapsed_ms)
     }
 }
+
+/// Time kept back from the call's deadline so a timed-out request can still
+/// be reported as `transient` (a tenth of what is left, within these bounds).
+const MIN_MARGIN_MS: u64 = 250;
+const MAX_MARGIN_MS: u64 = 2_000;
+/// Below this there is no point starting a request.
+const MIN_REQUEST_MS: u64 = 100;
+
+impl Deadline {
+    /// The timeout for the next request: `configured_ms`, but ending a margin
+    /// before the call's deadline; `None` when too little time is left to
+    /// try. A call without a budget (`deadline_ms` 0) gets `configured_ms`.
+    pub fn request_timeout(&self, configured_ms: u64) -> Option<u64> {
+        if self.budget_ms == 0 {
+            return Some(configured_ms);
+        }
+        request_timeout(configured_ms, self.remaining_ms())
+    }
+}
+
+/// [`Deadline::request_timeout`] for a given time left.
+pub fn request_timeout(configured_ms: u64, remaining_ms: u64) -> Option<u64> {
+    let margin = (remaining_ms / 10).clamp(MIN_MARGIN_MS, MAX_MARGIN_MS);
+    let usable = remaining_ms.saturating_sub(margin);
+    (usable >= MIN_REQUEST_MS).then(|| configured_ms.min(usable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_timeout;
+
+    #[test]
+    fn timeouts_end_before_the_deadline() {
+        // Plenty of time: the configured timeout.
+        assert_eq!(request_timeout(30_000, 120_000), Some(30_000));
+        assert_eq!(request_timeout(30_000, 60_000), Some(30_000));
+        // Deadline nearer than the timeout: a tenth is kept back, at most 2 s.
+        assert_eq!(request_timeout(30_000, 20_000), Some(18_000));
+        assert_eq!(request_timeout(60_000, 50_000), Some(48_000));
+        assert_eq!(request_timeout(30_000, 10_000), Some(9_000));
+        // At least 250 ms kept back.
+        assert_eq!(request_timeout(30_000, 1_000), Some(750));
+        // Too late to start.
+        assert_eq!(request_timeout(30_000, 300), None);
+        assert_eq!(request_timeout(30_000, 0), None);
+    }
+}

@@ -29,7 +29,9 @@ pub mod config;
 pub mod deadline;
 mod errors;
 pub mod http;
+pub mod input;
 pub mod log;
+pub mod paging;
 pub mod random;
 pub mod secrets;
 

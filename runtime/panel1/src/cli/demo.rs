@@ -1,17 +1,19 @@
 //! `panel1 demo`: Panel1 (as `serve` runs it, embedded Postgres by default)
-//! and a simulated WHM server in one process, driven over the REST API like a
-//! billing system would: tenant, secret, server with a pinned certificate,
-//! then provision → suspend → unsuspend → terminate of one cPanel account,
-//! each followed live, timed, and shown with its sandbox metrics. It ends by
-//! checking the simulator's request log: every call well-formed WHM API 1.
+//! and simulated provider servers in one process, driven over the REST API
+//! like a billing system would: tenant, secret, server with a pinned
+//! certificate, then provision → suspend → unsuspend → terminate of one
+//! service, each followed live, timed, and shown with its sandbox metrics;
+//! on cPanel/WHM, then on Plesk (`--provider` picks one). Each run ends by
+//! checking the simulator's request log against the provider's official
+//! description.
 use super::client::{Client, Conn, TaskEnd};
+use super::demo_sims::{DemoProvider, DemoSim};
 use super::serve::{self, Database};
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_USAGE};
 use crate::serve_config::ServeConfig;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use panel1_api::Scope;
-use panel1_sims::{SimConfig, WhmSimulator};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -23,9 +25,12 @@ pub struct DemoArgs {
     /// TOML configuration file, as for `serve` (environment variables override it).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The built cPanel adapter component.
-    #[arg(long, default_value = "adapters/dist/cpanel.wasm")]
-    adapter: PathBuf,
+    /// Where the built adapter components are (`<name>.wasm`).
+    #[arg(long, default_value = "adapters/dist")]
+    adapters_dir: PathBuf,
+    /// Which provider to run the lifecycle on.
+    #[arg(long, value_enum, default_value = "all")]
+    provider: DemoProvider,
 }
 
 /// One watched step of the demo.
@@ -50,48 +55,64 @@ async fn demo(args: DemoArgs) -> Result<bool> {
     let mut cfg = ServeConfig::load(args.config.as_deref())?;
     // Beside a `panel1 serve` that may hold 8080: any free port.
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    // Only the cPanel adapter, plus whatever the configuration names.
+    // The providers' adapters, plus whatever the configuration names.
     let mut builtins = match &cfg.builtin_adapters_dir {
         Some(dir) => serve::components_in(dir)?,
         None => Vec::new(),
     };
-    if !builtins
-        .iter()
-        .any(|b| b.file_name() == args.adapter.file_name())
-    {
-        builtins.push(args.adapter.clone());
+    let mut versions = Vec::new();
+    for provider in args.provider.each() {
+        let path = args
+            .adapters_dir
+            .join(format!("{}.wasm", provider.adapter()));
+        let component = std::fs::read(&path).with_context(|| {
+            format!(
+                "reading {} (build the adapters first: `just adapters`)",
+                path.display()
+            )
+        })?;
+        versions.push((
+            provider,
+            hex::encode(Sha256::digest(&component))[..12].to_string(),
+        ));
+        if !builtins.iter().any(|b| b.file_name() == path.file_name()) {
+            builtins.push(path);
+        }
     }
-    let component = std::fs::read(&args.adapter).with_context(|| {
-        format!(
-            "reading {} (build the adapters first: `just adapters`)",
-            args.adapter.display()
-        )
-    })?;
-    let adapter_version = hex::encode(Sha256::digest(&component))[..12].to_string();
 
     let db = Database::open(&cfg).await?;
     let outcome = async {
         let running = serve::start(&cfg, db.url(), &builtins).await?;
-        let sim = WhmSimulator::start(SimConfig::default())
-            .await
-            .context("starting the WHM simulator")?;
-        println!(
-            "WHM simulator on {} (self-signed certificate sha256:{})",
-            sim.base_url(),
-            sim.cert_sha256()
-        );
         // A platform key for this run only, revoked at the end.
         let (key_id, key) =
             panel1_api::create_key(&running.pool, None, "demo", &[Scope::Platform]).await?;
         let url = format!("http://{}", running.addr);
-        let result = drive(&url, &key, &sim, &adapter_version, &cfg.data_dir).await;
+        let mut all_ok = Ok(true);
+        for (provider, version) in &versions {
+            let sim = DemoSim::start(*provider).await?;
+            println!();
+            println!(
+                "{} simulator on {} (self-signed certificate sha256:{})",
+                sim.label(),
+                sim.base_url(),
+                sim.cert_sha256()
+            );
+            let result = drive(&url, &key, &sim, provider.adapter(), version, &cfg.data_dir).await;
+            sim.shutdown().await;
+            all_ok = match (all_ok, result) {
+                (Ok(a), Ok(b)) => Ok(a && b),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            if all_ok.is_err() {
+                break;
+            }
+        }
         sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1")
             .bind(key_id)
             .execute(&running.pool)
             .await?;
-        sim.shutdown().await;
         running.stop().await?;
-        result
+        all_ok
     }
     .await;
     db.close().await;
@@ -102,7 +123,8 @@ async fn demo(args: DemoArgs) -> Result<bool> {
 async fn drive(
     url: &str,
     platform_key: &str,
-    sim: &WhmSimulator,
+    sim: &DemoSim,
+    adapter: &str,
     adapter_version: &str,
     data_dir: &Path,
 ) -> Result<bool> {
@@ -122,30 +144,23 @@ async fn drive(
         tenant["tenant"]["id"].as_str().unwrap_or("")
     );
 
-    let version_id = wait_until_ready(&api, adapter_version).await?;
-    println!("built-in adapter cpanel {adapter_version} is ready ({version_id})");
+    let version_id = wait_until_ready(&api, adapter, adapter_version).await?;
+    println!("built-in adapter {adapter} {adapter_version} is ready ({version_id})");
 
-    // The token goes in once, write-only; the adapter only ever holds a placeholder.
+    // The credential goes in once, write-only; the adapter only ever holds a placeholder.
+    let (secret_name, secret_value) = sim.secret();
     api.post(
         "/v1/secrets",
-        json!({ "name": "whm-token", "value": sim.token() }),
+        json!({ "name": secret_name, "value": secret_value }),
     )
     .await?;
-    let port = sim.addr().port();
-    let server = api
-        .post(
-            "/v1/servers",
-            json!({
-                "name": "whm-demo",
-                "adapter_version_id": version_id,
-                "config": { "host": "127.0.0.1", "port": port, "whm_user": sim.whm_user() },
-                "egress": [format!("https://127.0.0.1:{port}/json-api/ sha256:{}", sim.cert_sha256())],
-                "secrets": [{ "name": "whm-token", "destinations": [format!("127.0.0.1:{port}")] }],
-            }),
-        )
-        .await?;
+    let port = sim.port();
+    let server = api.post("/v1/servers", sim.server(&version_id)).await?;
     let server_id = server["id"].as_str().unwrap_or_default().to_string();
-    println!("server whm-demo ({server_id}): certificate pinned, token bound to 127.0.0.1:{port}");
+    println!(
+        "server {} ({server_id}): certificate pinned, {secret_name} bound to 127.0.0.1:{port}",
+        server["name"].as_str().unwrap_or("")
+    );
 
     let user = format!("demo{run_id}");
     let mut steps = Vec::new();
@@ -163,7 +178,7 @@ async fn drive(
                 "server_id": server_id,
                 "username": user,
                 "domain": format!("{user}.example.test"),
-                "plan": "basic",
+                "plan": sim.plan(),
                 "contact_email": format!("{user}@example.test"),
             }),
         )
@@ -190,21 +205,27 @@ async fn drive(
 
     print_table(&steps);
     println!(
-        "service {service}: {} (the WHM now has {} account(s))",
+        "service {service}: {} (the {} now has {} account(s))",
         final_service["state"].as_str().unwrap_or("?"),
-        sim.accounts().len()
+        sim.label(),
+        sim.accounts()
     );
     let all_ok = steps.iter().all(|s| s.end.state == "succeeded") && steps.len() == 5;
     // What the API showed (tasks with attempts, their logs and HTTP records,
-    // the server) must not hold the token anywhere.
+    // the server) must not hold the credential anywhere.
     let server_now = api.get(&format!("/v1/servers/{server_id}")).await?;
     let mut shown = server_now.to_string() + &final_service.to_string();
     for s in &steps {
         shown.push_str(&s.end.detail.to_string());
     }
-    let token_hidden = !shown.contains(sim.token());
+    let token_hidden = !shown.contains(secret_value);
     println!(
-        "the WHM token {} in the API's answers (tasks, attempts, logs, HTTP records, server)",
+        "the {} {} in the API's answers (tasks, attempts, logs, HTTP records, server)",
+        if secret_name == "whm-token" {
+            "WHM token"
+        } else {
+            "Plesk API key"
+        },
         if token_hidden {
             "appears nowhere"
         } else {
@@ -215,10 +236,12 @@ async fn drive(
 }
 
 /// Wait for the workers to inspect the built-in version (`info` in the sandbox).
-async fn wait_until_ready(api: &Client, version: &str) -> Result<String> {
+async fn wait_until_ready(api: &Client, adapter: &str, version: &str) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let page = api.get("/v1/adapters?name=cpanel&limit=100").await?;
+        let page = api
+            .get(&format!("/v1/adapters?name={adapter}&limit=100"))
+            .await?;
         let found = page["items"]
             .as_array()
             .into_iter()
@@ -229,11 +252,11 @@ async fn wait_until_ready(api: &Client, version: &str) -> Result<String> {
                 return Ok(v["id"].as_str().unwrap_or_default().to_string())
             }
             Some(v) if v["status"] == "rejected" => {
-                bail!("the cpanel adapter was rejected: {}", v["rejection"])
+                bail!("the {adapter} adapter was rejected: {}", v["rejection"])
             }
-            None => bail!("the built-in cpanel adapter {version} is not installed"),
+            None => bail!("the built-in {adapter} adapter {version} is not installed"),
             _ if Instant::now() > deadline => {
-                bail!("the cpanel adapter was not inspected within 60 s (are workers running?)")
+                bail!("the {adapter} adapter was not inspected within 60 s (are workers running?)")
             }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -286,31 +309,21 @@ fn print_table(steps: &[Step]) {
     );
 }
 
-/// Every request the simulated WHM received, written next to the data and
-/// judged: API 1, the auth header, every required parameter, nothing unknown.
-fn check_request_log(sim: &WhmSimulator, data_dir: &Path) -> Result<bool> {
+/// Every request the simulated server received, written next to the data
+/// and judged against the provider's official description.
+fn check_request_log(sim: &DemoSim, data_dir: &Path) -> Result<bool> {
     let log = sim.request_log();
-    let file = data_dir.join("demo-whm-requests.jsonl");
-    sim.write_log_jsonl(&file)?;
+    let file = sim.log_file(data_dir);
+    sim.write_log(&file)?;
     println!();
-    println!("WHM request log ({}):", file.display());
+    println!("{} request log ({}):", sim.label(), file.display());
     for r in &log {
-        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
-            "  {} {:<5} /json-api/{:<16} {} {}",
-            if r.well_formed() { "✓" } else { "✗" },
-            r.method,
-            r.function,
-            params.join("&"),
-            r.problems.join("; ")
-        );
+        let mark = if r.well_formed() { "✓" } else { "✗" };
+        println!("  {mark} {}", sim.describe(r));
     }
     let bad = log.iter().filter(|r| !r.well_formed()).count();
     if bad == 0 {
-        println!(
-            "{} calls, all well-formed WHM API 1 (api.version=1, the whm auth header, required parameters as the official description defines them)",
-            log.len()
-        );
+        println!("{} calls, all {}", log.len(), sim.well_formed_means());
     } else {
         println!("{bad} of {} calls were not well-formed", log.len());
     }

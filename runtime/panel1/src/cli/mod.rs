@@ -3,8 +3,10 @@ mod adapter;
 mod client;
 pub mod compile;
 mod demo;
+mod demo_sims;
 mod secrets;
 mod serve;
+mod sim;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -46,10 +48,14 @@ pub enum Command {
     /// process. Without DATABASE_URL it starts (and on exit stops) its own
     /// Postgres from the local binaries in the data directory (.panel1/).
     Serve(serve::ServeArgs),
-    /// The end-to-end demo: Panel1 (as `serve`) and a simulated WHM server;
-    /// provisions, suspends, unsuspends and terminates one cPanel account over
-    /// the REST API, live, then checks every WHM call was well-formed API 1.
+    /// The end-to-end demo: Panel1 (as `serve`) and simulated provider
+    /// servers (WHM, then Plesk); provisions, suspends, unsuspends and
+    /// terminates one service on each over the REST API, live, then checks
+    /// every call against the provider's official description.
     Demo(demo::DemoArgs),
+    /// A provider simulator (WHM or Plesk) on 127.0.0.1, to develop and
+    /// demo adapters against; prints its URL, certificate pin and credential.
+    Sim(sim::SimArgs),
     /// Stored secrets (DATABASE_URL).
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
@@ -90,6 +96,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Secrets(cmd) => secrets::run(cmd).await,
+        Command::Sim(args) => sim::run(args).await,
         Command::Client(c) => {
             let conn = cli.conn;
             match c {

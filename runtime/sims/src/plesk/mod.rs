@@ -125,6 +125,11 @@ impl PleskSimulator {
         lock(&self.shared.faults).clear();
     }
 
+    /// Rules not yet used up.
+    pub fn faults(&self) -> Vec<FaultRule> {
+        lock(&self.shared.faults).pending()
+    }
+
     pub fn request_log(&self) -> Vec<LoggedRequest> {
         lock(&self.shared.log).clone()
     }

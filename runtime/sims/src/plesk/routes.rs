@@ -84,9 +84,9 @@ pub(crate) fn call(
         "PUT /clients/{id}" => update_client(state, id, body),
         "DELETE /clients/{id}" => match state.clients.remove(&id) {
             // Deleting a customer deletes its subscriptions, as in Plesk.
-            Some(_) => {
+            Some(c) => {
                 state.domains.retain(|_, d| d.client_id != id);
-                success()
+                (200, json!({"id": c.id, "guid": c.guid}))
             }
             None => client_missing(id),
         },

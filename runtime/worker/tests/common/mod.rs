@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 #[path = "../../../sandbox/tests/support/fake_panel.rs"]
 pub mod fake_panel;
+pub mod logs;
 
 use fake_panel::FakePanel;
 use panel1_sandbox::{EgressRule, Sandbox, SandboxConfig};

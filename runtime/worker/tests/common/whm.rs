@@ -1,6 +1,7 @@
 //! The cPanel orchestrator tests' harness: one tenant with one cPanel server
 //! pointing at one WHM simulator, in-process workers, the rows and logs the
 //! tests read, and the leak checker.
+use crate::common::logs::{capture_logs, logs};
 use crate::common::{fast, install_builtin, secret_box, spawn_workers, stop, Running};
 use panel1_sandbox::EgressRule;
 use panel1_sims::{Account, SimConfig, WhmSimulator};
@@ -9,7 +10,7 @@ use panel1_store::setup::{self, NewServer};
 use panel1_store::{testing, NewTask};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -17,47 +18,6 @@ use uuid::Uuid;
 pub const WAIT: Duration = Duration::from_secs(60);
 /// Length of the password the adapter generates when none is given.
 pub const GENERATED_LEN: usize = 24;
-
-// ---------------------------------------------------------------- logs
-
-/// Everything the worker (and the store, sqlx, hyper ...) logged in this
-/// test binary, at debug level and up.
-pub static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-pub struct LogSink;
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-pub fn capture_logs() {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        let filter = tracing_subscriber::EnvFilter::new(
-            "debug,panel1_worker=trace,panel1_store=trace,panel1_sandbox=trace,\
-             cranelift_codegen=warn,cranelift_frontend=warn,wasmtime=info,\
-             wasmtime_cranelift=warn,regalloc2=warn",
-        );
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(|| LogSink)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
-}
-
-pub fn logs() -> String {
-    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-}
 
 // ---------------------------------------------------------------- harness
 

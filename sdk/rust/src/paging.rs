@@ -1,11 +1,10 @@
-//! Panel1's paging (opaque cursor + limit) over WHM's chunked output
-//! (`api.chunk.start` is 1-based, `api.chunk.size` the page size, and the
-//! answer's `metadata.chunk.records` the total). The cursor is the 1-based
-//! start of the next page, as text.
+//! Panel1's paging (opaque cursor + limit) over a provider's offset paging
+//! or a list it returns whole. The cursor is the 1-based start of the next
+//! page, as text; a cursor this module did not issue is `invalid-input`.
 
 /// Page size when the caller asks for 0.
 pub const DEFAULT_LIMIT: u64 = 100;
-/// Largest page asked of WHM in one call.
+/// Largest page asked of a provider in one call.
 pub const MAX_LIMIT: u64 = 1000;
 
 /// The 1-based start a cursor stands for (1 without a cursor).
@@ -21,7 +20,7 @@ pub fn start_of(cursor: Option<&str>) -> Result<u64, String> {
     }
 }
 
-/// The chunk size for a requested limit.
+/// The page size for a requested limit.
 pub fn size_of(limit: u32) -> u64 {
     match u64::from(limit) {
         0 => DEFAULT_LIMIT,
@@ -30,7 +29,7 @@ pub fn size_of(limit: u32) -> u64 {
 }
 
 /// The cursor after a page that started at `start` and returned `returned`
-/// items; `total` is WHM's record count when it gave one. `None` = last page.
+/// items; `total` is the provider's record count when it gave one. `None` = last page.
 pub fn next_cursor(start: u64, size: u64, returned: usize, total: Option<u64>) -> Option<String> {
     let returned = returned as u64;
     if returned == 0 {
@@ -45,8 +44,7 @@ pub fn next_cursor(start: u64, size: u64, returned: usize, total: Option<u64>) -
     more.then(|| next.to_string())
 }
 
-/// The `[from, to)` window of a page over a list WHM returned whole (a
-/// server that ignores `api.chunk.*`).
+/// The `[from, to)` window of a page over a list the provider returned whole.
 pub fn window(start: u64, size: u64, len: usize) -> (usize, usize) {
     let from = (start - 1).min(len as u64) as usize;
     let to = (start - 1).saturating_add(size).min(len as u64) as usize;

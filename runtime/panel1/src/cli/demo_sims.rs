@@ -1,0 +1,196 @@
+//! The providers `panel1 demo` can run against: each a simulator from the
+//! family (`panel1-sims`), the built-in adapter that speaks to it, and what
+//! a server connection to it needs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use panel1_sims::plesk::{PleskConfig, PleskSimulator};
+use panel1_sims::{LoggedRequest, SimConfig, WhmSimulator};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoProvider {
+    /// cPanel/WHM (the cpanel adapter against the WHM API 1 simulator).
+    Cpanel,
+    /// Plesk (the plesk adapter against the Plesk REST API v2 simulator).
+    Plesk,
+    /// Both, in turn.
+    All,
+}
+
+impl DemoProvider {
+    pub fn each(self) -> Vec<DemoProvider> {
+        match self {
+            DemoProvider::All => vec![DemoProvider::Cpanel, DemoProvider::Plesk],
+            one => vec![one],
+        }
+    }
+
+    /// The adapter's name (and component file stem).
+    pub fn adapter(self) -> &'static str {
+        match self {
+            DemoProvider::Plesk => "plesk",
+            _ => "cpanel",
+        }
+    }
+}
+
+pub enum DemoSim {
+    Whm(WhmSimulator),
+    Plesk(PleskSimulator),
+}
+
+impl DemoSim {
+    pub async fn start(provider: DemoProvider) -> Result<DemoSim> {
+        Ok(match provider {
+            DemoProvider::Plesk => DemoSim::Plesk(
+                PleskSimulator::start(PleskConfig::default())
+                    .await
+                    .context("starting the Plesk simulator")?,
+            ),
+            _ => DemoSim::Whm(
+                WhmSimulator::start(SimConfig::default())
+                    .await
+                    .context("starting the WHM simulator")?,
+            ),
+        })
+    }
+
+    /// "WHM" or "Plesk", as messages name the server.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DemoSim::Whm(_) => "WHM",
+            DemoSim::Plesk(_) => "Plesk",
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        match self {
+            DemoSim::Whm(s) => s.base_url(),
+            DemoSim::Plesk(s) => s.base_url(),
+        }
+    }
+
+    pub fn cert_sha256(&self) -> &str {
+        match self {
+            DemoSim::Whm(s) => s.cert_sha256(),
+            DemoSim::Plesk(s) => s.cert_sha256(),
+        }
+    }
+
+    /// The credential secret: its name and value.
+    pub fn secret(&self) -> (&'static str, &str) {
+        match self {
+            DemoSim::Whm(s) => ("whm-token", s.token()),
+            DemoSim::Plesk(s) => ("plesk-api-key", s.api_key()),
+        }
+    }
+
+    /// A plan the simulator has.
+    pub fn plan(&self) -> &'static str {
+        match self {
+            DemoSim::Whm(_) => "basic",
+            DemoSim::Plesk(_) => "Default Domain",
+        }
+    }
+
+    /// The body of `POST /v1/servers` for a connection to this simulator:
+    /// the certificate pinned, the credential bound to its address.
+    pub fn server(&self, adapter_version_id: &str) -> Value {
+        let (secret, _) = self.secret();
+        let (name, config, egress) = match self {
+            DemoSim::Whm(s) => {
+                let port = s.addr().port();
+                (
+                    "whm-demo",
+                    json!({ "host": "127.0.0.1", "port": port, "whm_user": s.whm_user() }),
+                    format!("{}/json-api/ sha256:{}", s.base_url(), s.cert_sha256()),
+                )
+            }
+            DemoSim::Plesk(s) => (
+                "plesk-demo",
+                json!({ "host": "127.0.0.1", "port": s.addr().port() }),
+                format!("{}/ sha256:{}", s.api_url(), s.cert_sha256()),
+            ),
+        };
+        let port = self.port();
+        json!({
+            "name": name,
+            "adapter_version_id": adapter_version_id,
+            "config": config,
+            "egress": [egress],
+            "secrets": [{ "name": secret, "destinations": [format!("127.0.0.1:{port}")] }],
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            DemoSim::Whm(s) => s.addr().port(),
+            DemoSim::Plesk(s) => s.addr().port(),
+        }
+    }
+
+    /// Accounts (WHM) or subscriptions (Plesk) the server holds.
+    pub fn accounts(&self) -> usize {
+        match self {
+            DemoSim::Whm(s) => s.accounts().len(),
+            DemoSim::Plesk(s) => s.domains().len(),
+        }
+    }
+
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        match self {
+            DemoSim::Whm(s) => s.request_log(),
+            DemoSim::Plesk(s) => s.request_log(),
+        }
+    }
+
+    /// Where the request log goes in the data directory.
+    pub fn log_file(&self, data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join(match self {
+            DemoSim::Whm(_) => "demo-whm-requests.jsonl",
+            DemoSim::Plesk(_) => "demo-plesk-requests.jsonl",
+        })
+    }
+
+    pub fn write_log(&self, path: &Path) -> Result<()> {
+        match self {
+            DemoSim::Whm(s) => s.write_log_jsonl(path)?,
+            DemoSim::Plesk(s) => s.write_log_jsonl(path)?,
+        }
+        Ok(())
+    }
+
+    /// How a well-formed call is judged, for the summary line.
+    pub fn well_formed_means(&self) -> &'static str {
+        match self {
+            DemoSim::Whm(_) => "well-formed WHM API 1 (api.version=1, the whm auth header, required parameters as the official description defines them)",
+            DemoSim::Plesk(_) => "well-formed Plesk REST API v2 (the X-API-Key header, paths, parameters and JSON bodies as Plesk's OpenAPI description defines them)",
+        }
+    }
+
+    /// One request log entry, as the demo prints it.
+    pub fn describe(&self, r: &LoggedRequest) -> String {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let path = match self {
+            DemoSim::Whm(_) => format!("/json-api/{}", r.function),
+            DemoSim::Plesk(_) => r.path.clone(),
+        };
+        format!(
+            "{:<6} {:<28} {} {}",
+            r.method,
+            path,
+            params.join("&"),
+            r.problems.join("; ")
+        )
+    }
+
+    pub async fn shutdown(self) {
+        match self {
+            DemoSim::Whm(s) => s.shutdown().await,
+            DemoSim::Plesk(s) => s.shutdown().await,
+        }
+    }
+}
