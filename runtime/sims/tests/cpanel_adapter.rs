@@ -5,6 +5,8 @@
 //! by the harness, and explicitly here).
 #[path = "common/cpanel.rs"]
 mod cpanel;
+#[path = "common/guest.rs"]
+mod guest;
 
 use cpanel::*;
 use panel1_sandbox::Operation;

@@ -6,6 +6,8 @@
 //! every call.
 #[path = "common/cpanel.rs"]
 mod cpanel;
+#[path = "common/guest.rs"]
+mod guest;
 
 use std::time::Duration;
 

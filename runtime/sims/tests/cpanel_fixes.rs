@@ -5,6 +5,8 @@
 //! never reaches WHM; an absent account has one meaning per operation.
 #[path = "common/cpanel.rs"]
 mod cpanel;
+#[path = "common/guest.rs"]
+mod guest;
 
 use cpanel::*;
 use panel1_sandbox::{CallReport, LogLevel, Operation};

@@ -7,49 +7,28 @@
 //! about it (result, error, log lines, http exchanges) holds the token or a
 //! password the test registered, nor the account's actual password in any
 //! 24-character window (how a generated password would show up).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use panel1_sandbox::{
     CallReport, CallRequest, EgressPolicy, EgressRule, HostContext, LoadedAdapter, Operation,
-    Outcome, Sandbox, SandboxConfig, SecretBinding,
+    SecretBinding,
 };
 use panel1_sims::{Account, AuthOutcome, LoggedRequest, SimConfig, WhmSimulator};
 use serde_json::{json, Value};
+
+use crate::guest::{decode, load, sandbox};
+pub use crate::guest::{detail, error, ok};
 
 pub const TOKEN: &str = "WHMTOKEN7Q2R9X4K1M8P5V3B6N0C";
 /// Length of the password the adapter generates.
 pub const GENERATED_LEN: usize = 24;
 
-fn sandbox() -> &'static Sandbox {
-    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| Sandbox::new(SandboxConfig::default()).expect("sandbox"))
-}
-
-/// `adapters/dist/cpanel.wasm` (built by `bash adapters/build.sh`), or the
-/// one in `PANEL1_ADAPTERS_DIR`. Missing is a failure, never a skip.
 fn adapter() -> Arc<LoadedAdapter> {
     static ADAPTER: OnceLock<Arc<LoadedAdapter>> = OnceLock::new();
-    ADAPTER
-        .get_or_init(|| {
-            let dir = std::env::var_os("PANEL1_ADAPTERS_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist")
-                });
-            let path = dir.join("cpanel.wasm");
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-                panic!(
-                    "cannot read {}: {e}; build it with `bash adapters/build.sh`",
-                    path.display()
-                )
-            });
-            sandbox().load(&bytes).expect("cpanel.wasm loads")
-        })
-        .clone()
+    ADAPTER.get_or_init(|| load("cpanel")).clone()
 }
 
 /// A simulator and a context for the adapter against it.
@@ -196,13 +175,6 @@ pub fn wrong_auth(log: &[LoggedRequest]) -> usize {
     log.iter().filter(|r| r.auth == AuthOutcome::Wrong).count()
 }
 
-fn decode(url: &str) -> String {
-    url::form_urlencoded::parse(url.as_bytes())
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 fn token_binding(sim: &WhmSimulator, token: &str) -> SecretBinding {
     SecretBinding {
         name: "whm-token".into(),
@@ -240,32 +212,6 @@ pub fn new_service(user: &str, domain: &str, plan: Option<&str>) -> Value {
     json!({ "service": {
         "service_id": format!("svc-{user}"), "username": user, "domain": domain, "plan": plan,
     } })
-}
-
-pub fn ok(r: &CallReport) -> &Value {
-    match &r.outcome {
-        Outcome::Ok { result } => result,
-        other => panic!(
-            "expected success, got {other:?}\nlog: {:#?}\nhttp: {:#?}",
-            r.log, r.http
-        ),
-    }
-}
-
-/// `(kind, message)` of an adapter error, or a panic showing the report.
-pub fn error(r: &CallReport) -> (String, String) {
-    match &r.outcome {
-        Outcome::AdapterError { kind, message, .. } => (kind.to_string(), message.clone()),
-        other => panic!(
-            "expected an adapter error, got {other:?}\nlog: {:#?}\nhttp: {:#?}",
-            r.log, r.http
-        ),
-    }
-}
-
-/// A status result's detail.
-pub fn detail<'a>(result: &'a Value, key: &str) -> Option<&'a str> {
-    result["details"][key].as_str()
 }
 
 /// The `whm call` log lines' `function` fields, in order.
