@@ -145,6 +145,9 @@ impl Whm {
         let base = self.settings.base_url();
         match e {
             HttpError::Network(_) => transient(format!("WHM {function}: {e} (talking to {base})"), None),
+            HttpError::CertificateRefused(_) => auth_failed(format!(
+                "WHM {function}: {e}; bind a client identity secret (certificate and key, PEM) the server accepts to its host"
+            )),
             HttpError::Denied(_) => permanent(format!(
                 "WHM {function}: {e}; the server's egress rules must allow {base} and the `{TOKEN_SECRET}` secret must be bound to that host"
             )),

@@ -178,6 +178,9 @@ impl Plesk {
         let base = self.settings.api_url();
         match e {
             HttpError::Network(_) => transient(format!("Plesk {what}: {e} (talking to {base})"), None),
+            HttpError::CertificateRefused(_) => auth_failed(format!(
+                "Plesk {what}: {e}; bind a client identity secret (certificate and key, PEM) the server accepts to its host"
+            )),
             HttpError::Denied(_) => permanent(format!(
                 "Plesk {what}: {e}; the server's egress rules must allow {base}/ and the `{KEY_SECRET}` secret must be bound to that host"
             )),

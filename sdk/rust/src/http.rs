@@ -39,6 +39,10 @@ pub enum HttpError {
     Denied(String),
     /// Timeouts, resets, refused connections, DNS failures.
     Network(String),
+    /// The server refused the TLS client certificate the host presented
+    /// (or its absence): a client identity secret is missing, wrong or not
+    /// bound to this destination.
+    CertificateRefused(String),
     /// Anything else the host reported.
     Other(String),
 }
@@ -49,16 +53,19 @@ impl std::fmt::Display for HttpError {
             HttpError::InvalidUrl(m) => write!(f, "invalid URL: {m}"),
             HttpError::Denied(m) => write!(f, "request denied by the host: {m}"),
             HttpError::Network(m) => write!(f, "network error: {m}"),
+            HttpError::CertificateRefused(m) => write!(f, "client certificate refused: {m}"),
             HttpError::Other(m) => write!(f, "HTTP error: {m}"),
         }
     }
 }
 
 impl From<HttpError> for AdapterError {
-    /// Network trouble is worth a retry; a denial or a bad URL is not.
+    /// Network trouble is worth a retry; a denial or a bad URL is not; a
+    /// refused client certificate is an authentication failure.
     fn from(e: HttpError) -> AdapterError {
         match e {
             HttpError::Network(_) => transient(e.to_string(), None),
+            HttpError::CertificateRefused(_) => AdapterError::AuthFailed(e.to_string()),
             HttpError::Denied(_) | HttpError::InvalidUrl(_) | HttpError::Other(_) => {
                 AdapterError::Permanent(e.to_string())
             }
@@ -217,8 +224,25 @@ fn classify(code: ErrorCode) -> HttpError {
         | ErrorCode::ConnectionLimitReached
         | ErrorCode::HttpResponseIncomplete
         | ErrorCode::HttpResponseTimeout => HttpError::Network(format!("{code:?}")),
+        // The host reports a refused client certificate as this alert.
+        ErrorCode::TlsAlertReceived(ref alert) if is_certificate_refusal(alert.alert_id) => {
+            HttpError::CertificateRefused(
+                alert
+                    .alert_message
+                    .clone()
+                    .unwrap_or_else(|| format!("{code:?}")),
+            )
+        }
         other => HttpError::Other(format!("{other:?}")),
     }
+}
+
+/// TLS alerts a server sends when it refuses the client's certificate:
+/// bad_certificate (42), unsupported (43), revoked (44), expired (45),
+/// certificate_unknown (46), unknown_ca (48), access_denied (49),
+/// certificate_required (116).
+fn is_certificate_refusal(alert_id: Option<u8>) -> bool {
+    matches!(alert_id, Some(42..=46 | 48 | 49 | 116))
 }
 
 /// Send a request and read the whole response.

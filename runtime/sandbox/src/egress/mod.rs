@@ -4,6 +4,7 @@ pub mod address;
 mod encodings;
 pub mod guard;
 mod hooks;
+pub mod identity;
 mod pinning;
 pub mod policy;
 pub mod resolver;

@@ -4,6 +4,7 @@
 //! remaining time and size caps.
 use super::address::classify_ip;
 use super::guard::Outgoing;
+use super::identity;
 use super::policy::EgressRule;
 use super::secrets::{self, Context, Secret};
 use super::{EgressShared, HttpExchange};
@@ -175,6 +176,13 @@ pub async fn send(
                 let why = format!("secret `{name}` is not bound to {host}:{port}");
                 return Err(attempt.deny(why, Error::HttpRequestDenied));
             }
+            Some(s) if identity::is_identity(&s.value) => {
+                let why = format!(
+                    "secret `{name}` is a client identity: the host presents it in the TLS \
+                     handshake, it never goes in a request"
+                );
+                return Err(attempt.deny(why, Error::HttpRequestDenied));
+            }
             Some(s) => {
                 if !used.iter().any(|u| u.name == s.name) {
                     used.push(s.clone())
@@ -306,18 +314,22 @@ pub async fn send(
             }
         };
         // A pinned rule trusts its one certificate; every other rule the roots.
-        let config = match &rule.tls_pin_sha256 {
+        let mut config = match &rule.tls_pin_sha256 {
             Some(pin) => super::pinning::pinned_tls_config(pin),
             None => shared.tls.clone(),
         };
+        // A client identity bound to this destination is presented.
+        match identity::for_destination(&shared.context.secrets, &host, port) {
+            Ok(Some(id)) => config = identity::with_identity(&config, &id),
+            Ok(None) => {}
+            Err(why) => return Err(attempt.fail(why, Error::TlsProtocolError)),
+        }
         let connector = tokio_rustls::TlsConnector::from(config);
         match tokio::time::timeout_at(deadline.into(), connector.connect(name, stream)).await {
             Ok(Ok(tls)) => Box::new(tls),
             Ok(Err(e)) => {
-                return Err(attempt.fail(
-                    format!("TLS handshake with {host}: {e}"),
-                    Error::TlsCertificateError,
-                ))
+                let code = cert_refused(&e).unwrap_or(Error::TlsCertificateError);
+                return Err(attempt.fail(format!("TLS handshake with {host}: {e}"), code));
             }
             Err(_) => {
                 return Err(attempt.fail("TLS handshake timed out".into(), Error::ConnectionTimeout))
@@ -333,9 +345,7 @@ pub async fn send(
             return Err(attempt.fail(format!("HTTP handshake: {e}"), Error::HttpProtocolError))
         }
     };
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let driver = tokio::spawn(conn);
 
     let authority = match uri.port_u16() {
         Some(p) => format!("{policy_host}:{p}"),
@@ -363,20 +373,29 @@ pub async fn send(
     };
     attempt.exchange.bytes_sent = sent;
 
-    let response = match tokio::time::timeout_at(deadline.into(), sender.send_request(outgoing))
-        .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            return Err(attempt.fail(format!("sending request: {e}"), Error::ConnectionTerminated))
-        }
-        Err(_) => {
-            return Err(attempt.fail(
-                format!("no response within {} ms", total_budget.as_millis()),
-                Error::HttpResponseTimeout,
-            ))
-        }
-    };
+    let response =
+        match tokio::time::timeout_at(deadline.into(), sender.send_request(outgoing)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                // TLS 1.3 servers refuse a client certificate after the
+                // handshake: the alert shows on the connection, not the request.
+                let code = match cert_refused(&e) {
+                    Some(code) => Some(code),
+                    None => match tokio::time::timeout(Duration::from_millis(200), driver).await {
+                        Ok(Ok(Err(conn_err))) => cert_refused(&conn_err),
+                        _ => None,
+                    },
+                };
+                let code = code.unwrap_or(Error::ConnectionTerminated);
+                return Err(attempt.fail(format!("sending request: {e}"), code));
+            }
+            Err(_) => {
+                return Err(attempt.fail(
+                    format!("no response within {} ms", total_budget.as_millis()),
+                    Error::HttpResponseTimeout,
+                ))
+            }
+        };
     let (resp_parts, resp_body) = response.into_parts();
     let cap = shared.context.limits.http_max_response_bytes;
     // Charged to the host budget as it arrives; the charge rides in the
@@ -515,4 +534,15 @@ async fn collect_limited_incoming(
         }
     }
     Ok(out)
+}
+
+/// A server's refusal of the client certificate (or of its absence), as the
+/// guest sees it: `tls-alert-received` with the alert.
+fn cert_refused(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    identity::refusal_alert(e).map(|alert| Error::TlsAlertReceived {
+        alert_id: Some(u8::from(alert)),
+        alert_message: Some(format!(
+            "the server refused the client certificate ({alert:?})"
+        )),
+    })
 }

@@ -1,5 +1,6 @@
 use crate::bindings::panel1::provisioning::secrets::{Host, SecretError};
 use crate::bindings::panel1::provisioning::secrets_reveal::Host as RevealHost;
+use crate::egress::identity::is_identity;
 use crate::egress::secrets::placeholder;
 use crate::host_state::HostState;
 use crate::log_buffer::LogLevel;
@@ -7,12 +8,12 @@ use crate::log_buffer::LogLevel;
 impl Host for HostState {
     fn placeholder(&mut self, name: String) -> Result<String, SecretError> {
         self.budget.charge_bytes(name.len());
-        if self.context.secrets.iter().any(|s| s.name == name) {
-            Ok(placeholder(&name))
-        } else {
-            Err(SecretError::NotFound(format!(
+        match self.context.secrets.iter().find(|s| s.name == name) {
+            Some(s) if is_identity(&s.value) => Err(identity_denied(&name)),
+            Some(_) => Ok(placeholder(&name)),
+            None => Err(SecretError::NotFound(format!(
                 "no secret named `{name}` is bound to this server"
-            )))
+            ))),
         }
     }
 
@@ -33,6 +34,9 @@ impl RevealHost for HostState {
                 "no secret named `{name}` is bound to this server"
             )));
         };
+        if is_identity(&secret.value) {
+            return Err(identity_denied(&name));
+        }
         if !self.context.grants.secrets_reveal {
             self.log.host(
                 LogLevel::Warn,
@@ -56,4 +60,12 @@ impl RevealHost for HostState {
         );
         Ok(secret.value.clone())
     }
+}
+
+/// A client identity is the host's to present in TLS, never the guest's.
+fn identity_denied(name: &str) -> SecretError {
+    SecretError::Denied(format!(
+        "secret `{name}` is a client identity: the host presents it in the TLS handshake to \
+         the destinations it is bound to; it cannot be placed in a request or revealed"
+    ))
 }

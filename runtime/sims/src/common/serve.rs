@@ -53,9 +53,11 @@ pub(crate) struct Bound {
 }
 
 impl Bound {
-    /// Bind 127.0.0.1 (`port`, 0 = any). Must be called inside a Tokio runtime.
-    pub async fn bind(port: u16) -> Result<Bound, SimError> {
-        let identity = tls::identity()?;
+    /// Bind 127.0.0.1 (`port`, 0 = any); with `mutual_tls`, clients must
+    /// present a certificate from the simulator's CA. Must be called inside
+    /// a Tokio runtime.
+    pub async fn bind(port: u16, mutual_tls: bool) -> Result<Bound, SimError> {
+        let identity = tls::identity(mutual_tls)?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .map_err(|source| SimError::Bind { port, source })?;
@@ -83,6 +85,7 @@ impl Bound {
             addr: self.addr,
             cert_der: self.identity.cert_der,
             cert_sha256: self.identity.cert_sha256,
+            client_pem: self.identity.client_pem,
             stop: self.stop,
             task: Some(task),
         }
@@ -115,6 +118,8 @@ pub(crate) struct Running {
     pub addr: SocketAddr,
     pub cert_der: Vec<u8>,
     pub cert_sha256: String,
+    /// With mutual TLS: a client identity (PEM) the server accepts.
+    pub client_pem: Option<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }

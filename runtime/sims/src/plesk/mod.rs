@@ -37,6 +37,10 @@ pub struct PleskConfig {
     pub version: String,
     /// How long `shutdown()` lets open connections finish.
     pub shutdown_grace: Duration,
+    /// Require a client certificate (mutual TLS), as a server behind a
+    /// client-certificate gateway would; the one to use is
+    /// [`PleskSimulator::client_identity_pem`].
+    pub mutual_tls: bool,
 }
 
 impl Default for PleskConfig {
@@ -47,6 +51,7 @@ impl Default for PleskConfig {
             port: 0,
             version: "18.0.70".into(),
             shutdown_grace: Duration::from_secs(2),
+            mutual_tls: false,
         }
     }
 }
@@ -70,7 +75,7 @@ impl PleskSimulator {
     /// Bind 127.0.0.1 and serve HTTPS with a fresh self-signed certificate.
     /// Must be called inside a Tokio runtime.
     pub async fn start(config: PleskConfig) -> Result<PleskSimulator, SimError> {
-        let bound = Bound::bind(config.port).await?;
+        let bound = Bound::bind(config.port, config.mutual_tls).await?;
         let shared = Arc::new(Shared {
             api_key: config.api_key,
             version: config.version,
@@ -105,6 +110,12 @@ impl PleskSimulator {
 
     pub fn cert_der(&self) -> &[u8] {
         &self.running.cert_der
+    }
+
+    /// With mutual TLS: a client identity (certificate chain + key, PEM)
+    /// the simulator accepts.
+    pub fn client_identity_pem(&self) -> Option<&str> {
+        self.running.client_pem.as_deref()
     }
 
     pub fn api_key(&self) -> &str {

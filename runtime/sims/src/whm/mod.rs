@@ -71,7 +71,7 @@ impl WhmSimulator {
     /// Bind 127.0.0.1 (`config.port`, 0 = any) and serve HTTPS with a fresh
     /// self-signed certificate. Must be called inside a Tokio runtime.
     pub async fn start(config: SimConfig) -> Result<WhmSimulator, SimError> {
-        let bound = Bound::bind(config.port).await?;
+        let bound = Bound::bind(config.port, false).await?;
         let shared = Arc::new(Shared {
             whm_user: config.whm_user,
             token: config.token,

@@ -39,6 +39,11 @@ impl Plesk {
         let sim = PleskSimulator::start(PleskConfig::with_key(KEY))
             .await
             .expect("simulator starts");
+        Plesk::with(sim)
+    }
+
+    /// Around a simulator started with its own config (key [`KEY`]).
+    pub fn with(sim: PleskSimulator) -> Plesk {
         let ctx = context(&sim, KEY, Some(sim.cert_sha256()));
         Plesk {
             sim,
