@@ -245,7 +245,7 @@ impl Adapter for Cpanel {
             }
             Answer::Failed(reason) => {
                 let reason = scrub(&reason, plain.as_deref());
-                if whm::says(&reason, "already exists") {
+                if says(&reason, "already exists") {
                     // Lost a race with a concurrent attempt: judge what won.
                     if let Some(existing) = lookup(&whm, user)? {
                         return adopt(existing, &domain, plan, whm.user());
@@ -266,7 +266,7 @@ impl Adapter for Cpanel {
         let params = Params::new().text("user", &user).text("reason", reason);
         match whm.call(Method::Get, "suspendacct", params)? {
             Answer::Ok(_) => log::info("account suspended", &[("username", &user)]),
-            Answer::Failed(r) if whm::says(&r, "is already suspended") => {
+            Answer::Failed(r) if says(&r, "is already suspended") => {
                 log::info("account was already suspended", &[("username", &user)])
             }
             Answer::Failed(r) => return Err(whm::failure("suspendacct", &r)),
@@ -283,7 +283,7 @@ impl Adapter for Cpanel {
             Params::new().text("user", &user),
         )? {
             Answer::Ok(_) => log::info("account unsuspended", &[("username", &user)]),
-            Answer::Failed(r) if whm::says(&r, "is not suspended") => {
+            Answer::Failed(r) if says(&r, "is not suspended") => {
                 log::info("account was not suspended", &[("username", &user)])
             }
             Answer::Failed(r) => return Err(whm::failure("unsuspendacct", &r)),

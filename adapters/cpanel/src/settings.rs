@@ -38,31 +38,9 @@ impl Settings {
         user: Option<&str>,
         timeout_ms: Option<&str>,
     ) -> Result<Settings, String> {
-        let host = host.trim();
+        let url_host = config::url_host(host, "host")?;
+        let port = config::port_or(port, "port", DEFAULT_PORT)?;
         let plain = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-        let url_host = if host.chars().all(plain) && !host.is_empty() {
-            host.to_ascii_lowercase()
-        } else if host.contains(':')
-            && host
-                .trim_matches(['[', ']'])
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || ".:".contains(c))
-        {
-            format!("[{}]", host.trim_matches(['[', ']']))
-        } else {
-            return Err(format!(
-                "config `host` = `{}` must be a host name or IP address only (no scheme, port or path)",
-                host.escape_debug()
-            ));
-        };
-        let port = match port.map(str::trim) {
-            None | Some("") => DEFAULT_PORT,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("config `port` = `{p}` is not a TCP port"))?,
-        };
         let user = match user.map(str::trim) {
             None | Some("") => DEFAULT_USER.to_string(),
             Some(u) if u.chars().all(plain) => u.to_string(),
@@ -73,12 +51,7 @@ impl Settings {
                 ))
             }
         };
-        let timeout_ms = match timeout_ms.map(str::trim) {
-            None | Some("") => DEFAULT_TIMEOUT_MS,
-            Some(t) => t.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
-                format!("config `request_timeout_ms` = `{t}` is not a positive integer")
-            })?,
-        };
+        let timeout_ms = config::positive_or(timeout_ms, "request_timeout_ms", DEFAULT_TIMEOUT_MS)?;
         Ok(Settings {
             host: url_host,
             port,

@@ -9,7 +9,7 @@
 use crate::form::Params;
 use crate::settings::Settings;
 use panel1_sdk::deadline::Deadline;
-use panel1_sdk::http::{HttpError, Request};
+use panel1_sdk::http::{looks_like_html, snippet, HttpError, Request};
 use panel1_sdk::*;
 use serde_json::Value;
 
@@ -121,7 +121,7 @@ impl Whm {
             Ok(r) => r,
             Err(e) => {
                 let err = self.transport_error(function, e);
-                log_call(function, "-", kind(&err), &elapsed);
+                log_call(function, "-", kind_name(&err), &elapsed);
                 return Err(err);
             }
         };
@@ -135,7 +135,7 @@ impl Whm {
         let result = match &answer {
             Ok(Answer::Ok(_)) => "1",
             Ok(Answer::Failed(_)) => "0",
-            Err(e) => kind(e),
+            Err(e) => kind_name(e),
         };
         log_call(function, &response.status.to_string(), result, &elapsed);
         answer
@@ -175,19 +175,6 @@ fn log_call(function: &str, status: &str, result: &str, elapsed_ms: &str) {
     }
 }
 
-/// The error case's name, for the log.
-fn kind(e: &AdapterError) -> &'static str {
-    match e {
-        AdapterError::InvalidInput(_) => "invalid-input",
-        AdapterError::AuthFailed(_) => "auth-failed",
-        AdapterError::NotFound(_) => "not-found",
-        AdapterError::Conflict(_) => "conflict",
-        AdapterError::Transient(_) => "transient",
-        AdapterError::Permanent(_) => "permanent",
-        AdapterError::Unsupported(_) => "unsupported",
-    }
-}
-
 /// Classify one HTTP answer from WHM.
 pub fn classify(
     function: &str,
@@ -209,7 +196,7 @@ pub fn classify(
         )));
     }
     let ct = content_type.unwrap_or("none");
-    if is_html(content_type, body) {
+    if looks_like_html(content_type, body) {
         // WHM serves its login page (often with 200) when the token is wrong.
         return Err(if status < 400 {
             auth_failed(format!("WHM {function}: {LOGIN_PAGE}"))
@@ -222,7 +209,7 @@ pub fn classify(
     let Ok(doc) = serde_json::from_slice::<Value>(body) else {
         return Err(permanent(format!(
             "WHM {function}: not a WHM API 1 response: HTTP {status}, content-type {ct}, body starts with {:?}",
-            snippet(body)
+            snippet(body, SNIPPET_CHARS)
         )));
     };
     let Some(metadata) = doc.get("metadata").filter(|m| m.is_object()) else {
@@ -303,7 +290,7 @@ fn body_message(doc: &Value) -> Option<String> {
         (None, Some(d)) => d.to_string(),
         (None, None) => text("message").or_else(|| text("error"))?.to_string(),
     };
-    Some(snippet(said.as_bytes()))
+    Some(snippet(said.as_bytes(), SNIPPET_CHARS))
 }
 
 /// An error's message, for logs and wrapping.
@@ -339,39 +326,6 @@ pub fn failure(function: &str, reason: &str) -> AdapterError {
 /// The reason says the account (or object) does not exist.
 pub fn is_missing(reason: &str) -> bool {
     says(reason, "does not exist")
-}
-
-/// Case-insensitive "the reason contains this phrase".
-pub fn says(reason: &str, phrase: &str) -> bool {
-    reason
-        .to_ascii_lowercase()
-        .contains(&phrase.to_ascii_lowercase())
-}
-
-fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    let ct_html = content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html"));
-    let start: Vec<u8> = body
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .take(15)
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    ct_html || start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
-}
-
-/// The first characters of a body, printable ASCII only.
-fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .chars()
-        .take(SNIPPET_CHARS)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect()
 }
 
 /// WHM writes integers as numbers or strings.

@@ -11,7 +11,7 @@
 //! HTTP status and what the body says.
 use crate::settings::Settings;
 use panel1_sdk::deadline::Deadline;
-use panel1_sdk::http::{HttpError, Request};
+use panel1_sdk::http::{looks_like_html, snippet, HttpError, Request};
 use panel1_sdk::*;
 use serde_json::{json, Value};
 
@@ -128,7 +128,7 @@ impl Plesk {
             Ok(r) => r,
             Err(e) => {
                 let err = self.transport_error(&what, e);
-                log_call(&what, "-", kind(&err));
+                log_call(&what, "-", kind_name(&err));
                 return Err(err);
             }
         };
@@ -143,7 +143,7 @@ impl Plesk {
             Ok(Answer::Ok(_)) => "ok",
             Ok(Answer::Missing(_)) => "404",
             Ok(Answer::Refused(_)) => "400",
-            Err(e) => kind(e),
+            Err(e) => kind_name(e),
         };
         log_call(&what, &response.status.to_string(), outcome);
         answer
@@ -226,19 +226,6 @@ fn log_call(what: &str, status: &str, outcome: &str) {
     }
 }
 
-/// The error case's name, for the log.
-fn kind(e: &AdapterError) -> &'static str {
-    match e {
-        AdapterError::InvalidInput(_) => "invalid-input",
-        AdapterError::AuthFailed(_) => "auth-failed",
-        AdapterError::NotFound(_) => "not-found",
-        AdapterError::Conflict(_) => "conflict",
-        AdapterError::Transient(_) => "transient",
-        AdapterError::Permanent(_) => "permanent",
-        AdapterError::Unsupported(_) => "unsupported",
-    }
-}
-
 /// The typed error for a 400 from Plesk.
 pub fn refusal(what: &str, message: &str) -> AdapterError {
     let msg = format!("Plesk {what} refused: {message}");
@@ -247,13 +234,6 @@ pub fn refusal(what: &str, message: &str) -> AdapterError {
     } else {
         invalid_input(msg)
     }
-}
-
-/// Case-insensitive "the message contains this phrase".
-pub fn says(message: &str, phrase: &str) -> bool {
-    message
-        .to_ascii_lowercase()
-        .contains(&phrase.to_ascii_lowercase())
 }
 
 /// Classify one HTTP answer from Plesk.
@@ -283,7 +263,7 @@ pub fn classify(
         ))));
     }
     let ct = content_type.unwrap_or("none");
-    if is_html(content_type, body) {
+    if looks_like_html(content_type, body) {
         // Plesk's login page (often with 200) means the key was not taken.
         return Err(if status < 400 {
             auth_failed(format!("{at}: Plesk answered with its login page, not the REST API (check the {KEY_SECRET} secret and that the REST API is enabled)"))
@@ -296,7 +276,7 @@ pub fn classify(
     let Some(doc) = doc else {
         return Err(permanent(format!(
             "{at}: not a Plesk REST answer (content-type {ct}, body starts with {:?})",
-            snippet(body)
+            snippet(body, SNIPPET_CHARS)
         )));
     };
     let plesk_error = doc.get("code").is_some() && doc.get("message").is_some_and(Value::is_string);
@@ -318,32 +298,6 @@ fn message_of(doc: &Value) -> Option<String> {
         .iter()
         .find_map(|k| doc.get(k).and_then(Value::as_str))
         .map(|m| m.chars().take(300).collect())
-}
-
-fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    let ct_html = content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html"));
-    let start: Vec<u8> = body
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .take(15)
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    ct_html || start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
-}
-
-/// The first characters of a body, printable ASCII only.
-fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .chars()
-        .take(SNIPPET_CHARS)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect()
 }
 
 /// A list answer as a list, or `permanent` naming what came instead.

@@ -5,7 +5,7 @@ fn json_ct() -> Option<&'static str> {
 }
 
 fn err_kind(r: Result<Answer, AdapterError>) -> &'static str {
-    kind(&r.expect_err("an error"))
+    kind_name(&r.expect_err("an error"))
 }
 
 #[test]
@@ -36,14 +36,14 @@ fn plesk_answers() {
         Answer::Refused("Account with this name already exists".into())
     );
     assert_eq!(
-        kind(&refusal(
+        kind_name(&refusal(
             "POST /clients",
             "Account with this name already exists"
         )),
         "conflict"
     );
     assert_eq!(
-        kind(&refusal(
+        kind_name(&refusal(
             "POST /clients",
             "The password should contain at least 5 characters."
         )),

@@ -239,7 +239,7 @@ impl PleskAdapter {
         match plesk.call(Method::Post, "/clients", Some(body))? {
             Answer::Ok(_) => log::info("customer created", &[("login", login)]),
             // Lost a race with a concurrent attempt: use what won.
-            Answer::Refused(m) if api::says(&m, "already exists") => {}
+            Answer::Refused(m) if says(&m, "already exists") => {}
             Answer::Refused(m) => return Err(api::refusal("POST /clients", &m)),
             Answer::Missing(m) => return Err(permanent(format!("Plesk POST /clients: {m}"))),
         }
@@ -352,12 +352,10 @@ impl Adapter for PleskAdapter {
                 );
                 Ok(status_of(&name, RemoteState::Active, Some(&customer), plan))
             }
-            Answer::Refused(m) if api::says(&m, "already exists") => {
-                match find_domain(&plesk, &name)? {
-                    Some(id) => PleskAdapter::adopt(&plesk, &name, id, login, plan),
-                    None => Err(api::refusal("POST /domains", &m)),
-                }
-            }
+            Answer::Refused(m) if says(&m, "already exists") => match find_domain(&plesk, &name)? {
+                Some(id) => PleskAdapter::adopt(&plesk, &name, id, login, plan),
+                None => Err(api::refusal("POST /domains", &m)),
+            },
             Answer::Refused(m) => Err(api::refusal("POST /domains", &m)),
             Answer::Missing(m) => Err(permanent(format!("Plesk POST /domains: {m}"))),
         }
@@ -495,7 +493,7 @@ impl Adapter for PleskAdapter {
         )?;
         if out.code != 0 {
             let why = out.stderr.trim();
-            return Err(if api::says(why, "service plan") {
+            return Err(if says(why, "service plan") {
                 invalid_input(format!("Plesk has no service plan `{plan}`: {why}"))
             } else {
                 permanent(format!(

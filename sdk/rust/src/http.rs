@@ -363,6 +363,37 @@ pub fn status_error(resp: &Response) -> AdapterError {
     }
 }
 
+/// Whether an answer is an HTML page (by its content type or its first
+/// bytes): a provider's login or error page where an API answer was
+/// expected, often with status 200.
+pub fn looks_like_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    let ct_html = content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html"));
+    let start: Vec<u8> = body
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(15)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    ct_html || start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
+}
+
+/// The first `max_chars` characters of a body, each one that is not
+/// printable ASCII shown as `.`: safe to quote in an error or a log line
+/// (no control sequences, bounded length).
+pub fn snippet(body: &[u8], max_chars: usize) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(max_chars)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,5 +406,32 @@ mod tests {
         assert_eq!(parse_url("http://h").unwrap().path_and_query, "/");
         assert!(parse_url("ftp://h/").is_err());
         assert!(parse_url("h/x").is_err());
+    }
+
+    #[test]
+    fn html_pages() {
+        let page = b"\n  <!DOCTYPE html>\n<html><head><title>Login</title>";
+        assert!(looks_like_html(None, page));
+        assert!(looks_like_html(Some("text/plain"), b"<HTML><body>"));
+        assert!(looks_like_html(Some("Text/HTML; charset=utf-8"), b"{}"));
+        assert!(looks_like_html(Some("application/xhtml+xml"), b""));
+        assert!(!looks_like_html(
+            Some("application/json"),
+            b"{\"a\":\"<html>\"}"
+        ));
+        assert!(!looks_like_html(None, b"<?xml version=\"1.0\"?><html/>"));
+        assert!(!looks_like_html(None, b""));
+    }
+
+    #[test]
+    fn snippets_are_short_and_printable() {
+        assert_eq!(snippet(b"plain text", 100), "plain text");
+        assert_eq!(snippet(b"abcdef", 3), "abc");
+        assert_eq!(snippet(b"a\x1b[31mb\r\n\tc", 100), "a.[31mb...c");
+        // Counted in characters, not bytes; non-ASCII is masked too.
+        assert_eq!(snippet("é€xyz".as_bytes(), 3), "..x");
+        // Invalid UTF-8 becomes one replacement character, masked.
+        assert_eq!(snippet(b"\xffok", 100), ".ok");
+        assert_eq!(snippet(&[b'x'; 500], 100).len(), 100);
     }
 }
