@@ -21,22 +21,20 @@ pub fn all() -> Vec<(String, String)> {
 }
 
 /// A host name or IP address as it goes in a URL: trimmed, lowercased, an
-/// IPv6 address in brackets. A scheme, path, query, user info or space is
-/// refused: they would change where the request goes. The IPv6 form is a
-/// character check, not a parse: hex digits, `.` and `:` pass (so
-/// `1.2.3.4:8443` becomes `[1.2.3.4:8443]`, which fails as a URL later).
+/// IPv6 address (parsed, with or without brackets) in brackets. A scheme,
+/// port, path, query, user info or space is refused: they would change where
+/// the request goes.
 pub fn url_host(raw: &str, key: &str) -> Result<String, String> {
     let host = raw.trim();
     let plain = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if !host.is_empty() && host.chars().all(plain) {
         Ok(host.to_ascii_lowercase())
-    } else if host.contains(':')
-        && host
-            .trim_matches(['[', ']'])
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || ".:".contains(c))
-    {
-        Ok(format!("[{}]", host.trim_matches(['[', ']'])))
+    } else if let Ok(v6) = bare.parse::<std::net::Ipv6Addr>() {
+        Ok(format!("[{v6}]"))
     } else {
         Err(format!(
             "config `{key}` = `{}` must be a host name or IP address only (no scheme, port or path)",
@@ -95,6 +93,10 @@ mod tests {
             "u@h",
             "a b",
             "[::1]/x",
+            // Not IPv6: an address or name with a port.
+            "1.2.3.4:8443",
+            "cafe.be:2087",
+            "[::1]:2087",
         ] {
             assert!(url_host(bad, "host").is_err(), "{bad}");
         }
