@@ -19,7 +19,7 @@ adapters:
 # The whole test suite (builds the adapters first), then the API fuzz.
 test: adapters
     cargo test --release --workspace
-    cd adapters && cargo test --release -p cpanel -p plesk --target "$(rustc -vV | sed -n 's/^host: //p')"
+    cd adapters && cargo test --release -p cpanel -p plesk -p docker --target "$(rustc -vV | sed -n 's/^host: //p')"
     cd sdk/rust && cargo test --release --target "$(rustc -vV | sed -n 's/^host: //p')"
     {{just_executable()}} fuzz-api
 
@@ -68,12 +68,13 @@ sandbox-demo: adapters build
 
 # Panel1 on http://127.0.0.1:8080 (API + workers), with its own
 # Postgres in .panel1/ unless DATABASE_URL is set; the production adapters
-# (adapters/dist/builtin: cPanel, Plesk) are installed as built-ins.
+# (adapters/dist/builtin: cPanel, Plesk, Docker) are installed as built-ins.
 serve: adapters build
     PANEL1_BUILTIN_ADAPTERS="${PANEL1_BUILTIN_ADAPTERS:-adapters/dist/builtin}" {{bin}} serve
 
 # A provider simulator on 127.0.0.1 to develop adapters against
-# (`just sim whm` or `just sim plesk`): prints its URL, pin and credential.
+# (`just sim whm`, `just sim plesk`, `just sim docker`): prints its URL, pin
+# and credential.
 sim provider="plesk": build
     {{bin}} sim {{provider}}
 

@@ -6,6 +6,8 @@
 //! - [`whm`]: cPanel's WHM API 1 ([`WhmSimulator`]).
 //! - [`plesk`]: Plesk's REST API v2 with its CLI gateway
 //!   ([`plesk::PleskSimulator`]).
+//! - [`docker`]: the Docker Engine API v1.45 over mutual TLS
+//!   ([`docker::DockerSimulator`]).
 //!
 //! Run one by hand with `panel1 sim whm|plesk --port N`.
 //!
@@ -19,8 +21,9 @@
 //! ```
 
 pub mod common;
+pub mod docker;
 pub mod plesk;
 pub mod whm;
 
-pub use common::{AuthOutcome, Fault, FaultRule, LoggedRequest, SimError, REDACTED};
+pub use common::{AuthOutcome, Fault, FaultRule, LoggedRequest, SimError, SimHandle, REDACTED};
 pub use whm::{spec, Account, Package, Session, SimConfig, WhmSimulator};

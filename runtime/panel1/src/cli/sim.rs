@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use panel1_sims::docker::{DockerConfig, DockerSimulator};
 use panel1_sims::plesk::{Client, Domain, PleskConfig, PleskSimulator};
 use panel1_sims::{Account, SimConfig, WhmSimulator};
 
@@ -17,6 +18,8 @@ pub enum Provider {
     Whm,
     /// Plesk's REST API v2 with its CLI gateway.
     Plesk,
+    /// The Docker Engine API over mutual TLS.
+    Docker,
 }
 
 #[derive(Args)]
@@ -27,7 +30,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// The credential clients must send (WHM token or Plesk API key);
-    /// random when not given.
+    /// random when not given. (Docker: a client certificate, always fresh.)
     #[arg(long, env = "PANEL1_SIM_CREDENTIAL")]
     credential: Option<String>,
     /// Write the request log (JSON lines, no secrets) here on exit.
@@ -84,6 +87,31 @@ async fn serve(args: SimArgs) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(path) = &args.log {
                 sim.write_log_jsonl(path)?;
             }
+            sim.shutdown().await;
+        }
+        Provider::Docker => {
+            let sim = DockerSimulator::start(DockerConfig {
+                port: args.port,
+                ..DockerConfig::default()
+            })
+            .await?;
+            // The client identity is a credential for this throwaway CA only.
+            let pem_path =
+                std::env::temp_dir().join(format!("panel1-sim-docker-{}.pem", sim.addr().port()));
+            std::fs::write(&pem_path, sim.client_identity_pem().unwrap_or_default())?;
+            let api = format!("{}/", sim.base_url());
+            let identity = format!("(PEM in {})", pem_path.display());
+            print_connection(
+                &api,
+                sim.cert_sha256(),
+                ("docker-client-identity", &identity),
+            );
+            println!("images: nginx:1.27, php:8.3-apache; networks: bridge");
+            wait().await?;
+            if let Some(path) = &args.log {
+                sim.write_log_jsonl(path)?;
+            }
+            let _ = std::fs::remove_file(&pem_path);
             sim.shutdown().await;
         }
     }

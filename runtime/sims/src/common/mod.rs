@@ -2,11 +2,15 @@
 //! accept loop, injected faults, and the request log with its verdicts.
 
 pub(crate) mod faults;
+mod handle;
 pub(crate) mod log;
+pub(crate) mod openapi;
 pub(crate) mod serve;
 mod tls;
 
 pub use faults::{Fault, FaultRule};
+pub(crate) use handle::Recorder;
+pub use handle::SimHandle;
 pub use log::{AuthOutcome, LoggedRequest, REDACTED};
 
 #[derive(Debug, thiserror::Error)]

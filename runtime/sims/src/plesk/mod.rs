@@ -13,14 +13,12 @@ mod server;
 pub mod spec;
 mod state;
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::log::{self, LoggedRequest};
-use crate::common::serve::{lock, Bound, Running};
-use crate::common::{FaultRule, SimError};
+use crate::common::serve::{lock, Bound};
+use crate::common::{SimError, SimHandle};
 
 pub use state::{Client, Domain, LoginLink, Plan};
 
@@ -67,8 +65,15 @@ impl PleskConfig {
 
 /// A running Plesk simulator. Dropping it stops it.
 pub struct PleskSimulator {
-    running: Running,
+    handle: SimHandle,
     shared: Arc<Shared>,
+}
+
+impl Deref for PleskSimulator {
+    type Target = SimHandle;
+    fn deref(&self) -> &SimHandle {
+        &self.handle
+    }
 }
 
 impl PleskSimulator {
@@ -81,21 +86,12 @@ impl PleskSimulator {
             version: config.version,
             base_url: format!("https://{}", bound.addr),
             state: Mutex::new(state::PleskState::new()),
-            faults: Mutex::default(),
-            log: Mutex::default(),
+            recorder: Arc::default(),
             shutdown: bound.shutdown_signal(),
         });
         let running = bound.serve(server::handler(shared.clone()), config.shutdown_grace);
-        Ok(PleskSimulator { running, shared })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.running.addr
-    }
-
-    /// `https://127.0.0.1:PORT`
-    pub fn base_url(&self) -> String {
-        self.shared.base_url.clone()
+        let handle = SimHandle::new(running, shared.recorder.clone());
+        Ok(PleskSimulator { handle, shared })
     }
 
     /// `https://127.0.0.1:PORT/api/v2`
@@ -103,63 +99,13 @@ impl PleskSimulator {
         format!("{}{API_PREFIX}", self.shared.base_url)
     }
 
-    /// Lowercase hex SHA-256 of the leaf certificate's DER, for pinning.
-    pub fn cert_sha256(&self) -> &str {
-        &self.running.cert_sha256
-    }
-
-    pub fn cert_der(&self) -> &[u8] {
-        &self.running.cert_der
-    }
-
-    /// With mutual TLS: a client identity (certificate chain + key, PEM)
-    /// the simulator accepts.
-    pub fn client_identity_pem(&self) -> Option<&str> {
-        self.running.client_pem.as_deref()
-    }
-
     pub fn api_key(&self) -> &str {
         &self.shared.api_key
     }
 
+    /// Stop gracefully (see [`SimHandle`]).
     pub async fn shutdown(self) {
-        self.running.shutdown().await;
-    }
-
-    /// Add a fault; the first injected rule that matches a call wins. Rules
-    /// name operations as `METHOD /template` (`POST /clients`).
-    pub fn inject(&self, rule: FaultRule) {
-        lock(&self.shared.faults).push(rule);
-    }
-
-    pub fn clear_faults(&self) {
-        lock(&self.shared.faults).clear();
-    }
-
-    /// Rules not yet used up.
-    pub fn faults(&self) -> Vec<FaultRule> {
-        lock(&self.shared.faults).pending()
-    }
-
-    pub fn request_log(&self) -> Vec<LoggedRequest> {
-        lock(&self.shared.log).clone()
-    }
-
-    pub fn clear_log(&self) {
-        lock(&self.shared.log).clear();
-    }
-
-    /// The request log as JSON lines.
-    pub fn write_log_jsonl(&self, path: impl AsRef<Path>) -> Result<(), SimError> {
-        Ok(log::write_jsonl(&self.request_log(), path.as_ref())?)
-    }
-
-    /// Requests of operation `key` (`POST /clients`), whatever became of them.
-    pub fn count_calls(&self, key: &str) -> usize {
-        lock(&self.shared.log)
-            .iter()
-            .filter(|r| r.function == key)
-            .count()
+        self.handle.stop().await;
     }
 
     pub fn clients(&self) -> Vec<Client> {

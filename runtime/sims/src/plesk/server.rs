@@ -10,11 +10,13 @@ use http::{header, Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::routes::{self, Env};
-use super::spec::{self, NoRoute};
+use super::spec;
 use super::state::PleskState;
-use crate::common::faults::{self, Before, Fault, FaultSet, Pages};
+use crate::common::faults::{self, Before, Fault, Pages};
 use crate::common::log::{redact, redact_json, AuthOutcome, LoggedRequest};
+use crate::common::openapi::NoRoute;
 use crate::common::serve::{lock, text, Body, Handler, Shutdown};
+use crate::common::Recorder;
 
 pub(crate) const API_PREFIX: &str = "/api/v2";
 
@@ -24,8 +26,7 @@ pub(crate) struct Shared {
     pub version: String,
     pub base_url: String,
     pub state: Mutex<PleskState>,
-    pub faults: Mutex<FaultSet>,
-    pub log: Mutex<Vec<LoggedRequest>>,
+    pub recorder: Arc<Recorder>,
     pub shutdown: Shutdown,
 }
 
@@ -90,7 +91,7 @@ fn record(shared: &Shared, mut entry: LoggedRequest, response: Option<&Response<
     if let Some(r) = response {
         entry.status = r.status().as_u16();
     }
-    lock(&shared.log).push(entry);
+    shared.recorder.record(entry);
 }
 
 /// `None`: drop the connection.
@@ -145,7 +146,7 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
         return Some(response);
     }
 
-    let fault = lock(&shared.faults).take(&route.key);
+    let fault = shared.recorder.take_fault(&route.key);
     entry.fault = fault.as_ref().map(|f| format!("{f:?}"));
     match faults::before(fault.as_ref(), &PleskPages, &shared.shutdown).await {
         Before::Proceed => {}

@@ -11,14 +11,12 @@ mod server;
 pub mod spec;
 mod state;
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::log::{self, LoggedRequest};
-use crate::common::serve::{lock, Bound, Running};
-use crate::common::{FaultRule, SimError};
+use crate::common::serve::{lock, Bound};
+use crate::common::{SimError, SimHandle};
 
 pub use state::{Account, Package, Session};
 
@@ -63,8 +61,15 @@ impl SimConfig {
 /// A running simulator. Dropping it stops it; [`WhmSimulator::shutdown`]
 /// stops it gracefully.
 pub struct WhmSimulator {
-    running: Running,
+    handle: SimHandle,
     shared: Arc<Shared>,
+}
+
+impl Deref for WhmSimulator {
+    type Target = SimHandle;
+    fn deref(&self) -> &SimHandle {
+        &self.handle
+    }
 }
 
 impl WhmSimulator {
@@ -78,31 +83,13 @@ impl WhmSimulator {
             version: config.version,
             base_url: format!("https://{}", bound.addr),
             state: Mutex::new(state::SimState::new()),
-            faults: Mutex::default(),
-            log: Mutex::default(),
+            recorder: Arc::default(),
             shutdown: bound.shutdown_signal(),
         });
         let handler = server::handler(shared.clone());
         let running = bound.serve(handler, config.shutdown_grace);
-        Ok(WhmSimulator { running, shared })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.running.addr
-    }
-
-    /// `https://127.0.0.1:PORT`
-    pub fn base_url(&self) -> String {
-        self.shared.base_url.clone()
-    }
-
-    /// Lowercase hex SHA-256 of the leaf certificate's DER, for pinning.
-    pub fn cert_sha256(&self) -> &str {
-        &self.running.cert_sha256
-    }
-
-    pub fn cert_der(&self) -> &[u8] {
-        &self.running.cert_der
+        let handle = SimHandle::new(running, shared.recorder.clone());
+        Ok(WhmSimulator { handle, shared })
     }
 
     pub fn whm_user(&self) -> &str {
@@ -121,42 +108,7 @@ impl WhmSimulator {
     /// Stop accepting, let open connections finish (up to the configured
     /// grace), cut the rest short, and wait for all of it.
     pub async fn shutdown(self) {
-        self.running.shutdown().await;
-    }
-
-    /// Add a fault; the first injected rule that matches a call wins.
-    pub fn inject(&self, rule: FaultRule) {
-        lock(&self.shared.faults).push(rule);
-    }
-
-    pub fn clear_faults(&self) {
-        lock(&self.shared.faults).clear();
-    }
-
-    /// Rules not yet used up.
-    pub fn faults(&self) -> Vec<FaultRule> {
-        lock(&self.shared.faults).pending()
-    }
-
-    pub fn request_log(&self) -> Vec<LoggedRequest> {
-        lock(&self.shared.log).clone()
-    }
-
-    pub fn clear_log(&self) {
-        lock(&self.shared.log).clear();
-    }
-
-    /// The request log as JSON lines.
-    pub fn write_log_jsonl(&self, path: impl AsRef<Path>) -> Result<(), SimError> {
-        Ok(log::write_jsonl(&self.request_log(), path.as_ref())?)
-    }
-
-    /// Requests to `/json-api/<function>`, whatever became of them.
-    pub fn count_calls(&self, function: &str) -> usize {
-        lock(&self.shared.log)
-            .iter()
-            .filter(|r| r.function == function)
-            .count()
+        self.handle.stop().await;
     }
 
     /// All accounts, sorted by user.

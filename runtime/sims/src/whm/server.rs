@@ -12,9 +12,10 @@ use super::functions::{self, Env};
 use super::responses::{self, Reply};
 use super::spec;
 use super::state::{now, SimState};
-use crate::common::faults::{self, Before, Fault, FaultSet, Pages};
+use crate::common::faults::{self, Before, Fault, Pages};
 use crate::common::log::{redact, AuthOutcome, LoggedRequest};
 use crate::common::serve::{lock, Body, Handler, Shutdown};
+use crate::common::Recorder;
 
 /// What every request shares with the `WhmSimulator` handle.
 pub(crate) struct Shared {
@@ -23,8 +24,7 @@ pub(crate) struct Shared {
     pub version: String,
     pub base_url: String,
     pub state: Mutex<SimState>,
-    pub faults: Mutex<FaultSet>,
-    pub log: Mutex<Vec<LoggedRequest>>,
+    pub recorder: Arc<Recorder>,
     pub shutdown: Shutdown,
 }
 
@@ -86,7 +86,7 @@ fn record(shared: &Shared, mut entry: LoggedRequest, reply: Option<&Reply>) {
         entry.status = reply.response.status().as_u16();
         entry.result = reply.result;
     }
-    lock(&shared.log).push(entry);
+    shared.recorder.record(entry);
 }
 
 /// `None`: drop the connection.
@@ -128,7 +128,7 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
         return Some(reply.response);
     }
 
-    let fault = lock(&shared.faults).take(&function);
+    let fault = shared.recorder.take_fault(&function);
     entry.fault = fault.as_ref().map(|f| format!("{f:?}"));
     match faults::before(fault.as_ref(), &WhmPages, &shared.shutdown).await {
         Before::Proceed => {}
