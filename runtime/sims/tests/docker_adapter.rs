@@ -34,9 +34,11 @@ struct Docker {
 
 impl Docker {
     async fn start() -> Docker {
-        let sim = DockerSimulator::start(DockerConfig::default())
-            .await
-            .expect("simulator");
+        Docker::with(DockerConfig::default()).await
+    }
+
+    async fn with(config: DockerConfig) -> Docker {
+        let sim = DockerSimulator::start(config).await.expect("simulator");
         sim.add_network("tenant-net");
         let port = sim.addr().port();
         let config: BTreeMap<String, String> = [
@@ -372,5 +374,49 @@ async fn without_the_client_identity_the_engine_refuses() {
     assert!(
         h.sim.request_log().is_empty(),
         "nothing got past the handshake"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_engine_is_spoken_to_in_its_own_version() {
+    let h = Docker::with(DockerConfig {
+        max_api_version: (1, 43),
+        ..DockerConfig::default()
+    })
+    .await;
+    let r = h.call(Operation::TestConnection, json!({})).await;
+    let details = &ok(&r)["details"];
+    assert_eq!(
+        (
+            details["api_version"].as_str(),
+            details["server_api_version"].as_str()
+        ),
+        (Some("1.43"), Some("1.43"))
+    );
+    let r = h
+        .call(Operation::Provision, new_service("old1", "small"))
+        .await;
+    assert_eq!(ok(&r)["state"], "active");
+    let paths: Vec<String> = h.sim.request_log().iter().map(|l| l.path.clone()).collect();
+    assert!(
+        paths.iter().any(|p| p.starts_with("/v1.45/")),
+        "asked for 1.45 first: {paths:?}"
+    );
+    assert!(
+        paths.iter().filter(|p| p.starts_with("/v1.43/")).count() >= 3,
+        "then spoke 1.43: {paths:?}"
+    );
+    // An Engine older than the adapter's oldest is refused clearly.
+    let old = Docker::with(DockerConfig {
+        max_api_version: (1, 30),
+        ..DockerConfig::default()
+    })
+    .await;
+    let r = old.call(Operation::TestConnection, json!({})).await;
+    let (kind, msg) = error(&r);
+    assert_eq!(kind, "invalid-input", "{msg}");
+    assert!(
+        msg.contains("Maximum supported API version is 1.30"),
+        "{msg}"
     );
 }

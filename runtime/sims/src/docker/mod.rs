@@ -30,6 +30,9 @@ pub struct DockerConfig {
     /// 0: any free port.
     pub port: u16,
     pub shutdown_grace: Duration,
+    /// The newest API version served: an older Engine answers a newer
+    /// client "client version … is too new" (clients negotiate down).
+    pub max_api_version: spec::ApiVersion,
 }
 
 impl Default for DockerConfig {
@@ -37,6 +40,7 @@ impl Default for DockerConfig {
         DockerConfig {
             port: 0,
             shutdown_grace: Duration::from_secs(2),
+            max_api_version: spec::API_VERSION,
         }
     }
 }
@@ -60,6 +64,7 @@ impl DockerSimulator {
         let bound = Bound::bind(config.port, true).await?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state::EngineState::new()),
+            max_version: config.max_api_version,
             recorder: Arc::default(),
             shutdown: bound.shutdown_signal(),
         });

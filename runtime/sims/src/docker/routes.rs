@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::spec::API_VERSION;
+use super::spec::ApiVersion;
 use super::state::{new_id, Container, EngineState, Volume};
 
 /// Status and body (`None`: no body, as for 204 and 304).
@@ -83,6 +83,7 @@ pub(crate) fn call(
     query: &BTreeMap<String, String>,
     body: &Value,
     state: &mut EngineState,
+    max_version: ApiVersion,
 ) -> Answer {
     let id_key = params.get("id").map(String::as_str).unwrap_or("");
     match key {
@@ -90,7 +91,7 @@ pub(crate) fn call(
             200,
             Some(json!({
                 "Platform": {"Name": "Docker Engine - Community"}, "Version": "26.1.4",
-                "ApiVersion": format!("{}.{}", API_VERSION.0, API_VERSION.1), "MinAPIVersion": "1.24",
+                "ApiVersion": format!("{}.{}", max_version.0, max_version.1), "MinAPIVersion": "1.24",
                 "GitCommit": "de5c9cf", "GoVersion": "go1.21.11", "Os": "linux", "Arch": "amd64",
                 "KernelVersion": "6.1.0-sim", "BuildTime": "2024-06-05T11:31:07.000000000+00:00",
                 "Components": [],

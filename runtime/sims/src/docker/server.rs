@@ -22,6 +22,8 @@ use crate::common::Recorder;
 
 pub(crate) struct Shared {
     pub state: Mutex<EngineState>,
+    /// The newest API version served (an older Engine serves less).
+    pub max_version: spec::ApiVersion,
     pub recorder: Arc<Recorder>,
     pub shutdown: Shutdown,
 }
@@ -44,16 +46,20 @@ impl Pages for EnginePages {
     }
 }
 
-fn reply(status: u16, body: Option<&Value>) -> Response<Body> {
+fn version_header(v: spec::ApiVersion) -> header::HeaderValue {
+    header::HeaderValue::from_str(&format!("{}.{}", v.0, v.1))
+        .unwrap_or(header::HeaderValue::from_static("1.45"))
+}
+
+fn reply(status: u16, body: Option<&Value>, max: spec::ApiVersion) -> Response<Body> {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match body {
         Some(b) => text(code, "application/json", b.to_string()),
         None => text(code, "text/plain; charset=utf-8", ""),
     };
-    let version = format!("{}.{}", spec::API_VERSION.0, spec::API_VERSION.1);
-    if let Ok(v) = header::HeaderValue::from_str(&version) {
-        response.headers_mut().insert("api-version", v);
-    }
+    response
+        .headers_mut()
+        .insert("api-version", version_header(max));
     response
 }
 
@@ -86,12 +92,12 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
         response
     };
     let path = parts.uri.path().to_owned();
-    let api_path = match spec::versioned(&path) {
+    let api_path = match spec::versioned(&path, shared.max_version) {
         Ok((_, rest)) => rest.to_owned(),
         Err(why) => {
             entry.problems.push(why.clone());
             let (s, b) = error(400, why);
-            return finish(entry, Some(reply(s, b.as_ref())));
+            return finish(entry, Some(reply(s, b.as_ref(), shared.max_version)));
         }
     };
     let route = match spec::route(parts.method.as_str(), &api_path) {
@@ -107,7 +113,11 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
             ));
             return finish(
                 entry,
-                Some(reply(status, Some(&json!({"message": message})))),
+                Some(reply(
+                    status,
+                    Some(&json!({"message": message})),
+                    shared.max_version,
+                )),
             );
         }
     };
@@ -128,18 +138,18 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
     let (checked, json_body) = spec::check(&route, &query, content_type, &body);
     entry.problems.extend(checked.problems);
     let response = if let Some(reason) = checked.rejection {
-        reply(400, Some(&json!({ "message": reason })))
+        reply(400, Some(&json!({ "message": reason })), shared.max_version)
     } else if fault == Some(Fault::WrongBody) {
         let wrong = if spec::answers_list(&route.key) {
             json!({"message": "ok"})
         } else {
             json!([])
         };
-        reply(200, Some(&wrong))
+        reply(200, Some(&wrong), shared.max_version)
     } else if route.key == "GET /_ping" {
         let mut r = text(StatusCode::OK, "text/plain; charset=utf-8", "OK");
         r.headers_mut()
-            .insert("api-version", header::HeaderValue::from_static("1.45"));
+            .insert("api-version", version_header(shared.max_version));
         r
     } else {
         let body = json_body.unwrap_or(Value::Null);
@@ -149,8 +159,9 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
             &query,
             &body,
             &mut lock(&shared.state),
+            shared.max_version,
         );
-        reply(status, answer.as_ref())
+        reply(status, answer.as_ref(), shared.max_version)
     };
     let response = finish(entry, Some(response));
     if let Some(Fault::StallAfterApply(d)) = fault {

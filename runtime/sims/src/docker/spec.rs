@@ -46,7 +46,7 @@ pub type ApiVersion = (u32, u32);
 
 /// Split an optional `/v1.NN` prefix off a path: the version asked for and
 /// the rest. `Err` names a version outside what is served.
-pub(crate) fn versioned(path: &str) -> Result<(Option<ApiVersion>, &str), String> {
+pub(crate) fn versioned(path: &str, max: ApiVersion) -> Result<(Option<ApiVersion>, &str), String> {
     let Some(rest) = path.strip_prefix("/v") else {
         return Ok((None, path));
     };
@@ -59,9 +59,9 @@ pub(crate) fn versioned(path: &str) -> Result<(Option<ApiVersion>, &str), String
         .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
     match parsed {
         None => Ok((None, path)),
-        Some(v) if v > API_VERSION => Err(format!(
+        Some(v) if v > max => Err(format!(
             "client version {version} is too new. Maximum supported API version is {}.{}",
-            API_VERSION.0, API_VERSION.1
+            max.0, max.1
         )),
         Some(v) if v < MIN_API_VERSION => Err(format!(
             "client version {version} is too old. Minimum supported API version is {}.{}, please upgrade your client to a newer version",
@@ -79,15 +79,22 @@ mod tests {
     #[test]
     fn routes_versions_and_bodies() {
         assert_eq!(
-            versioned("/v1.45/containers/json"),
+            versioned("/v1.45/containers/json", API_VERSION),
             Ok((Some((1, 45)), "/containers/json"))
         );
         assert_eq!(
-            versioned("/containers/json"),
+            versioned("/containers/json", API_VERSION),
             Ok((None, "/containers/json"))
         );
-        assert!(versioned("/v1.46/_ping").unwrap_err().contains("too new"));
-        assert!(versioned("/v1.12/_ping").unwrap_err().contains("too old"));
+        assert!(versioned("/v1.46/_ping", API_VERSION)
+            .unwrap_err()
+            .contains("too new"));
+        assert!(versioned("/v1.12/_ping", API_VERSION)
+            .unwrap_err()
+            .contains("too old"));
+        assert!(versioned("/v1.45/_ping", (1, 43))
+            .unwrap_err()
+            .contains("Maximum supported API version is 1.43"));
         assert_eq!(
             route("POST", "/volumes/create").unwrap().key,
             "POST /volumes/create"
