@@ -4,6 +4,7 @@
 #[path = "../../../sandbox/tests/support/fake_panel.rs"]
 pub mod fake_panel;
 pub mod logs;
+pub mod provider;
 
 use fake_panel::FakePanel;
 use panel1_sandbox::{EgressRule, Sandbox, SandboxConfig};
