@@ -52,7 +52,7 @@ bench: adapters
     cargo bench --workspace --bench recovery
 
 # The main job, end to end: Panel1 (API + workers, its own Postgres in
-# .panel1/ unless DATABASE_URL is set) and simulated WHM and Plesk servers;
+# .panel1/ unless DATABASE_URL is set) and simulated WHM, Plesk and Docker;
 # provisions, suspends, unsuspends and terminates one service on each over
 # the REST API, live, then checks each server's request log.
 demo: adapters build

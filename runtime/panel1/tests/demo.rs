@@ -1,6 +1,7 @@
 //! `panel1 demo`, the README's main command: on the embedded default it
 //! provisions, suspends, unsuspends and terminates one service on the
-//! simulated WHM, then on the simulated Plesk, every call well-formed per the
+//! simulated WHM, then Plesk, then a Docker Engine (mutual TLS), every call
+//! well-formed per the
 //! provider's official description; a second run in the same data directory
 //! (the cluster and built-ins found again) works too.
 use serde_json::Value;
@@ -48,15 +49,19 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
                 .lines()
                 .filter(|l| l.split_whitespace().next() == Some(step))
                 .collect();
-            assert_eq!(rows.len(), 2, "{step}:\n{stdout}");
+            assert_eq!(rows.len(), 3, "{step}:\n{stdout}");
             assert!(rows.iter().all(|l| l.contains("succeeded")), "{rows:?}");
         }
-        for provider in ["WHM", "Plesk"] {
+        for provider in ["WHM", "Plesk", "Docker Engine"] {
             let done = format!(": terminated (the {provider} now has 0 account(s))");
             assert!(stdout.contains(&done), "{stdout}");
         }
         assert!(stdout.contains("token appears nowhere"), "{stdout}");
         assert!(stdout.contains("Plesk API key appears nowhere"), "{stdout}");
+        assert!(
+            stdout.contains("Docker client identity appears nowhere"),
+            "{stdout}"
+        );
         // Live status came over SSE: the service moved through its states.
         for state in ["state=active", "state=suspended", "state=terminated"] {
             assert!(stderr.contains(state), "no {state} event:\n{stderr}");

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use panel1_sims::docker::{DockerConfig, DockerSimulator};
 use panel1_sims::plesk::{PleskConfig, PleskSimulator};
-use panel1_sims::{LoggedRequest, SimConfig, WhmSimulator};
+use panel1_sims::{LoggedRequest, SimConfig, SimHandle, WhmSimulator};
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -16,14 +17,20 @@ pub enum DemoProvider {
     Cpanel,
     /// Plesk (the plesk adapter against the Plesk REST API v2 simulator).
     Plesk,
-    /// Both, in turn.
+    /// Docker (the docker adapter against the Engine API simulator, mutual TLS).
+    Docker,
+    /// Each, in turn.
     All,
 }
 
 impl DemoProvider {
     pub fn each(self) -> Vec<DemoProvider> {
         match self {
-            DemoProvider::All => vec![DemoProvider::Cpanel, DemoProvider::Plesk],
+            DemoProvider::All => vec![
+                DemoProvider::Cpanel,
+                DemoProvider::Plesk,
+                DemoProvider::Docker,
+            ],
             one => vec![one],
         }
     }
@@ -32,6 +39,7 @@ impl DemoProvider {
     pub fn adapter(self) -> &'static str {
         match self {
             DemoProvider::Plesk => "plesk",
+            DemoProvider::Docker => "docker",
             _ => "cpanel",
         }
     }
@@ -40,7 +48,11 @@ impl DemoProvider {
 pub enum DemoSim {
     Whm(WhmSimulator),
     Plesk(PleskSimulator),
+    Docker(DockerSimulator),
 }
+
+/// The plan the demo's Docker server offers.
+const DOCKER_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "memory_mb": 256, "cpus": 0.5}}"#;
 
 impl DemoSim {
     pub async fn start(provider: DemoProvider) -> Result<DemoSim> {
@@ -49,6 +61,11 @@ impl DemoSim {
                 PleskSimulator::start(PleskConfig::default())
                     .await
                     .context("starting the Plesk simulator")?,
+            ),
+            DemoProvider::Docker => DemoSim::Docker(
+                DockerSimulator::start(DockerConfig::default())
+                    .await
+                    .context("starting the Docker Engine simulator")?,
             ),
             _ => DemoSim::Whm(
                 WhmSimulator::start(SimConfig::default())
@@ -63,21 +80,25 @@ impl DemoSim {
         match self {
             DemoSim::Whm(_) => "WHM",
             DemoSim::Plesk(_) => "Plesk",
+            DemoSim::Docker(_) => "Docker Engine",
+        }
+    }
+
+    /// What every simulator offers, whatever the provider.
+    fn handle(&self) -> &SimHandle {
+        match self {
+            DemoSim::Whm(s) => s,
+            DemoSim::Plesk(s) => s,
+            DemoSim::Docker(s) => s,
         }
     }
 
     pub fn base_url(&self) -> String {
-        match self {
-            DemoSim::Whm(s) => s.base_url(),
-            DemoSim::Plesk(s) => s.base_url(),
-        }
+        self.handle().base_url()
     }
 
     pub fn cert_sha256(&self) -> &str {
-        match self {
-            DemoSim::Whm(s) => s.cert_sha256(),
-            DemoSim::Plesk(s) => s.cert_sha256(),
-        }
+        self.handle().cert_sha256()
     }
 
     /// The credential secret: its name and value.
@@ -85,6 +106,10 @@ impl DemoSim {
         match self {
             DemoSim::Whm(s) => ("whm-token", s.token()),
             DemoSim::Plesk(s) => ("plesk-api-key", s.api_key()),
+            DemoSim::Docker(s) => (
+                "docker-client-identity",
+                s.client_identity_pem().unwrap_or(""),
+            ),
         }
     }
 
@@ -93,6 +118,7 @@ impl DemoSim {
         match self {
             DemoSim::Whm(_) => "basic",
             DemoSim::Plesk(_) => "Default Domain",
+            DemoSim::Docker(_) => "small",
         }
     }
 
@@ -114,6 +140,14 @@ impl DemoSim {
                 json!({ "host": "127.0.0.1", "port": s.addr().port() }),
                 format!("{}/ sha256:{}", s.api_url(), s.cert_sha256()),
             ),
+            DemoSim::Docker(s) => (
+                "docker-demo",
+                json!({
+                    "host": "127.0.0.1", "port": s.addr().port(),
+                    "plans": serde_json::from_str::<Value>(DOCKER_PLANS).unwrap_or_default(),
+                }),
+                format!("{}/ sha256:{}", s.base_url(), s.cert_sha256()),
+            ),
         };
         let port = self.port();
         json!({
@@ -126,10 +160,7 @@ impl DemoSim {
     }
 
     pub fn port(&self) -> u16 {
-        match self {
-            DemoSim::Whm(s) => s.addr().port(),
-            DemoSim::Plesk(s) => s.addr().port(),
-        }
+        self.handle().addr().port()
     }
 
     /// Accounts (WHM) or subscriptions (Plesk) the server holds.
@@ -137,14 +168,12 @@ impl DemoSim {
         match self {
             DemoSim::Whm(s) => s.accounts().len(),
             DemoSim::Plesk(s) => s.domains().len(),
+            DemoSim::Docker(s) => s.containers().len(),
         }
     }
 
     pub fn request_log(&self) -> Vec<LoggedRequest> {
-        match self {
-            DemoSim::Whm(s) => s.request_log(),
-            DemoSim::Plesk(s) => s.request_log(),
-        }
+        self.handle().request_log()
     }
 
     /// Where the request log goes in the data directory.
@@ -152,15 +181,12 @@ impl DemoSim {
         data_dir.join(match self {
             DemoSim::Whm(_) => "demo-whm-requests.jsonl",
             DemoSim::Plesk(_) => "demo-plesk-requests.jsonl",
+            DemoSim::Docker(_) => "demo-docker-requests.jsonl",
         })
     }
 
     pub fn write_log(&self, path: &Path) -> Result<()> {
-        match self {
-            DemoSim::Whm(s) => s.write_log_jsonl(path)?,
-            DemoSim::Plesk(s) => s.write_log_jsonl(path)?,
-        }
-        Ok(())
+        Ok(self.handle().write_log_jsonl(path)?)
     }
 
     /// How a well-formed call is judged, for the summary line.
@@ -168,6 +194,7 @@ impl DemoSim {
         match self {
             DemoSim::Whm(_) => "well-formed WHM API 1 (api.version=1, the whm auth header, required parameters as the official description defines them)",
             DemoSim::Plesk(_) => "well-formed Plesk REST API v2 (the X-API-Key header, paths, parameters and JSON bodies as Plesk's OpenAPI description defines them)",
+            DemoSim::Docker(_) => "well-formed Docker Engine API (a client certificate from the Engine's CA, paths, parameters and JSON bodies as the official v1.45 description defines them)",
         }
     }
 
@@ -176,7 +203,7 @@ impl DemoSim {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let path = match self {
             DemoSim::Whm(_) => format!("/json-api/{}", r.function),
-            DemoSim::Plesk(_) => r.path.clone(),
+            DemoSim::Plesk(_) | DemoSim::Docker(_) => r.path.clone(),
         };
         format!(
             "{:<6} {:<28} {} {}",
@@ -191,6 +218,7 @@ impl DemoSim {
         match self {
             DemoSim::Whm(s) => s.shutdown().await,
             DemoSim::Plesk(s) => s.shutdown().await,
+            DemoSim::Docker(s) => s.shutdown().await,
         }
     }
 }
