@@ -100,7 +100,7 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
             return finish(entry, Some(reply(s, b.as_ref(), shared.max_version)));
         }
     };
-    let route = match spec::route(parts.method.as_str(), &api_path) {
+    let route = match spec::SPEC.route(parts.method.as_str(), &api_path) {
         Ok(r) => r,
         Err(why) => {
             let (status, message) = match why {
@@ -135,12 +135,12 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let (checked, json_body) = spec::check(&route, &query, content_type, &body);
+    let (checked, json_body) = spec::SPEC.check(&route, &query, content_type, &body);
     entry.problems.extend(checked.problems);
     let response = if let Some(reason) = checked.rejection {
         reply(400, Some(&json!({ "message": reason })), shared.max_version)
     } else if fault == Some(Fault::WrongBody) {
-        let wrong = if spec::answers_list(&route.key) {
+        let wrong = if spec::SPEC.answers_list(&route.key) {
             json!({"message": "ok"})
         } else {
             json!([])

@@ -3,12 +3,11 @@
 //! definitions they use, extracted to `spec/docker/engine-v1.45.json` by
 //! `spec/docker/extract.py` and embedded.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use crate::common::openapi::{Checked, Description, NoRoute, Route};
+use crate::common::openapi::Description;
 
 /// The embedded description.
 pub const SPEC_JSON: &str = include_str!("../../spec/docker/engine-v1.45.json");
@@ -17,28 +16,11 @@ pub const SPEC_JSON: &str = include_str!("../../spec/docker/engine-v1.45.json");
 pub const MIN_API_VERSION: ApiVersion = (1, 24);
 pub const API_VERSION: ApiVersion = (1, 45);
 
-static SPEC: LazyLock<Description> = LazyLock::new(|| Description::load(SPEC_JSON));
-
-pub(crate) fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
-    SPEC.route(method, path)
-}
-
-pub(crate) fn check(
-    route: &Route,
-    query: &BTreeMap<String, String>,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> (Checked, Option<Value>) {
-    SPEC.check(route, query, content_type, body)
-}
+pub(crate) static SPEC: LazyLock<Description> = LazyLock::new(|| Description::load(SPEC_JSON));
 
 /// Check an answer against the description's schema for `key` and `status`.
 pub fn check_response(key: &str, status: u16, body: &Value) -> Vec<String> {
     SPEC.check_response(key, status, body)
-}
-
-pub(crate) fn answers_list(key: &str) -> bool {
-    SPEC.answers_list(key)
 }
 
 /// An Engine API version, `(major, minor)`.
@@ -75,6 +57,7 @@ pub(crate) fn versioned(path: &str, max: ApiVersion) -> Result<(Option<ApiVersio
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     #[test]
     fn routes_versions_and_bodies() {
@@ -96,16 +79,16 @@ mod tests {
             .unwrap_err()
             .contains("Maximum supported API version is 1.43"));
         assert_eq!(
-            route("POST", "/volumes/create").unwrap().key,
+            SPEC.route("POST", "/volumes/create").unwrap().key,
             "POST /volumes/create"
         );
         assert_eq!(
-            route("DELETE", "/volumes/v1").unwrap().key,
+            SPEC.route("DELETE", "/volumes/v1").unwrap().key,
             "DELETE /volumes/{name}"
         );
-        let r = route("POST", "/containers/create").unwrap();
+        let r = SPEC.route("POST", "/containers/create").unwrap();
         let ok = json!({"Image": "nginx:1.27", "Labels": {"a": "b"}, "HostConfig": {"Memory": 268435456, "NanoCpus": 500000000}});
-        let (c, _) = check(
+        let (c, _) = SPEC.check(
             &r,
             &BTreeMap::new(),
             Some("application/json"),
@@ -113,7 +96,7 @@ mod tests {
         );
         assert!(c.rejection.is_none(), "{:?}", c.problems);
         let bad = json!({"Image": "nginx", "HostConfig": {"Memory": "lots"}});
-        let (c, _) = check(
+        let (c, _) = SPEC.check(
             &r,
             &BTreeMap::new(),
             Some("application/json"),
@@ -121,8 +104,13 @@ mod tests {
         );
         assert!(c.rejection.unwrap().contains("/HostConfig/Memory"));
         let q: BTreeMap<String, String> = [("all".to_string(), "maybe".to_string())].into();
-        let (c, _) = check(&route("GET", "/containers/json").unwrap(), &q, None, b"");
+        let (c, _) = SPEC.check(
+            &SPEC.route("GET", "/containers/json").unwrap(),
+            &q,
+            None,
+            b"",
+        );
         assert!(c.rejection.unwrap().contains("not boolean"));
-        assert!(answers_list("GET /containers/json"));
+        assert!(SPEC.answers_list("GET /containers/json"));
     }
 }

@@ -119,7 +119,7 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
         record(&shared, entry, Some(&response));
         return Some(response);
     };
-    let route = match spec::route(parts.method.as_str(), api_path) {
+    let route = match spec::SPEC.route(parts.method.as_str(), api_path) {
         Ok(r) => r,
         Err(why) => {
             let (status, message) = match why {
@@ -164,12 +164,12 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let (checked, json_body) = spec::check(&route, &query, content_type, &body);
+    let (checked, json_body) = spec::SPEC.check(&route, &query, content_type, &body);
     entry.problems.extend(checked.problems);
     let response = if let Some(reason) = checked.rejection {
         json_reply(400, &json!({"code": 400, "message": reason}))
     } else if fault == Some(Fault::WrongBody) {
-        let wrong = if spec::answers_list(&route.key) {
+        let wrong = if spec::SPEC.answers_list(&route.key) {
             json!({"result": "ok"})
         } else {
             json!([])
