@@ -78,6 +78,31 @@ fn check_reports_a_valid_component() {
 }
 
 #[test]
+fn check_warns_about_secrets_reveal_and_shows_the_log_of_a_failing_info() {
+    // The reference adapter only uses placeholders: no warning.
+    let o = panel1(&["adapter", "check", &component("reference")]);
+    assert_eq!(json_out(&o)["warnings"], serde_json::json!([]));
+    // `launder` imports secrets-reveal: a warning, in the report and on stderr.
+    let o = panel1(&["adapter", "check", &component("launder")]);
+    assert_eq!(o.status.code(), Some(0));
+    let warnings = json_out(&o)["warnings"].to_string();
+    assert!(warnings.contains("secrets-reveal"), "{warnings}");
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("warning: the component imports `secrets-reveal`"));
+    // `info` logs, then panics: the failure comes with what it logged.
+    let o = panel1(&["adapter", "check", &component("info-trap")]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("captured log of `info`"), "{err}");
+    assert!(err.contains("building the operation list"), "{err}");
+    assert!(
+        err.contains("index out of bounds"),
+        "the panic message is in the log: {err}"
+    );
+    assert!(err.contains("`info` failed"), "{err}");
+}
+
+#[test]
 fn check_rejects_an_unknown_import_by_name() {
     let o = panel1(&["adapter", "check", &component("bad-import")]);
     assert_eq!(o.status.code(), Some(3));

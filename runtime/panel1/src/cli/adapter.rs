@@ -3,8 +3,8 @@ use super::compile::{sandbox_config, CompileArgs};
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_SANDBOX, EXIT_USAGE};
 use clap::{Args, Subcommand};
 use panel1_sandbox::{
-    ArtifactStore, CallRequest, EgressPolicy, EgressRule, Grants, HostContext, Limits,
-    LoadedAdapter, Operation, Outcome, Sandbox, SecretBinding,
+    ArtifactStore, CallRequest, Capability, ComponentReport, EgressPolicy, EgressRule, Grants,
+    HostContext, Limits, LoadedAdapter, Operation, Outcome, Sandbox, SecretBinding,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -157,11 +157,18 @@ async fn check(file: PathBuf, compile: CompileArgs) -> u8 {
         Ok(r) => match r.outcome {
             Outcome::Ok { result } => result,
             other => {
+                // What the adapter logged before it failed is the best clue.
+                if !r.log.is_empty() {
+                    eprintln!("captured log of `info`:");
+                    for entry in &r.log {
+                        eprintln!("  {}", json!(entry));
+                    }
+                }
                 return usage(format!(
                     "{}: `info` failed: {}",
                     file.display(),
                     json!(other)
-                ))
+                ));
             }
         },
         Err(e) => return usage(e),
@@ -169,6 +176,11 @@ async fn check(file: PathBuf, compile: CompileArgs) -> u8 {
     let mut report = serde_json::to_value(&adapter.report).unwrap_or_default();
     report["file"] = json!(file.display().to_string());
     report["adapter"] = info;
+    let warnings = capability_warnings(&adapter.report);
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    report["warnings"] = json!(warnings);
     // Show the config schema as JSON when it is JSON.
     if let Some(schema) = report["adapter"]["config_schema"].as_str() {
         if let Ok(parsed) = serde_json::from_str::<Value>(schema) {
@@ -177,6 +189,20 @@ async fn check(file: PathBuf, compile: CompileArgs) -> u8 {
     }
     print(&report);
     EXIT_OK
+}
+
+/// Capabilities an adapter author should know they asked for.
+fn capability_warnings(report: &ComponentReport) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if report.needs(Capability::SecretsReveal) {
+        warnings.push(
+            "the component imports `secrets-reveal`: every call is denied plaintext unless the \
+             operator grants it; if the adapter only puts secrets in requests, build against a \
+             world without it and use placeholders"
+                .to_string(),
+        );
+    }
+    warnings
 }
 
 fn parse_kv(s: &str, what: &str) -> Result<(String, String), u8> {
