@@ -9,7 +9,9 @@
 use crate::form::Params;
 use crate::settings::Settings;
 use panel1_sdk::deadline::Deadline;
-use panel1_sdk::http::{looks_like_html, snippet, HttpError, Request};
+use panel1_sdk::http::{
+    looks_like_html, snippet, transport_error, HttpError, Request, TransportHints,
+};
 use panel1_sdk::*;
 use serde_json::Value;
 
@@ -143,19 +145,16 @@ impl Whm {
 
     fn transport_error(&self, function: &str, e: HttpError) -> AdapterError {
         let base = self.settings.base_url();
-        match e {
-            HttpError::Network(_) => transient(format!("WHM {function}: {e} (talking to {base})"), None),
-            HttpError::CertificateRefused(_) => auth_failed(format!(
-                "WHM {function}: {e}; bind a client identity secret (certificate and key, PEM) the server accepts to its host"
-            )),
-            HttpError::Denied(_) => permanent(format!(
-                "WHM {function}: {e}; the server's egress rules must allow {base} and the `{TOKEN_SECRET}` secret must be bound to that host"
-            )),
-            HttpError::Other(ref m) if m.contains("Tls") => permanent(format!(
-                "WHM {function}: {e}; a self-signed WHM needs its certificate pinned on the egress rule (`{base} sha256:<hex>`), and a pin must match the certificate WHM serves"
-            )),
-            other => permanent(format!("WHM {function}: {other}")),
-        }
+        let hints = TransportHints {
+            egress: &format!(
+                "the server's egress rules must allow {base} and the `{TOKEN_SECRET}` secret must be bound to that host"
+            ),
+            tls: &format!(
+                "a self-signed WHM needs its certificate pinned on the egress rule (`{base} sha256:<hex>`), and a pin must match the certificate WHM serves"
+            ),
+            identity: "bind a client identity secret (certificate and key, PEM) the server accepts to its host",
+        };
+        transport_error(&format!("WHM {function} (talking to {base})"), e, &hints)
     }
 }
 

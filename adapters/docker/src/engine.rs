@@ -11,7 +11,9 @@ use std::cell::Cell;
 
 use crate::settings::Settings;
 use panel1_sdk::deadline::Deadline;
-use panel1_sdk::http::{looks_like_html, snippet, HttpError, Request};
+use panel1_sdk::http::{
+    looks_like_html, path_template, snippet, transport_error, HttpError, Request, TransportHints,
+};
 use panel1_sdk::*;
 use serde_json::Value;
 
@@ -162,41 +164,26 @@ impl Engine {
 
     fn transport_error(&self, what: &str, e: HttpError) -> AdapterError {
         let at = format!("{}:{}", self.settings.host, self.settings.port);
-        match e {
-            HttpError::Network(_) => transient(format!("Docker {what}: {e} (talking to {at})"), None),
-            HttpError::CertificateRefused(_) => auth_failed(format!(
-                "Docker {what}: {e}; bind the `{IDENTITY_SECRET}` secret (the client certificate and key the Engine trusts, PEM) to {at}"
-            )),
-            HttpError::Denied(_) => permanent(format!(
-                "Docker {what}: {e}; the server's egress rules must allow https://{at}/"
-            )),
-            HttpError::Other(ref m) if m.contains("Tls") => permanent(format!(
-                "Docker {what}: {e}; pin the Engine's certificate on the egress rule (`https://{at}/ sha256:<hex>`) if its CA is not public"
-            )),
-            other => permanent(format!("Docker {what}: {other}")),
-        }
+        let hints = TransportHints {
+            egress: &format!("the server's egress rules must allow https://{at}/"),
+            tls: &format!(
+                "pin the Engine's certificate on the egress rule (`https://{at}/ sha256:<hex>`) if its CA is not public"
+            ),
+            identity: &format!(
+                "bind the `{IDENTITY_SECRET}` secret (the client certificate and key the Engine trusts, PEM) to {at}"
+            ),
+        };
+        transport_error(&format!("Docker {what} (talking to {at})"), e, &hints)
     }
 }
 
 /// `/containers/abc/start?x=1` → `/containers/{id}/start`, for logs.
 fn template(path: &str) -> String {
-    let path = path.split('?').next().unwrap_or(path);
-    let parts: Vec<&str> = path.split('/').collect();
-    parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let after = if i > 0 { parts[i - 1] } else { "" };
-            let named = (after == "containers" || after == "volumes" || after == "networks")
-                && !matches!(*p, "create" | "json");
-            if named {
-                "{id}"
-            } else {
-                p
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    path_template(
+        path,
+        &["containers", "volumes", "networks"],
+        &["create", "json"],
+    )
 }
 
 /// "client version 1.45 is too new. Maximum supported API version is 1.43"

@@ -11,7 +11,9 @@
 //! HTTP status and what the body says.
 use crate::settings::Settings;
 use panel1_sdk::deadline::Deadline;
-use panel1_sdk::http::{looks_like_html, snippet, HttpError, Request};
+use panel1_sdk::http::{
+    looks_like_html, path_template, snippet, transport_error, HttpError, Request, TransportHints,
+};
 use panel1_sdk::*;
 use serde_json::{json, Value};
 
@@ -103,7 +105,7 @@ impl Plesk {
         path: &str,
         body: Option<Value>,
     ) -> Result<Answer, AdapterError> {
-        let what = format!("{} {}", method.name(), template(path));
+        let what = format!("{} {}", method.name(), path_template(path, &["cli"], &[]));
         let left = self.deadline.remaining_ms();
         let timeout = self
             .deadline
@@ -176,40 +178,17 @@ impl Plesk {
 
     fn transport_error(&self, what: &str, e: HttpError) -> AdapterError {
         let base = self.settings.api_url();
-        match e {
-            HttpError::Network(_) => transient(format!("Plesk {what}: {e} (talking to {base})"), None),
-            HttpError::CertificateRefused(_) => auth_failed(format!(
-                "Plesk {what}: {e}; bind a client identity secret (certificate and key, PEM) the server accepts to its host"
-            )),
-            HttpError::Denied(_) => permanent(format!(
-                "Plesk {what}: {e}; the server's egress rules must allow {base}/ and the `{KEY_SECRET}` secret must be bound to that host"
-            )),
-            HttpError::Other(ref m) if m.contains("Tls") => permanent(format!(
-                "Plesk {what}: {e}; a self-signed Plesk needs its certificate pinned on the egress rule (`{base}/ sha256:<hex>`), and a pin must match the certificate Plesk serves"
-            )),
-            other => permanent(format!("Plesk {what}: {other}")),
-        }
+        let hints = TransportHints {
+            egress: &format!(
+                "the server's egress rules must allow {base}/ and the `{KEY_SECRET}` secret must be bound to that host"
+            ),
+            tls: &format!(
+                "a self-signed Plesk needs its certificate pinned on the egress rule (`{base}/ sha256:<hex>`), and a pin must match the certificate Plesk serves"
+            ),
+            identity: "bind a client identity secret (certificate and key, PEM) the server accepts to its host",
+        };
+        transport_error(&format!("Plesk {what} (talking to {base})"), e, &hints)
     }
-}
-
-/// `/domains/7/status` → `/domains/{id}/status`, for logs (ids and names
-/// vary, the operation does not).
-fn template(path: &str) -> String {
-    let path = path.split('?').next().unwrap_or(path);
-    let parts: Vec<&str> = path.split('/').collect();
-    parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let after = if i > 0 { parts[i - 1] } else { "" };
-            if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() || after == "cli" {
-                "{id}"
-            } else {
-                p
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// One structured line per call; never bodies or headers. A 404 or 400 is

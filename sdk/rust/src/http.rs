@@ -394,9 +394,111 @@ pub fn snippet(body: &[u8], max_chars: usize) -> String {
         .collect()
 }
 
+/// What an operator should fix for each kind of transport failure, as an
+/// adapter words it for its provider.
+pub struct TransportHints<'a> {
+    /// After a host denial: which egress rule and secret binding to check.
+    pub egress: &'a str,
+    /// After a TLS failure: how to pin or trust the server's certificate.
+    pub tls: &'a str,
+    /// After a refused client certificate: which identity to bind.
+    pub identity: &'a str,
+}
+
+/// The typed error for a request that got no answer, `at` naming the call:
+/// network trouble is `transient`; a refused client certificate
+/// `auth-failed`; a denial or a TLS failure `permanent`, each with its hint.
+pub fn transport_error(at: &str, e: HttpError, hints: &TransportHints) -> AdapterError {
+    match e {
+        HttpError::Network(_) => transient(format!("{at}: {e}"), None),
+        HttpError::CertificateRefused(_) => {
+            AdapterError::AuthFailed(format!("{at}: {e}; {}", hints.identity))
+        }
+        HttpError::Denied(_) => AdapterError::Permanent(format!("{at}: {e}; {}", hints.egress)),
+        HttpError::Other(ref m) if m.contains("Tls") => {
+            AdapterError::Permanent(format!("{at}: {e}; {}", hints.tls))
+        }
+        other => AdapterError::Permanent(format!("{at}: {other}")),
+    }
+}
+
+/// A request path as its operation's template, for logs (ids and names
+/// vary, the operation does not): the query dropped, all-digit segments and
+/// the segment after any of `named` (unless it is one of `actions`) become
+/// `{id}`. `("/containers/web1/start", ["containers"], ["create", "json"])`
+/// → `/containers/{id}/start`.
+pub fn path_template(path: &str, named: &[&str], actions: &[&str]) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let parts: Vec<&str> = path.split('/').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let after = if i > 0 { parts[i - 1] } else { "" };
+            let digits = !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+            let named_here = named.contains(&after) && !actions.contains(p) && !p.is_empty();
+            if digits || named_here {
+                "{id}"
+            } else {
+                p
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_and_transport_errors() {
+        assert_eq!(
+            path_template("/domains/17/status", &[], &[]),
+            "/domains/{id}/status"
+        );
+        assert_eq!(
+            path_template("/cli/login/call", &["cli"], &[]),
+            "/cli/{id}/call"
+        );
+        assert_eq!(
+            path_template(
+                "/containers/create?name=x",
+                &["containers"],
+                &["create", "json"]
+            ),
+            "/containers/create"
+        );
+        assert_eq!(
+            path_template(
+                "/containers/web1/start",
+                &["containers"],
+                &["create", "json"]
+            ),
+            "/containers/{id}/start"
+        );
+        let hints = TransportHints {
+            egress: "allow it",
+            tls: "pin it",
+            identity: "bind it",
+        };
+        let kind = |e: HttpError| crate::kind_name(&transport_error("X y", e, &hints));
+        assert_eq!(kind(HttpError::Network("reset".into())), "transient");
+        assert_eq!(
+            kind(HttpError::CertificateRefused("alert".into())),
+            "auth-failed"
+        );
+        assert_eq!(kind(HttpError::Denied("no rule".into())), "permanent");
+        let e = transport_error(
+            "X y",
+            HttpError::Other("TlsCertificateError".into()),
+            &hints,
+        );
+        assert!(
+            matches!(e, AdapterError::Permanent(ref m) if m.ends_with("; pin it")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn parses_urls() {
