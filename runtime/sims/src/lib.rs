@@ -8,6 +8,9 @@
 //!   ([`plesk::PleskSimulator`]).
 //! - [`docker`]: the Docker Engine API v1.45 over mutual TLS
 //!   ([`docker::DockerSimulator`]).
+//! - [`kube`]: a Kubernetes API server (v1.31, objects checked against the
+//!   1.37 schemas) behind a cluster CA, with a bearer token or client
+//!   certificates ([`kube::KubeSimulator`]).
 //!
 //! Run one by hand with `panel1 sim whm|plesk --port N`.
 //!
@@ -22,6 +25,7 @@
 
 pub mod common;
 pub mod docker;
+pub mod kube;
 pub mod plesk;
 pub mod whm;
 

@@ -58,6 +58,26 @@ impl SimHandle {
         &self.running.cert_der
     }
 
+    /// When a cluster CA signed the serving certificate (Kubernetes): the
+    /// lowercase hex SHA-256 of the CA certificate's DER.
+    pub fn ca_sha256(&self) -> Option<&str> {
+        self.running
+            .cluster_ca
+            .as_ref()
+            .map(|ca| ca.sha256.as_str())
+    }
+
+    /// The cluster CA certificate (DER), when there is one.
+    pub fn ca_der(&self) -> Option<&[u8]> {
+        self.running.cluster_ca.as_ref().map(|ca| ca.der.as_slice())
+    }
+
+    /// The cluster CA certificate (PEM, as a kubeconfig's
+    /// `certificate-authority-data` holds it base64-encoded), when there is one.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.running.cluster_ca.as_ref().map(|ca| ca.pem.as_str())
+    }
+
     /// With mutual TLS: a client identity (certificate chain + key, PEM)
     /// the simulator accepts.
     pub fn client_identity_pem(&self) -> Option<&str> {

@@ -1,5 +1,5 @@
 //! HTTPS serving shared by every simulator: bind 127.0.0.1 with a fresh
-//! self-signed certificate, one task per connection, bodies capped, each
+//! certificate (self-signed, or signed by a cluster CA), one task per connection, bodies capped, each
 //! request processed in its own task (a client that gives up mid-fault
 //! neither cancels a change half-way nor loses the log entry), graceful
 //! shutdown.
@@ -24,6 +24,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::tls::{self, Identity};
+pub(crate) use super::tls::{ClusterCa, TlsOptions};
 use super::SimError;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +58,19 @@ impl Bound {
     /// present a certificate from the simulator's CA. Must be called inside
     /// a Tokio runtime.
     pub async fn bind(port: u16, mutual_tls: bool) -> Result<Bound, SimError> {
-        let identity = tls::identity(mutual_tls)?;
+        Bound::bind_with(
+            port,
+            TlsOptions {
+                mutual_tls,
+                cluster_ca: false,
+            },
+        )
+        .await
+    }
+
+    /// Bind 127.0.0.1 (`port`, 0 = any) with the TLS set-up `options` ask for.
+    pub async fn bind_with(port: u16, options: TlsOptions) -> Result<Bound, SimError> {
+        let identity = tls::identity(options)?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .map_err(|source| SimError::Bind { port, source })?;
@@ -86,6 +99,7 @@ impl Bound {
             cert_der: self.identity.cert_der,
             cert_sha256: self.identity.cert_sha256,
             client_pem: self.identity.client_pem,
+            cluster_ca: self.identity.cluster_ca,
             stop: self.stop,
             task: Some(task),
         }
@@ -120,6 +134,8 @@ pub(crate) struct Running {
     pub cert_sha256: String,
     /// With mutual TLS: a client identity (PEM) the server accepts.
     pub client_pem: Option<String>,
+    /// With a cluster CA: the CA that signed the serving certificate.
+    pub cluster_ca: Option<ClusterCa>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }

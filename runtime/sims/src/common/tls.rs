@@ -1,5 +1,7 @@
-//! A throwaway self-signed certificate per simulator, for `localhost` and
-//! 127.0.0.1, and the rustls server configuration around it.
+//! A throwaway certificate per simulator, for `localhost` and 127.0.0.1, and
+//! the rustls server configuration around it: self-signed, or (like a
+//! Kubernetes cluster) signed by a fresh cluster CA and served as the chain
+//! [leaf, CA].
 
 use std::sync::Arc;
 
@@ -15,6 +17,28 @@ pub(crate) struct Identity {
     /// With mutual TLS: a client identity (certificate + key, PEM) the
     /// simulator's own CA signed.
     pub client_pem: Option<String>,
+    /// With a cluster CA: the CA that signed the leaf.
+    pub cluster_ca: Option<ClusterCa>,
+}
+
+/// The CA that signed the serving certificate (what a kubeconfig's
+/// `certificate-authority-data` holds).
+#[derive(Clone)]
+pub(crate) struct ClusterCa {
+    pub der: Vec<u8>,
+    pub pem: String,
+    /// Lowercase hex SHA-256 of `der`.
+    pub sha256: String,
+}
+
+/// How a simulator's TLS is set up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TlsOptions {
+    /// Require client certificates from the simulator's client CA.
+    pub mutual_tls: bool,
+    /// Sign the serving certificate with a fresh cluster CA and send the
+    /// chain [leaf, CA], instead of a self-signed leaf.
+    pub cluster_ca: bool,
 }
 
 /// A CA that signs client certificates, and one client identity from it.
@@ -47,22 +71,69 @@ fn client_ca() -> Result<ClientCa, SimError> {
     })
 }
 
-/// The server's certificate; with `mutual_tls`, client certificates signed
-/// by a fresh CA are required.
-pub(crate) fn identity(mutual_tls: bool) -> Result<Identity, SimError> {
+fn server_names() -> Vec<String> {
     // rcgen turns "127.0.0.1" into an IP SAN and "localhost" into a DNS one.
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    let cert_der = certified.cert.der().to_vec();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
+    vec!["localhost".to_string(), "127.0.0.1".to_string()]
+}
+
+/// A leaf signed by a fresh cluster CA: the chain [leaf, CA], the leaf's key
+/// (PKCS#8 DER) and the CA.
+fn cluster_signed() -> Result<(Vec<CertificateDer<'static>>, Vec<u8>, ClusterCa), SimError> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    ca.distinguished_name
+        .push(DnType::CommonName, "panel1 simulator cluster CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let ca_der = ca_cert.der().to_vec();
+    let ca_pem = ca_cert.pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(server_names())?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+    let chain = vec![
+        leaf_cert.der().clone(),
+        CertificateDer::from(ca_der.clone()),
+    ];
+    let ca = ClusterCa {
+        sha256: hex::encode(Sha256::digest(&ca_der)),
+        der: ca_der,
+        pem: ca_pem,
+    };
+    Ok((chain, leaf_key.serialize_der(), ca))
+}
+
+/// The server's certificate (self-signed, or signed by a cluster CA) and
+/// the client authentication `options` ask for.
+pub(crate) fn identity(options: TlsOptions) -> Result<Identity, SimError> {
+    let (chain, key_der, cluster_ca) = if options.cluster_ca {
+        let (chain, key, ca) = cluster_signed()?;
+        (chain, key, Some(ca))
+    } else {
+        let certified = rcgen::generate_simple_self_signed(server_names())?;
+        let der = certified.cert.der().clone();
+        (vec![der], certified.signing_key.serialize_der(), None)
+    };
+    let cert_der = chain[0].to_vec();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
     // The ring provider explicitly, like the rest of the workspace, so no
     // process-wide default has to be installed.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
-    let (builder, client_pem) = if mutual_tls {
+    let (builder, client_pem) = if options.mutual_tls {
         let ca = client_ca()?;
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(ca.roots),
@@ -77,12 +148,13 @@ pub(crate) fn identity(mutual_tls: bool) -> Result<Identity, SimError> {
     } else {
         (builder.with_no_client_auth(), None)
     };
-    let mut config = builder.with_single_cert(vec![CertificateDer::from(cert_der.clone())], key)?;
+    let mut config = builder.with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Identity {
         cert_sha256: hex::encode(Sha256::digest(&cert_der)),
         cert_der,
         config: Arc::new(config),
         client_pem,
+        cluster_ca,
     })
 }
