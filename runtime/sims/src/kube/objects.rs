@@ -369,7 +369,6 @@ pub(crate) fn delete(
     }
     let mut object = stored.object.clone();
     object["metadata"]["deletionTimestamp"] = json!(timestamp());
-    object["metadata"]["deletionGracePeriodSeconds"] = json!(0);
     object["status"] = json!({"phase": "Terminating"});
     if dry_run {
         return Ok(Reply::new(200, object));

@@ -148,7 +148,7 @@ fn service_defaults(object: &mut Value, old: Option<&Value>, store: &mut Store) 
 }
 
 /// Fill in what kube-apiserver defaults. `old` is the stored object on an
-/// update; `creating` also runs what admission does on create.
+/// update (`None` on create, when admission's defaults apply too).
 pub(crate) fn apply_defaults(
     kind: &Kind,
     object: &mut Value,
