@@ -1,4 +1,4 @@
-//! `panel1 adapter check|run`.
+//! `panel1 adapter check|run|conformance|push`.
 use super::compile::{sandbox_config, CompileArgs};
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_SANDBOX, EXIT_USAGE};
 use clap::{Args, Subcommand};
@@ -28,6 +28,12 @@ pub enum AdapterCommand {
         after_help = "Exit codes:\n  0  the adapter succeeded\n  1  the adapter returned a typed error (invalid-input, auth-failed, not-found, conflict, transient, permanent, unsupported)\n  2  the sandbox stopped the call (out-of-fuel, deadline, memory-limit, guest-trap, invalid-output)\n  3  invalid component, invalid input or usage"
     )]
     Run(Box<RunArgs>),
+    /// Run the contract suite every adapter must meet against the
+    /// simulator of its provider (WHM, Plesk, Docker Engine, Kubernetes):
+    /// info and its config schema, test-connection, idempotent provision,
+    /// a lost answer, ensure semantics, auth, 5xx, 429, egress denial,
+    /// secrecy and the deadline. Prints a table per component (or --json).
+    Conformance(super::conformance::ConformanceArgs),
     /// Upload a component to a running Panel1 (PANEL1_URL, PANEL1_API_KEY);
     /// prints the new adapter version.
     Push {
@@ -97,6 +103,7 @@ pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
     match cmd {
         AdapterCommand::Check { file, compile } => check(file, compile).await,
         AdapterCommand::Run(args) => run_op(*args).await,
+        AdapterCommand::Conformance(args) => super::conformance::run(args).await,
         AdapterCommand::Push {
             file,
             name,

@@ -2,6 +2,7 @@
 mod adapter;
 mod client;
 pub mod compile;
+mod conformance;
 mod demo;
 mod demo_sims;
 mod secrets;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use http::{Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 
 use super::serve::{text, Body, Shutdown};
@@ -31,6 +31,10 @@ pub enum Fault {
     /// Answer this status with an `application/problem+json` body (RFC 9457),
     /// as a proxy or gateway in front of the provider would; nothing applied.
     ProblemJson(u16),
+    /// Answer 429 Too Many Requests with `Retry-After: <retry_after_secs>`
+    /// (the provider's rate limit, or a proxy's), in the provider's own
+    /// error page; nothing applied.
+    RateLimited { retry_after_secs: u32 },
 }
 
 /// A provider's own pages for the faults that show one.
@@ -66,6 +70,13 @@ pub(crate) async fn before(
             ))
         }
         Some(Fault::LoginPage) => Before::Answer(pages.login_page(StatusCode::OK)),
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            let mut response = pages.error_page(StatusCode::TOO_MANY_REQUESTS);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            Before::Answer(response)
+        }
         Some(Fault::ResetConnection) => Before::Drop,
         Some(Fault::ProblemJson(code)) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
