@@ -10,7 +10,7 @@ dist="${PANEL1_ADAPTERS_DIST:-$here/dist}"
 mkdir -p "$dist"
 cd "$here"
 
-crates=(acme reference cpanel plesk docker spin-loop mem-bomb deep-recursion huge-output log-spam mid-trap info-trap ssrf exfil launder bad-import host-hoard output-bomb)
+crates=(acme reference cpanel plesk docker kubernetes spin-loop mem-bomb deep-recursion huge-output log-spam mid-trap info-trap ssrf exfil launder bad-import host-hoard output-bomb)
 
 have_wasip2() {
   command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2
@@ -55,7 +55,7 @@ echo "adapters: Rust guests -> $dist" >&2
 # What `just serve` installs as built-in adapters: the production adapters
 # only (the hostile fixtures stay test material).
 mkdir -p "$dist/builtin"
-cp "$dist/cpanel.wasm" "$dist/plesk.wasm" "$dist/docker.wasm" "$dist/builtin/"
+cp "$dist/cpanel.wasm" "$dist/plesk.wasm" "$dist/docker.wasm" "$dist/kubernetes.wasm" "$dist/builtin/"
 
 if [ "${PANEL1_SKIP_JS:-}" != 1 ]; then  # set PANEL1_SKIP_JS=1 to build only the Rust guests
   bash "$here/js-reference/build.sh"

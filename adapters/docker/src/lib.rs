@@ -387,16 +387,7 @@ impl Adapter for Docker {
         let size = paging::size_of(req.limit);
         let engine = Engine::connect(&req.ctx)?;
         let filters = json!({ "label": [SERVICE_LABEL] }).to_string();
-        let encoded: String = filters
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let encoded = panel1_sdk::http::query_escape(&filters);
         let doc = engine.ok(
             "GET",
             &format!("/containers/json?all=true&filters={encoded}"),

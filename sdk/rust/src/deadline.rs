@@ -22,11 +22,23 @@ impl Deadline {
         }
     }
 
+    /// Milliseconds since this deadline was created.
+    pub fn elapsed_ms(&self) -> u64 {
+        monotonic_clock::now().saturating_sub(self.start_ns) / 1_000_000
+    }
+
     /// Milliseconds left before the host stops the call (0 once past it).
     pub fn remaining_ms(&self) -> u64 {
         let elapsed_ms = monotonic_clock::now().saturating_sub(self.start_ns) / 1_000_000;
         self.budget_ms.saturating_sub(elapsed_ms)
     }
+}
+
+/// Wait `ms` milliseconds on the host's clock (between polls of something
+/// the provider finishes in the background). The call's wall-time limit
+/// still applies: check [`Deadline::remaining_ms`] first.
+pub fn pause_ms(ms: u64) {
+    monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
 }
 
 /// Time kept back from the call's deadline so a timed-out request can still

@@ -422,6 +422,21 @@ pub fn transport_error(at: &str, e: HttpError, hints: &TransportHints) -> Adapte
     }
 }
 
+/// Percent-encode `value` for a URL query component: everything but ASCII
+/// letters, digits and `-._~` (RFC 3986's unreserved set).
+pub fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A request path as its operation's template, for logs (ids and names
 /// vary, the operation does not): the query dropped, all-digit segments and
 /// the segment after any of `named` (unless it is one of `actions`) become
@@ -450,6 +465,12 @@ pub fn path_template(path: &str, named: &[&str], actions: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_escapes() {
+        assert_eq!(query_escape("a b/c=d&é~"), "a%20b%2Fc%3Dd%26%C3%A9~");
+        assert_eq!(query_escape("panel1.io-x_y"), "panel1.io-x_y");
+    }
 
     #[test]
     fn templates_and_transport_errors() {

@@ -224,6 +224,7 @@ async fn drive(
         match secret_name {
             "whm-token" => "WHM token",
             "plesk-api-key" => "Plesk API key",
+            "kubernetes-token" => "Kubernetes service account token",
             _ => "Docker client identity",
         },
         if token_hidden {

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use panel1_sims::docker::{DockerConfig, DockerSimulator};
+use panel1_sims::kube::{KubeAuth, KubeConfig, KubeSimulator};
 use panel1_sims::plesk::{PleskConfig, PleskSimulator};
 use panel1_sims::{LoggedRequest, SimConfig, SimHandle, WhmSimulator};
 use serde_json::{json, Value};
@@ -19,6 +20,9 @@ pub enum DemoProvider {
     Plesk,
     /// Docker (the docker adapter against the Engine API simulator, mutual TLS).
     Docker,
+    /// Kubernetes (the kubernetes adapter against the API server simulator,
+    /// a service account token, the cluster CA pinned).
+    Kubernetes,
     /// Each, in turn.
     All,
 }
@@ -30,6 +34,7 @@ impl DemoProvider {
                 DemoProvider::Cpanel,
                 DemoProvider::Plesk,
                 DemoProvider::Docker,
+                DemoProvider::Kubernetes,
             ],
             one => vec![one],
         }
@@ -40,6 +45,7 @@ impl DemoProvider {
         match self {
             DemoProvider::Plesk => "plesk",
             DemoProvider::Docker => "docker",
+            DemoProvider::Kubernetes => "kubernetes",
             _ => "cpanel",
         }
     }
@@ -49,10 +55,14 @@ pub enum DemoSim {
     Whm(WhmSimulator),
     Plesk(PleskSimulator),
     Docker(DockerSimulator),
+    /// With the service account token it accepts.
+    Kube(KubeSimulator, String),
 }
 
 /// The plan the demo's Docker server offers.
 const DOCKER_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "memory_mb": 256, "cpus": 0.5}}"#;
+/// The plan the demo's Kubernetes server offers.
+const KUBE_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "replicas": 2, "cpu": "250m", "memory": "256Mi", "storage": "1Gi"}}"#;
 
 impl DemoSim {
     pub async fn start(provider: DemoProvider) -> Result<DemoSim> {
@@ -67,6 +77,16 @@ impl DemoSim {
                     .await
                     .context("starting the Docker Engine simulator")?,
             ),
+            DemoProvider::Kubernetes => {
+                let token = format!("demo-{}", uuid::Uuid::new_v4().simple());
+                let sim = KubeSimulator::start(KubeConfig {
+                    auth: KubeAuth::Token(token.clone()),
+                    ..KubeConfig::default()
+                })
+                .await
+                .context("starting the Kubernetes API server simulator")?;
+                DemoSim::Kube(sim, token)
+            }
             _ => DemoSim::Whm(
                 WhmSimulator::start(SimConfig::default())
                     .await
@@ -81,6 +101,7 @@ impl DemoSim {
             DemoSim::Whm(_) => "WHM",
             DemoSim::Plesk(_) => "Plesk",
             DemoSim::Docker(_) => "Docker Engine",
+            DemoSim::Kube(..) => "Kubernetes API server",
         }
     }
 
@@ -90,6 +111,7 @@ impl DemoSim {
             DemoSim::Whm(s) => s,
             DemoSim::Plesk(s) => s,
             DemoSim::Docker(s) => s,
+            DemoSim::Kube(s, _) => s,
         }
     }
 
@@ -110,6 +132,7 @@ impl DemoSim {
                 "docker-client-identity",
                 s.client_identity_pem().unwrap_or(""),
             ),
+            DemoSim::Kube(_, token) => ("kubernetes-token", token),
         }
     }
 
@@ -118,7 +141,7 @@ impl DemoSim {
         match self {
             DemoSim::Whm(_) => "basic",
             DemoSim::Plesk(_) => "Default Domain",
-            DemoSim::Docker(_) => "small",
+            DemoSim::Docker(_) | DemoSim::Kube(..) => "small",
         }
     }
 
@@ -148,6 +171,15 @@ impl DemoSim {
                 }),
                 format!("{}/ sha256:{}", s.base_url(), s.cert_sha256()),
             ),
+            // The cluster CA is pinned, as with a real cluster's kubeconfig.
+            DemoSim::Kube(s, _) => (
+                "kubernetes-demo",
+                json!({
+                    "host": "127.0.0.1", "port": s.addr().port(),
+                    "plans": serde_json::from_str::<Value>(KUBE_PLANS).unwrap_or_default(),
+                }),
+                format!("{}/ sha256:{}", s.base_url(), s.ca_sha256()),
+            ),
         };
         let port = self.port();
         json!({
@@ -169,6 +201,14 @@ impl DemoSim {
             DemoSim::Whm(s) => s.accounts().len(),
             DemoSim::Plesk(s) => s.domains().len(),
             DemoSim::Docker(s) => s.containers().len(),
+            DemoSim::Kube(s, _) => s
+                .namespaces()
+                .iter()
+                .filter(|n| {
+                    n.pointer("/metadata/labels/panel1.io~1service-id")
+                        .is_some()
+                })
+                .count(),
         }
     }
 
@@ -182,6 +222,7 @@ impl DemoSim {
             DemoSim::Whm(_) => "demo-whm-requests.jsonl",
             DemoSim::Plesk(_) => "demo-plesk-requests.jsonl",
             DemoSim::Docker(_) => "demo-docker-requests.jsonl",
+            DemoSim::Kube(..) => "demo-kubernetes-requests.jsonl",
         })
     }
 
@@ -195,6 +236,7 @@ impl DemoSim {
             DemoSim::Whm(_) => "well-formed WHM API 1 (api.version=1, the whm auth header, required parameters as the official description defines them)",
             DemoSim::Plesk(_) => "well-formed Plesk REST API v2 (the X-API-Key header, paths, parameters and JSON bodies as Plesk's OpenAPI description defines them)",
             DemoSim::Docker(_) => "well-formed Docker Engine API (a client certificate from the Engine's CA, paths, parameters and JSON bodies as the official v1.45 description defines them)",
+            DemoSim::Kube(..) => "well-formed Kubernetes API (the bearer token, paths and methods of the kinds served, objects valid against the official JSON Schemas, server-side apply with a field manager)",
         }
     }
 
@@ -203,7 +245,7 @@ impl DemoSim {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let path = match self {
             DemoSim::Whm(_) => format!("/json-api/{}", r.function),
-            DemoSim::Plesk(_) | DemoSim::Docker(_) => r.path.clone(),
+            DemoSim::Plesk(_) | DemoSim::Docker(_) | DemoSim::Kube(..) => r.path.clone(),
         };
         format!(
             "{:<6} {:<28} {} {}",
@@ -219,6 +261,7 @@ impl DemoSim {
             DemoSim::Whm(s) => s.shutdown().await,
             DemoSim::Plesk(s) => s.shutdown().await,
             DemoSim::Docker(s) => s.shutdown().await,
+            DemoSim::Kube(s, _) => s.shutdown().await,
         }
     }
 }

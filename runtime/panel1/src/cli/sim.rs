@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use panel1_sims::docker::{DockerConfig, DockerSimulator};
+use panel1_sims::kube::{KubeAuth, KubeConfig, KubeSimulator};
 use panel1_sims::plesk::{Client, Domain, PleskConfig, PleskSimulator};
 use panel1_sims::{Account, SimConfig, WhmSimulator};
 
@@ -20,6 +21,8 @@ pub enum Provider {
     Plesk,
     /// The Docker Engine API over mutual TLS.
     Docker,
+    /// A Kubernetes API server (bearer token; the cluster CA to pin).
+    Kube,
 }
 
 #[derive(Args)]
@@ -29,7 +32,8 @@ pub struct SimArgs {
     /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// The credential clients must send (WHM token or Plesk API key);
+    /// The credential clients must send (WHM token, Plesk API key or
+    /// Kubernetes bearer token);
     /// random when not given. (Docker: a client certificate, always fresh.)
     #[arg(long, env = "PANEL1_SIM_CREDENTIAL")]
     credential: Option<String>,
@@ -112,6 +116,28 @@ async fn serve(args: SimArgs) -> Result<(), Box<dyn std::error::Error>> {
                 sim.write_log_jsonl(path)?;
             }
             let _ = std::fs::remove_file(&pem_path);
+            sim.shutdown().await;
+        }
+        Provider::Kube => {
+            let token = args
+                .credential
+                .clone()
+                .unwrap_or_else(|| format!("sim-{}", uuid::Uuid::new_v4().simple()));
+            let sim = KubeSimulator::start(KubeConfig {
+                port: args.port,
+                auth: KubeAuth::Token(token.clone()),
+                ..KubeConfig::default()
+            })
+            .await?;
+            let api = format!("{}/", sim.base_url());
+            // Pin the cluster CA (the server sends it in its chain), as a
+            // kubeconfig's certificate-authority would.
+            print_connection(&api, sim.ca_sha256(), ("kubernetes-token", &token));
+            println!("kinds: namespaces, resourcequotas, limitranges, persistentvolumeclaims, services, deployments (+scale), ingresses");
+            wait().await?;
+            if let Some(path) = &args.log {
+                sim.write_log_jsonl(path)?;
+            }
             sim.shutdown().await;
         }
     }
