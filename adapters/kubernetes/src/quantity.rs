@@ -40,7 +40,7 @@ pub fn parse(q: &str) -> Result<f64, String> {
 /// CPU cores as a quantity: whole cores plain, otherwise millicores.
 pub fn cpu(cores: f64) -> String {
     let milli = (cores * 1000.0).round() as u64;
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{milli}m")
@@ -52,9 +52,9 @@ pub fn bytes(b: f64) -> String {
     let b = b.round() as u64;
     const MI: u64 = 1 << 20;
     const GI: u64 = 1 << 30;
-    if b > 0 && b % GI == 0 {
+    if b > 0 && b.is_multiple_of(GI) {
         format!("{}Gi", b / GI)
-    } else if b > 0 && b % MI == 0 {
+    } else if b > 0 && b.is_multiple_of(MI) {
         format!("{}Mi", b / MI)
     } else {
         b.to_string()

@@ -55,7 +55,7 @@ impl Settings {
                     .into(),
             ),
         };
-        if !plans.as_object().is_some_and(|p| !p.is_empty()) {
+        if plans.as_object().is_none_or(|p| p.is_empty()) {
             return Err("config `plans` must be an object naming at least one plan".into());
         }
         let ingress_class = match get("ingress_class") {

@@ -49,10 +49,10 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
                 .lines()
                 .filter(|l| l.split_whitespace().next() == Some(step))
                 .collect();
-            assert_eq!(rows.len(), 3, "{step}:\n{stdout}");
+            assert_eq!(rows.len(), 4, "{step}:\n{stdout}");
             assert!(rows.iter().all(|l| l.contains("succeeded")), "{rows:?}");
         }
-        for provider in ["WHM", "Plesk", "Docker Engine"] {
+        for provider in ["WHM", "Plesk", "Docker Engine", "Kubernetes API server"] {
             let done = format!(": terminated (the {provider} now has 0 account(s))");
             assert!(stdout.contains(&done), "{stdout}");
         }
@@ -60,6 +60,10 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
         assert!(stdout.contains("Plesk API key appears nowhere"), "{stdout}");
         assert!(
             stdout.contains("Docker client identity appears nowhere"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("Kubernetes service account token appears nowhere"),
             "{stdout}"
         );
         // Live status came over SSE: the service moved through its states.
@@ -127,6 +131,30 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
             .find(|c| c["function"] == "POST /clients")
             .unwrap();
         assert_eq!(create["params"]["password"], "[redacted]");
+
+        // Kubernetes: every object applied by server-side apply, the
+        // namespace deleted, each request valid against the schemas.
+        let log = std::fs::read_to_string(dir.join("demo-kubernetes-requests.jsonl")).unwrap();
+        let calls: Vec<Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let operations: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| c["function"].as_str())
+            .collect();
+        for op in [
+            "GET /version",
+            "PATCH /api/v1/namespaces/{name}",
+            "PATCH /apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+            "PATCH /apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
+            "DELETE /api/v1/namespaces/{name}",
+        ] {
+            assert!(operations.contains(&op), "{op} missing from {operations:?}");
+        }
+        for c in &calls {
+            assert_eq!(c["problems"], serde_json::json!([]), "{c}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
