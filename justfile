@@ -17,11 +17,16 @@ adapters:
     bash adapters/build.sh
 
 # The whole test suite (builds the adapters first), then the API fuzz.
-test: adapters
+test: adapters test-tools
     cargo test --release --workspace
-    cd adapters && cargo test --release -p cpanel -p plesk -p docker --target "$(rustc -vV | sed -n 's/^host: //p')"
+    cd adapters && cargo test --release -p cpanel -p plesk -p docker -p kubernetes --target "$(rustc -vV | sed -n 's/^host: //p')"
     cd sdk/rust && cargo test --release --target "$(rustc -vV | sed -n 's/^host: //p')"
     {{just_executable()}} fuzz-api
+
+# What the tests use besides Rust: the webhook receiver verifies signatures
+# with the `standardwebhooks` package (PyPI), independent of Panel1's code.
+test-tools:
+    python3 -c 'import standardwebhooks' 2>/dev/null || python3 -m pip install --quiet --user standardwebhooks || python3 -m pip install --quiet --user --break-system-packages standardwebhooks
 
 # Schema-driven fuzz of the REST API (schemathesis, pinned, in a venv under
 # target/) against a real `panel1 serve` on 127.0.0.1 and a throwaway
@@ -73,7 +78,7 @@ serve: adapters build
     PANEL1_BUILTIN_ADAPTERS="${PANEL1_BUILTIN_ADAPTERS:-adapters/dist/builtin}" {{bin}} serve
 
 # A provider simulator on 127.0.0.1 to develop adapters against
-# (`just sim whm`, `just sim plesk`, `just sim docker`): prints its URL, pin
+# (`just sim whm`, `just sim plesk`, `just sim docker`, `just sim kube`): prints its URL, pin
 # and credential.
 sim provider="plesk": build
     {{bin}} sim {{provider}}

@@ -677,6 +677,43 @@ BEGIN
 END
 $$;
 
+-- Name: panel1_claim_webhook_deliveries(integer, double precision); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_secs double precision) RETURNS TABLE(id bigint, endpoint_id uuid, event_id bigint, attempt integer)
+    LANGUAGE sql
+    AS $$
+    WITH heads AS (
+        SELECT DISTINCT ON (d.endpoint_id, d.order_key)
+               d.id, d.endpoint_id, d.state, d.next_attempt_at, d.lease_until, d.event_tx
+          FROM webhook_deliveries d
+         WHERE d.state IN ('pending', 'delivering')
+         ORDER BY d.endpoint_id, d.order_key, d.event_tx, d.event_id
+    ), ready AS (
+        SELECT h.id
+          FROM heads h
+          JOIN webhook_endpoints w ON w.id = h.endpoint_id AND w.enabled
+         WHERE h.event_tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+           AND ((h.state = 'pending' AND h.next_attempt_at <= now())
+             OR (h.state = 'delivering' AND h.lease_until < now()))
+         ORDER BY h.next_attempt_at
+         LIMIT p_limit
+    ), locked AS (
+        SELECT d.id FROM webhook_deliveries d
+         WHERE d.id IN (SELECT ready.id FROM ready)
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE webhook_deliveries d
+       SET state = 'delivering',
+           lease_until = now() + make_interval(secs => p_lease_secs),
+           attempts = d.attempts + 1
+      FROM locked
+     WHERE d.id = locked.id
+       -- Checked again on the row as it is now: another worker may have
+       -- leased it since this statement's snapshot.
+       AND (d.state = 'pending' OR d.lease_until < now())
+    RETURNING d.id, d.endpoint_id, d.event_id, d.attempts;
+$$;
+
 -- Name: panel1_dead_workers(); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_dead_workers() RETURNS SETOF text
@@ -719,6 +756,68 @@ CREATE FUNCTION public.panel1_running(p_server uuid) RETURNS integer
     AS $$
 BEGIN
     RETURN (SELECT COALESCE(sum(running), 0)::integer FROM server_load WHERE server_id = p_server);
+END $$;
+
+-- Name: panel1_settle_webhook_delivery(bigint, integer, boolean, integer, integer, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_settle_webhook_delivery(p_id bigint, p_attempt integer, p_ok boolean, p_status integer, p_latency_ms integer, p_response text, p_error text, p_retry_at timestamp with time zone, p_give_up boolean) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    d record;
+BEGIN
+    SELECT * INTO d FROM webhook_deliveries
+     WHERE webhook_deliveries.id = p_id AND state = 'delivering' AND attempts = p_attempt
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO webhook_attempts (delivery_id, attempt, status, latency_ms, response, error)
+    VALUES (p_id, p_attempt, p_status, p_latency_ms, p_response, p_error)
+    ON CONFLICT (delivery_id, attempt) DO NOTHING;
+    IF p_ok THEN
+        UPDATE webhook_deliveries SET state = 'succeeded', lease_until = NULL, finished_at = now(),
+               last_status = p_status, last_error = NULL
+         WHERE webhook_deliveries.id = p_id;
+    ELSIF p_give_up THEN
+        UPDATE webhook_deliveries SET state = 'failed', lease_until = NULL, finished_at = now(),
+               last_status = p_status, last_error = p_error
+         WHERE webhook_deliveries.id = p_id;
+        UPDATE webhook_endpoints
+           SET enabled = false, updated_at = now(),
+               disabled_reason = format('delivery %s failed %s times; last: %s', p_id, p_attempt,
+                                        coalesce(p_error, 'HTTP ' || p_status))
+         WHERE webhook_endpoints.id = d.endpoint_id AND enabled;
+        IF FOUND THEN
+            INSERT INTO events (tenant_id, kind, payload)
+            VALUES (d.tenant_id, 'webhook.endpoint_disabled',
+                    jsonb_build_object('endpoint_id', d.endpoint_id, 'delivery_id', p_id,
+                                       'attempts', p_attempt, 'last_status', p_status,
+                                       'last_error', p_error));
+        END IF;
+    ELSE
+        UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL,
+               next_attempt_at = p_retry_at, last_status = p_status, last_error = p_error
+         WHERE webhook_deliveries.id = p_id;
+    END IF;
+    RETURN true;
+END $$;
+
+-- Name: panel1_webhook_fanout(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_webhook_fanout() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_tx, order_key)
+    SELECT w.id, e.tenant_id, e.id, e.tx,
+           coalesce(e.service_id, '00000000-0000-0000-0000-000000000000'::uuid)
+      FROM new_events e
+      JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.enabled
+     WHERE cardinality(w.event_types) = 0
+        OR e.kind = ANY (w.event_types)
+        OR split_part(e.kind, '.', 1) || '.*' = ANY (w.event_types);
+    RETURN NULL;
 END $$;
 
 -- Name: adapter_versions; Type: TABLE; Schema: public
@@ -1038,6 +1137,71 @@ CREATE TABLE public.tenants (
     CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
 
+-- Name: webhook_attempts; Type: TABLE; Schema: public
+
+CREATE TABLE public.webhook_attempts (
+    delivery_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    status integer,
+    latency_ms integer NOT NULL,
+    response text,
+    error text
+);
+
+-- Name: webhook_deliveries; Type: TABLE; Schema: public
+
+CREATE TABLE public.webhook_deliveries (
+    id bigint NOT NULL,
+    endpoint_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    event_id bigint NOT NULL,
+    event_tx bigint NOT NULL,
+    order_key uuid NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_until timestamp with time zone,
+    last_status integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivering'::text, 'succeeded'::text, 'failed'::text])))
+);
+
+-- Name: webhook_deliveries_id_seq; Type: SEQUENCE; Schema: public
+
+CREATE SEQUENCE public.webhook_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+-- Name: webhook_deliveries_id_seq; Type: SEQUENCE OWNED BY; Schema: public
+
+ALTER SEQUENCE public.webhook_deliveries_id_seq OWNED BY public.webhook_deliveries.id;
+
+-- Name: webhook_endpoints; Type: TABLE; Schema: public
+
+CREATE TABLE public.webhook_endpoints (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    url text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    event_types text[] DEFAULT '{}'::text[] NOT NULL,
+    key_id text NOT NULL,
+    secret_nonce bytea NOT NULL,
+    secret_sealed bytea NOT NULL,
+    previous_nonce bytea,
+    previous_sealed bytea,
+    previous_until timestamp with time zone,
+    enabled boolean DEFAULT true NOT NULL,
+    disabled_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 -- Name: worker_sessions; Type: TABLE; Schema: public
 
 CREATE TABLE public.worker_sessions (
@@ -1050,6 +1214,10 @@ CREATE TABLE public.worker_sessions (
 -- Name: events id; Type: DEFAULT; Schema: public
 
 ALTER TABLE ONLY public.events ALTER COLUMN id SET DEFAULT nextval('public.events_id_seq'::regclass);
+
+-- Name: webhook_deliveries id; Type: DEFAULT; Schema: public
+
+ALTER TABLE ONLY public.webhook_deliveries ALTER COLUMN id SET DEFAULT nextval('public.webhook_deliveries_id_seq'::regclass);
 
 -- Name: adapter_versions adapter_versions_adapter_id_sha256_key; Type: CONSTRAINT; Schema: public
 
@@ -1176,6 +1344,21 @@ ALTER TABLE ONLY public.tenants
 ALTER TABLE ONLY public.tenants
     ADD CONSTRAINT tenants_pkey PRIMARY KEY (id);
 
+-- Name: webhook_attempts webhook_attempts_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.webhook_attempts
+    ADD CONSTRAINT webhook_attempts_pkey PRIMARY KEY (delivery_id, attempt);
+
+-- Name: webhook_deliveries webhook_deliveries_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id);
+
+-- Name: webhook_endpoints webhook_endpoints_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (id);
+
 -- Name: worker_sessions worker_sessions_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.worker_sessions
@@ -1261,6 +1444,18 @@ CREATE INDEX tasks_service ON public.task_records USING btree (service_id, creat
 
 CREATE INDEX tasks_tenant ON public.task_records USING btree (tenant_id, created_at);
 
+-- Name: webhook_deliveries_endpoint; Type: INDEX; Schema: public
+
+CREATE INDEX webhook_deliveries_endpoint ON public.webhook_deliveries USING btree (endpoint_id, id);
+
+-- Name: webhook_deliveries_open; Type: INDEX; Schema: public
+
+CREATE INDEX webhook_deliveries_open ON public.webhook_deliveries USING btree (endpoint_id, order_key, event_tx, event_id) WHERE (state = ANY (ARRAY['pending'::text, 'delivering'::text]));
+
+-- Name: webhook_endpoints_tenant; Type: INDEX; Schema: public
+
+CREATE INDEX webhook_endpoints_tenant ON public.webhook_endpoints USING btree (tenant_id, created_at, id);
+
 -- Name: adapter_versions adapter_versions_notify; Type: TRIGGER; Schema: public
 
 CREATE TRIGGER adapter_versions_notify AFTER INSERT ON public.adapter_versions FOR EACH ROW WHEN ((new.status = 'inspecting'::public.adapter_version_status)) EXECUTE FUNCTION public.panel1_adapter_version_notify();
@@ -1268,6 +1463,10 @@ CREATE TRIGGER adapter_versions_notify AFTER INSERT ON public.adapter_versions F
 -- Name: events events_notify; Type: TRIGGER; Schema: public
 
 CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EXECUTE FUNCTION public.panel1_events_notify();
+
+-- Name: events events_webhook_fanout; Type: TRIGGER; Schema: public
+
+CREATE TRIGGER events_webhook_fanout AFTER INSERT ON public.events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION public.panel1_webhook_fanout();
 
 -- Name: adapter_versions adapter_versions_adapter_id_fkey; Type: FK CONSTRAINT; Schema: public
 
@@ -1358,3 +1557,18 @@ ALTER TABLE ONLY public.task_records
 
 ALTER TABLE ONLY public.task_records
     ADD CONSTRAINT tasks_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: webhook_attempts webhook_attempts_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.webhook_attempts
+    ADD CONSTRAINT webhook_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.webhook_deliveries(id) ON DELETE CASCADE;
+
+-- Name: webhook_deliveries webhook_deliveries_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES public.webhook_endpoints(id) ON DELETE CASCADE;
+
+-- Name: webhook_endpoints webhook_endpoints_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;

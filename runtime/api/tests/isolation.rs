@@ -34,6 +34,16 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
         .await;
     assert_eq!(own.status, StatusCode::CREATED, "{:?}", own.body);
     let own_version = own.body["id"].as_str().unwrap().to_string();
+    // A webhook endpoint first, so the service's events become deliveries.
+    let hook = api
+        .post(
+            &a.key,
+            "/v1/webhooks",
+            json!({"url": "https://billing.example.com/hooks"}),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let hook = hook.body["id"].as_str().unwrap().to_string();
     let r = api
         .post(
             &a.key,
@@ -53,6 +63,12 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
     let a_read_key = k.body["key"].as_str().unwrap().to_string();
     let a_key_id = k.body["id"].as_str().unwrap().to_string();
     let (_, b_key) = api.tenant("tenant-b").await;
+    let deliveries = api
+        .get(&a.key, &format!("/v1/webhooks/{hook}/deliveries"))
+        .await;
+    let delivery = deliveries.body["items"][0]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a delivery of the service's events: {:?}", deliveries.body));
 
     let doc = api
         .call(Method::GET, "/v1/openapi.json", None, None, &[])
@@ -73,11 +89,13 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
             .replace("/v1/servers/{id}", &format!("/v1/servers/{}", a.server))
             .replace("/v1/services/{id}", &format!("/v1/services/{service}"))
             .replace("/v1/tasks/{id}", &format!("/v1/tasks/{task}"))
-            .replace("/v1/secrets/{name}", "/v1/secrets/api-token");
+            .replace("/v1/secrets/{name}", "/v1/secrets/api-token")
+            .replace("/v1/webhooks/{id}", &format!("/v1/webhooks/{hook}"))
+            .replace("{delivery_id}", &delivery.to_string());
         assert!(!concrete.contains('{'), "no id for {path}");
         for method in methods(item) {
             walked += 1;
-            let body = if method == Method::POST {
+            let body = if method == Method::POST || method == Method::PATCH {
                 body_for(path)
             } else {
                 None
@@ -165,7 +183,7 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
             } else if method == Method::GET && path != "/v1/events" {
                 assert_eq!(r.status, StatusCode::OK, "B lists {path}");
                 let text = r.body.to_string();
-                for id in [&a.server, &service, &task, &own_version, &a_key_id] {
+                for id in [&a.server, &service, &task, &own_version, &a_key_id, &hook] {
                     assert!(!text.contains(id.as_str()), "B's {path} shows A's {id}");
                 }
             }

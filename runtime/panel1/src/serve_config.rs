@@ -53,6 +53,11 @@ pub struct ServeConfig {
     pub auth_failure_limit: u32,
     /// PANEL1_AUTH_FAILURE_WINDOW_SECS.
     pub auth_failure_window_secs: u64,
+    /// PANEL1_WEBHOOK_ALLOW_INTERNAL: webhook URLs may reach internal
+    /// addresses (development only).
+    pub webhook_allow_internal: bool,
+    /// PANEL1_WEBHOOK_ALLOW_HTTP: webhook URLs may be plain http://.
+    pub webhook_allow_http: bool,
 }
 
 impl Default for ServeConfig {
@@ -76,6 +81,8 @@ impl Default for ServeConfig {
             max_connections: 512,
             auth_failure_limit: 20,
             auth_failure_window_secs: 60,
+            webhook_allow_internal: false,
+            webhook_allow_http: false,
         }
     }
 }
@@ -152,8 +159,22 @@ impl ServeConfig {
         if let Some(v) = env("PANEL1_AUTH_FAILURE_WINDOW_SECS") {
             cfg.auth_failure_window_secs = parse_var("PANEL1_AUTH_FAILURE_WINDOW_SECS", &v)?;
         }
+        if let Some(v) = env("PANEL1_WEBHOOK_ALLOW_INTERNAL") {
+            cfg.webhook_allow_internal = parse_bool("PANEL1_WEBHOOK_ALLOW_INTERNAL", &v)?;
+        }
+        if let Some(v) = env("PANEL1_WEBHOOK_ALLOW_HTTP") {
+            cfg.webhook_allow_http = parse_bool("PANEL1_WEBHOOK_ALLOW_HTTP", &v)?;
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// How this process's worker delivers webhooks.
+    pub fn webhooks(&self) -> panel1_worker::WebhookConfig {
+        let mut w = panel1_worker::WebhookConfig::default();
+        w.reach.allow_internal = self.webhook_allow_internal;
+        w.reach.allow_http = self.webhook_allow_http;
+        w
     }
 
     fn parse(text: &str) -> Result<ServeConfig> {

@@ -20,6 +20,7 @@ mod sessions;
 pub mod setup;
 mod states;
 pub mod testing;
+pub mod webhooks;
 
 pub use backoff::retry_delay;
 pub use claim::{claim, ClaimedTask};

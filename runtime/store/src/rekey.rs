@@ -1,5 +1,5 @@
-//! Re-encrypt every secret under a new master key, in one transaction: all
-//! rows move or none does. Rows already under the new key are skipped, so a
+//! Re-encrypt every secret (and every webhook signing secret) under a new
+//! master key, in one transaction: all rows move or none does. Rows already under the new key are skipped, so a
 //! second run (after a crash, or by mistake) changes nothing.
 use crate::secret_box::SecretBox;
 use crate::StoreError;
@@ -44,6 +44,7 @@ pub async fn reencrypt_secrets(
         .await?;
         n += 1;
     }
+    n += crate::webhooks::reencrypt(&mut tx, old, new).await?;
     tx.commit().await?;
     Ok(n)
 }

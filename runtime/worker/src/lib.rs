@@ -10,6 +10,8 @@ mod inspect;
 mod leases;
 mod metrics;
 mod run;
+pub mod webhooks;
 
 pub use metrics::WorkerMetrics;
 pub use run::{Worker, WorkerConfig, WorkerError};
+pub use webhooks::WebhookConfig;

@@ -17,6 +17,7 @@ pub struct WorkerMetrics {
     fuel: Histogram,
     peak_memory: Histogram,
     claimed: Counter,
+    webhooks: Family<Labels, Counter>,
 }
 
 impl WorkerMetrics {
@@ -33,6 +34,7 @@ impl WorkerMetrics {
             // 64 KiB .. 256 MiB
             peak_memory: Histogram::new(exponential_buckets(65_536.0, 2.0, 13)),
             claimed: Counter::default(),
+            webhooks: Family::default(),
         };
         registry.register(
             "panel1_tasks_completed",
@@ -64,7 +66,20 @@ impl WorkerMetrics {
             "Tasks claimed by this process",
             m.claimed.clone(),
         );
+        registry.register(
+            "panel1_webhook_attempts",
+            "Webhook delivery attempts by this process, by outcome (delivered, failed)",
+            m.webhooks.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// One webhook delivery attempt ended.
+    pub fn webhook_attempt(&self, ok: bool) {
+        let outcome = if ok { "delivered" } else { "failed" };
+        self.webhooks
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
     }
 
     pub fn claimed(&self, n: usize) {

@@ -45,6 +45,8 @@ pub struct WorkerConfig {
     /// short. 0 = claim only for free slots, the right choice when
     /// operations are slow and other workers could take the work.
     pub queue: usize,
+    /// Webhook delivery from this worker.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl Default for WorkerConfig {
@@ -64,6 +66,7 @@ impl Default for WorkerConfig {
             prune_after: Duration::from_secs(7 * 24 * 3600),
             claim_batch: 64,
             queue: 0,
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -71,7 +74,7 @@ impl Default for WorkerConfig {
 pub struct Worker {
     pub(crate) pool: PgPool,
     pub(crate) sandbox: Arc<Sandbox>,
-    secrets: Arc<SecretBox>,
+    pub(crate) secrets: Arc<SecretBox>,
     pub(crate) config: WorkerConfig,
     /// Loaded adapters by version. A version is compiled once: tasks that
     /// need it while it compiles wait for that load (a burst of tasks on a
@@ -97,7 +100,7 @@ pub struct Worker {
     pub(crate) events_written: Notify,
     /// Shutdown began: finished slots take no next task.
     stopping: AtomicBool,
-    metrics: Option<Arc<crate::WorkerMetrics>>,
+    pub(crate) metrics: Option<Arc<crate::WorkerMetrics>>,
 }
 
 /// A finished attempt waiting for the batch completer.
@@ -174,6 +177,9 @@ impl Worker {
         };
         let heartbeats = tokio::spawn(self.clone().heartbeats());
         let streams = tokio::spawn(self.clone().wake_event_streams());
+        // In-flight deliveries stop with it; their leases run out and
+        // another worker sends them again.
+        let webhooks = tokio::spawn(self.clone().webhooks());
         // Tasks held at most: one per slot plus the local queue. With batched
         // claims, wait until a quarter of that is free (or nothing is held)
         // before claiming: fewer, larger claims.
@@ -228,6 +234,7 @@ impl Worker {
         listener.abort();
         upkeep.abort();
         inspector.abort();
+        webhooks.abort();
         // Queued tasks never started: back to the queue for other workers.
         let unstarted: Vec<(Uuid, i64)> = queue
             .drain(..)

@@ -6,6 +6,7 @@ pub mod servers;
 pub mod services;
 pub mod tasks;
 pub mod tenants;
+pub mod webhooks;
 
 use crate::problem::{ApiError, FieldError};
 use axum::extract::rejection::JsonRejection;

@@ -177,6 +177,7 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
             secrets,
             WorkerConfig {
                 slots: cfg.worker_slots.max(1),
+                webhooks: cfg.webhooks(),
                 ..WorkerConfig::default()
             },
             Some(worker_metrics),

@@ -3,7 +3,7 @@ use super::{EXIT_OK, EXIT_USAGE};
 use clap::Args;
 use panel1_sandbox::Sandbox;
 use panel1_store::secret_box::SecretBox;
-use panel1_worker::{Worker, WorkerConfig};
+use panel1_worker::{WebhookConfig, Worker, WorkerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,49 @@ pub struct WorkerArgs {
     #[arg(long)]
     id: Option<String>,
     #[command(flatten)]
+    webhooks: WebhookArgs,
+    #[command(flatten)]
     compile: super::compile::CompileArgs,
+}
+
+/// Webhook delivery from this worker.
+#[derive(Args)]
+pub struct WebhookArgs {
+    /// Let webhook URLs reach internal addresses (loopback, private ranges):
+    /// for development and tests only.
+    #[arg(long, env = "PANEL1_WEBHOOK_ALLOW_INTERNAL")]
+    webhook_allow_internal: bool,
+    /// Let webhook URLs use plain http://.
+    #[arg(long, env = "PANEL1_WEBHOOK_ALLOW_HTTP")]
+    webhook_allow_http: bool,
+    /// The wait after each failed attempt, in seconds (`5,30,120`); default
+    /// about three days in 12 steps.
+    #[arg(long, env = "PANEL1_WEBHOOK_RETRY_SCHEDULE")]
+    webhook_retry_schedule: Option<String>,
+    /// How long a delivery belongs to this worker once taken (a killed
+    /// worker's deliveries are sent again after it).
+    #[arg(long, default_value_t = 60)]
+    webhook_lease_secs: u64,
+    /// Deliver no webhooks from this worker.
+    #[arg(long)]
+    no_webhooks: bool,
+}
+
+impl WebhookArgs {
+    fn config(&self) -> Result<WebhookConfig, String> {
+        let mut c = WebhookConfig {
+            enabled: !self.no_webhooks,
+            lease: Duration::from_secs(self.webhook_lease_secs.max(1)),
+            ..WebhookConfig::default()
+        };
+        c.reach.allow_internal = self.webhook_allow_internal;
+        c.reach.allow_http = self.webhook_allow_http;
+        if let Some(text) = &self.webhook_retry_schedule {
+            c.retry_schedule = panel1_worker::webhooks::parse_schedule(text)
+                .map_err(|e| format!("--webhook-retry-schedule: {e}"))?;
+        }
+        Ok(c)
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -98,7 +140,12 @@ pub async fn run(args: WorkerArgs) -> u8 {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
     };
+    let webhooks = match args.webhooks.config() {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
     let mut config = WorkerConfig {
+        webhooks,
         slots: args.slots.max(1),
         lease_ttl: Duration::from_secs(args.lease_ttl_secs.max(1)),
         queue: args.queue,
