@@ -21,6 +21,10 @@ pub const TOKEN_SECRET: &str = "kubernetes-token";
 /// The secret holding a client certificate and key (PEM), bound to the API
 /// server; used when no token is bound.
 pub const IDENTITY_SECRET: &str = "kubernetes-client-identity";
+/// The secret holding the cluster CA certificate (PEM, no key), bound to the
+/// API server: the host verifies the server against it. Read by the host
+/// only; the adapter never uses it.
+pub const CA_SECRET: &str = "kubernetes-ca";
 /// Panel1's field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "panel1";
 
@@ -201,7 +205,7 @@ impl Cluster {
                 "the server's egress rules must allow https://{at}/ and the `{TOKEN_SECRET}` secret (or `{IDENTITY_SECRET}`) must be bound to it"
             ),
             tls: &format!(
-                "pin the cluster CA on the egress rule (`https://{at}/ sha256:<hex of the CA certificate>`, the CA the API server sends in its chain) or the API server's own certificate"
+                "bind the cluster CA certificate (PEM, the kubeconfig's certificate-authority-data) as the `{CA_SECRET}` secret to {at}, or pin it on the egress rule (`https://{at}/ sha256:<hex>`) when the API server sends it in its chain"
             ),
             identity: &format!(
                 "bind the `{IDENTITY_SECRET}` secret (a client certificate and key the cluster trusts, PEM) to {at}, or a `{TOKEN_SECRET}`"
@@ -285,6 +289,21 @@ pub fn classify(
             .filter(|m| m.contains("being terminated"))
         {
             return Ok(Answer::Terminating(m.to_string()));
+        }
+        // Not every 403 is about permissions: a quota or an admission
+        // webhook refusing the object is the object's fault.
+        if let Some(m) = message.as_deref().filter(|m| m.contains("exceeded quota")) {
+            return Err(invalid_input(format!(
+                "{at}: the objects do not fit the quota: {m}"
+            )));
+        }
+        if let Some(m) = message
+            .as_deref()
+            .filter(|m| m.contains("admission webhook"))
+        {
+            return Err(permanent(format!(
+                "{at}: refused by an admission webhook: {m}"
+            )));
         }
         return Err(auth_failed(said(format!(
             "{at}: the {auth} lacks a permission (RBAC)"
@@ -376,6 +395,17 @@ mod tests {
         assert_eq!(
             kind(403, &status(403, "Forbidden", "cannot list")),
             "auth-failed"
+        );
+        assert_eq!(
+            kind(403, &status(403, "Forbidden", "exceeded quota: panel1")),
+            "invalid-input"
+        );
+        assert_eq!(
+            kind(
+                403,
+                &status(403, "Forbidden", "admission webhook \"x\" denied")
+            ),
+            "permanent"
         );
         assert_eq!(
             kind(422, &status(422, "Invalid", "spec.replicas")),

@@ -126,15 +126,22 @@ fn status_of(ns: &str, ns_doc: Option<&Value>, deployment: Option<&Value>) -> Se
         .and_then(|d| d.pointer("/spec/replicas"))
         .and_then(Value::as_u64)
         .unwrap_or(1);
-    let ready = deployment
-        .and_then(|d| d.pointer("/status/readyReplicas"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let figure = |pointer: &str| {
+        deployment
+            .and_then(|d| d.pointer(pointer))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let ready = figure("/status/readyReplicas");
+    // The Deployment has seen its latest spec and every replica runs it
+    // (right after a change the old pods may still be the ready ones).
+    let current = figure("/status/observedGeneration") >= figure("/metadata/generation")
+        && figure("/status/updatedReplicas") >= desired;
     let state = if terminating(ns_doc) {
         RemoteState::Terminated
     } else if suspended(ns_doc) {
         RemoteState::Suspended
-    } else if deployment.is_some() && desired > 0 && ready >= desired {
+    } else if deployment.is_some() && desired > 0 && ready >= desired && current {
         RemoteState::Active
     } else {
         RemoteState::Pending
@@ -174,29 +181,55 @@ fn apply_all(
         Some(d) => Some(domain(d).map_err(invalid_input)?),
         None => None,
     };
-    let mut objects = vec![
+    for (path, body) in [
         namespace(ns, id, plan),
         quota(ns, id, plan),
         limit_range(ns, id, plan),
-        claim(ns, id, plan, settings),
-        deployment(ns, id, plan, replicas),
-        service(ns, id, plan),
-    ];
+    ] {
+        cluster.apply(&path, &body)?;
+    }
+    ensure_claim(cluster, ns, id, plan)?;
+    let mut rest = vec![service(ns, id, plan)];
     if let Some(host) = &host {
-        objects.push(ingress(ns, id, host, settings));
+        rest.push(ingress(ns, id, host, settings));
     }
-    let mut deployed = Value::Null;
-    for (path, body) in &objects {
-        let applied = cluster.apply(path, body)?;
-        if path == &deployment_path(ns) {
-            deployed = applied;
-        }
+    for (path, body) in &rest {
+        cluster.apply(path, body)?;
     }
-    log::info(
-        "objects applied",
-        &[("namespace", ns), ("count", &objects.len().to_string())],
-    );
+    let (path, body) = deployment(ns, id, plan, replicas);
+    let deployed = cluster.apply(&path, &body)?;
+    log::info("objects applied", &[("namespace", ns)]);
     Ok(deployed)
+}
+
+/// The volume claim: created by apply; an existing one only ever grows,
+/// by a patch of its size alone (its other fields are immutable, and a
+/// claim cannot shrink).
+fn ensure_claim(cluster: &Cluster, ns: &str, id: &str, plan: &Plan) -> Result<(), AdapterError> {
+    let (path, body) = claim(ns, id, plan, cluster.settings());
+    let Some(existing) = cluster.get(&path)? else {
+        cluster.apply(&path, &body)?;
+        return Ok(());
+    };
+    let current = text(&existing, "/spec/resources/requests/storage")
+        .and_then(|q| quantity::parse(q).ok())
+        .unwrap_or(0.0);
+    if plan.storage > current {
+        let size = quantity::bytes(plan.storage);
+        let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        match cluster.merge(&path, &patch)? {
+            Answer::Ok(_) => log::info("volume claim grown", &[("namespace", ns), ("size", &size)]),
+            Answer::Missing(m) | Answer::Conflict(m) | Answer::Terminating(m) => {
+                return Err(transient(format!("growing the claim in `{ns}`: {m}"), None))
+            }
+        }
+    } else if plan.storage < current {
+        log::info(
+            "volume claim kept at its size (a claim never shrinks)",
+            &[("namespace", ns)],
+        );
+    }
+    Ok(())
 }
 
 /// Scale the Deployment through its `scale` subresource.
@@ -261,6 +294,7 @@ impl Adapter for Kubernetes {
             secrets: vec![
                 cluster::TOKEN_SECRET.into(),
                 cluster::IDENTITY_SECRET.into(),
+                cluster::CA_SECRET.into(),
             ],
             ..AdapterInfo::named("kubernetes", env!("CARGO_PKG_VERSION"))
         }
@@ -508,7 +542,14 @@ mod tests {
             (RemoteState::Suspended, Some("small"))
         );
         let live = json!({"metadata": {}, "status": {"phase": "Active"}});
-        let d = json!({"spec": {"replicas": 2}, "status": {"readyReplicas": 2}});
+        let d = json!({"metadata": {"generation": 3}, "spec": {"replicas": 2},
+            "status": {"readyReplicas": 2, "updatedReplicas": 2, "observedGeneration": 3}});
+        let rolling = json!({"metadata": {"generation": 4}, "spec": {"replicas": 2},
+            "status": {"readyReplicas": 2, "updatedReplicas": 1, "observedGeneration": 4}});
+        assert_eq!(
+            status_of("a", Some(&live), Some(&rolling)).state,
+            RemoteState::Pending
+        );
         assert_eq!(
             status_of("a", Some(&live), Some(&d)).state,
             RemoteState::Active

@@ -53,18 +53,22 @@ pub fn namespace(ns: &str, service_id: &str, plan: &Plan) -> (String, Value) {
     (namespace_path(ns), body)
 }
 
-/// The quota covers every replica plus the volume claim.
+/// The quota covers every replica plus the volume claim: each replica's
+/// share rounded as its container's is, then multiplied, so the last
+/// replica always fits.
 pub fn quota(ns: &str, service_id: &str, plan: &Plan) -> (String, Value) {
     let n = f64::from(plan.replicas);
+    let cpu = quantity::cpu((plan.cpu * 1000.0).round() / 1000.0 * n);
+    let memory = quantity::bytes(plan.memory.round() * n);
     let body = json!({
         "apiVersion": "v1", "kind": "ResourceQuota",
         "metadata": {"name": POLICY, "namespace": ns, "labels": labels(service_id)},
         "spec": {"hard": {
             "pods": plan.replicas.to_string(),
-            "requests.cpu": quantity::cpu(plan.cpu * n),
-            "limits.cpu": quantity::cpu(plan.cpu * n),
-            "requests.memory": quantity::bytes(plan.memory * n),
-            "limits.memory": quantity::bytes(plan.memory * n),
+            "requests.cpu": cpu,
+            "limits.cpu": cpu,
+            "requests.memory": memory,
+            "limits.memory": memory,
             "requests.storage": quantity::bytes(plan.storage),
             "persistentvolumeclaims": "1",
         }},
@@ -85,7 +89,7 @@ pub fn limit_range(ns: &str, service_id: &str, plan: &Plan) -> (String, Value) {
 
 pub fn claim(ns: &str, service_id: &str, plan: &Plan, settings: &Settings) -> (String, Value) {
     let mut spec = json!({
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": [plan.volume_access],
         "resources": {"requests": {"storage": quantity::bytes(plan.storage)}},
     });
     if let Some(class) = &settings.storage_class {
@@ -100,7 +104,7 @@ pub fn claim(ns: &str, service_id: &str, plan: &Plan, settings: &Settings) -> (S
 }
 
 /// `replicas` is the plan's, or 0 for a suspended service. One volume
-/// claimed ReadWriteOnce: pods are replaced, not surged (`Recreate`).
+/// claim for every replica: pods are replaced, not surged (`Recreate`).
 pub fn deployment(ns: &str, service_id: &str, plan: &Plan, replicas: u32) -> (String, Value) {
     let selector = json!({"app.kubernetes.io/name": WORKLOAD, SERVICE_LABEL: service_id});
     let each = json!({"cpu": quantity::cpu(plan.cpu), "memory": quantity::bytes(plan.memory)});
@@ -116,7 +120,7 @@ pub fn deployment(ns: &str, service_id: &str, plan: &Plan, replicas: u32) -> (St
                 "spec": {
                     "containers": [{
                         "name": WORKLOAD, "image": plan.image,
-                        "ports": [{"name": "http", "containerPort": plan.port}],
+                        "ports": [{"name": "http", "containerPort": plan.port, "protocol": "TCP"}],
                         "resources": {"limits": each, "requests": each},
                         "volumeMounts": [{"name": CLAIM, "mountPath": "/data"}],
                     }],

@@ -11,7 +11,7 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_TERMINATE_WAIT_MS: u64 = 20_000;
 
 /// JSON Schema (2020-12) of the config, as `info()` declares it.
-pub const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["host","plans"],"properties":{"host":{"type":"string","minLength":1,"description":"API server host name or IP (IPv6 in brackets), without scheme or port"},"port":{"type":"integer","minimum":1,"maximum":65535,"default":6443},"ingress_class":{"type":"string","default":"nginx","description":"IngressClass of the service's Ingress; empty: the cluster default"},"storage_class":{"type":"string","description":"StorageClass of the service's volume claim; unset: the cluster default"},"terminate_wait_ms":{"type":"integer","minimum":0,"default":20000,"description":"How long terminate waits for the namespace to finish Terminating before it reports a transient error (the retry waits again)"},"plans":{"type":"object","minProperties":1,"additionalProperties":{"type":"object","required":["image"],"properties":{"image":{"type":"string","minLength":1},"replicas":{"type":"integer","minimum":1,"default":1},"cpu":{"type":"string","default":"500m","description":"CPU per replica (a quantity)"},"memory":{"type":"string","default":"256Mi","description":"Memory per replica (a quantity)"},"storage":{"type":"string","default":"1Gi","description":"The volume claim's size"},"port":{"type":"integer","minimum":1,"maximum":65535,"default":80,"description":"The container port the Service and Ingress route to"}},"additionalProperties":false},"description":"Plan name → image and resources"},"request_timeout_ms":{"type":"integer","minimum":100,"default":30000}},"additionalProperties":false}"#;
+pub const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["host","plans"],"properties":{"host":{"type":"string","minLength":1,"description":"API server host name or IP (IPv6 in brackets), without scheme or port"},"port":{"type":"integer","minimum":1,"maximum":65535,"default":6443},"ingress_class":{"type":"string","default":"nginx","description":"IngressClass of the service's Ingress; empty: the cluster default"},"storage_class":{"type":"string","description":"StorageClass of the service's volume claim; unset: the cluster default"},"terminate_wait_ms":{"type":"integer","minimum":0,"default":20000,"description":"How long terminate waits for the namespace to finish Terminating before it reports a transient error (the retry waits again)"},"plans":{"type":"object","minProperties":1,"additionalProperties":{"type":"object","required":["image"],"properties":{"image":{"type":"string","minLength":1},"replicas":{"type":"integer","minimum":1,"default":1},"cpu":{"type":"string","default":"500m","description":"CPU per replica (a quantity)"},"memory":{"type":"string","default":"256Mi","description":"Memory per replica (a quantity)"},"storage":{"type":"string","default":"1Gi","description":"The volume claim's size"},"port":{"type":"integer","minimum":1,"maximum":65535,"default":80,"description":"The container port the Service and Ingress route to"},"volume_access":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"The claim's access mode; more than one replica needs ReadWriteMany (a storage class that offers it)"}},"additionalProperties":false},"description":"Plan name → image and resources"},"request_timeout_ms":{"type":"integer","minimum":100,"default":30000}},"additionalProperties":false}"#;
 
 /// What a plan gives a service.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,8 @@ pub struct Plan {
     /// The volume claim, in bytes.
     pub storage: f64,
     pub port: u16,
+    /// `ReadWriteOnce` or `ReadWriteMany`.
+    pub volume_access: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,10 +118,23 @@ impl Settings {
                     .ok_or_else(|| format!("plan `{name}` {k} must be a whole number 1–{max}")),
             }
         };
+        let replicas = whole("replicas", 1, 1000)? as u32;
+        let volume_access = text("volume_access", "ReadWriteOnce");
+        if !["ReadWriteOnce", "ReadWriteMany"].contains(&volume_access.as_str()) {
+            return Err(format!(
+                "plan `{name}` volume_access must be ReadWriteOnce or ReadWriteMany"
+            ));
+        }
+        if replicas > 1 && volume_access == "ReadWriteOnce" {
+            return Err(format!(
+                "plan `{name}`: {replicas} replicas share one volume claim, which ReadWriteOnce lets only one node mount; set volume_access to ReadWriteMany (a storage class that offers it) or replicas to 1"
+            ));
+        }
         Ok(Plan {
             name: name.to_string(),
             image,
-            replicas: whole("replicas", 1, 1000)? as u32,
+            volume_access,
+            replicas,
             cpu: amount("cpu", "500m")?,
             memory: amount("memory", "256Mi")?,
             storage: amount("storage", "1Gi")?,
@@ -147,7 +162,7 @@ mod tests {
             "k8s.example.com",
             &get(&[(
                 "plans",
-                r#"{"small":{"image":"nginx:1.27","replicas":2,"cpu":"250m","memory":"128Mi"}}"#,
+                r#"{"small":{"image":"nginx:1.27","replicas":2,"cpu":"250m","memory":"128Mi","volume_access":"ReadWriteMany"},"solo":{"image":"x","replicas":2}}"#,
             )]),
         )
         .unwrap();
@@ -157,6 +172,7 @@ mod tests {
         assert_eq!((p.replicas, p.cpu, p.memory), (2, 0.25, 134_217_728.0));
         assert_eq!((p.storage, p.port), (1_073_741_824.0, 80));
         assert!(s.plan("large").is_err());
+        assert!(s.plan("solo").unwrap_err().contains("ReadWriteMany"));
         assert!(Settings::parse("h", &get(&[])).is_err());
         assert!(Settings::parse("h", &get(&[("plans", "{}")])).is_err());
         let bad = Settings::parse(

@@ -21,7 +21,7 @@ use panel1_sims::{Fault, FaultRule};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "sa-token-0123456789abcdefKUBE";
-const PLANS: &str = r#"{"small":{"image":"nginx:1.27","replicas":2,"cpu":"250m","memory":"256Mi","storage":"1Gi"},"large":{"image":"nginx:1.28","replicas":3,"cpu":"1","memory":"1Gi","storage":"5Gi","port":8080}}"#;
+const PLANS: &str = r#"{"small":{"image":"nginx:1.27","replicas":2,"cpu":"250m","memory":"256Mi","storage":"1Gi","volume_access":"ReadWriteMany"},"large":{"image":"nginx:1.28","replicas":3,"cpu":"1","memory":"1Gi","storage":"5Gi","port":8080,"volume_access":"ReadWriteMany"},"single":{"image":"nginx:1.28","cpu":"333m","memory":"0.7Gi","storage":"2Gi"}}"#;
 const DEPLOY: &str = "PATCH /apis/apps/v1/namespaces/{namespace}/deployments/{name}";
 const GET_NS: &str = "GET /api/v1/namespaces/{name}";
 
@@ -250,6 +250,33 @@ async fn the_whole_lifecycle_of_a_namespace() {
     );
     let quota = h.sim.object("resourcequotas", "shop", "panel1").unwrap();
     assert_eq!(quota["spec"]["hard"]["limits.memory"], "3Gi");
+    let claim = h
+        .sim
+        .object("persistentvolumeclaims", "shop", "data")
+        .unwrap();
+    assert_eq!(
+        claim["spec"]["resources"]["requests"]["storage"], "5Gi",
+        "grown"
+    );
+    // A smaller plan: the claim keeps its size (claims never shrink); the
+    // quota is each replica's rounded share times the replicas.
+    let r = h
+        .call(
+            Operation::ChangePackage,
+            json!({"service": new_service("shop", "small")["service"], "plan": "single"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["plan"], "single");
+    let claim = h
+        .sim
+        .object("persistentvolumeclaims", "shop", "data")
+        .unwrap();
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "5Gi");
+    let quota = h.sim.object("resourcequotas", "shop", "panel1").unwrap();
+    let d = h.sim.object("deployments", "shop", "web").unwrap();
+    let each = d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].clone();
+    assert_eq!(quota["spec"]["hard"]["limits.memory"], each["memory"]);
+    assert_eq!(quota["spec"]["hard"]["limits.cpu"], "333m");
     let r = h
         .call(
             Operation::ChangePackage,
@@ -290,7 +317,9 @@ async fn the_whole_lifecycle_of_a_namespace() {
         ),
         (3.0, 1.5, 1536.0 * 1048576.0)
     );
-    assert_eq!(metrics["limits_memory_limit"], 3.0 * 1073741824.0);
+    // The hard figures of the plan now applied ("single": 0.7Gi, rounded).
+    assert_eq!(metrics["limits_memory_limit"], 751_619_277.0);
+    assert_eq!(metrics["limits_cpu_limit"], 0.333);
 
     // Terminate waits out the Terminating phase.
     let r = h.call(Operation::Terminate, service("shop")).await;
@@ -472,4 +501,58 @@ async fn a_client_certificate_and_the_pinned_cluster_ca() {
     assert_eq!(kind, "permanent", "{msg}");
     assert!(msg.contains("pin"), "{msg}");
     assert!(bare.sim.request_log().is_empty(), "nothing got through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_sending_only_its_leaf_is_verified_against_the_ca_given() {
+    // kubeadm's API server sends its serving certificate alone.
+    let mut h = Kube::with(KubeConfig {
+        auth: KubeAuth::Token(TOKEN.into()),
+        leaf_only: true,
+        ..KubeConfig::default()
+    })
+    .await;
+    let port = h.sim.addr().port();
+    let unpinned = EgressPolicy::new(vec![
+        EgressRule::parse(&format!("{}/", h.sim.base_url())).unwrap()
+    ]);
+
+    // A pin on the CA finds no CA in the chain: refused, nothing sent.
+    let r = h.call(Operation::TestConnection, json!({})).await;
+    let (kind, msg) = error(&r);
+    assert_eq!(kind, "permanent", "{msg}");
+    assert!(
+        msg.contains("kubernetes-ca"),
+        "the hint names the secret: {msg}"
+    );
+
+    // The CA given as a trust anchor (a certificate secret bound here).
+    let anchor = |pem: &str| SecretBinding {
+        name: "kubernetes-ca".into(),
+        value: pem.into(),
+        destinations: vec![format!("127.0.0.1:{port}")],
+    };
+    h.ctx.egress = unpinned.clone();
+    h.ctx.secrets.push(anchor(h.sim.ca_pem().unwrap()));
+    let r = h.call(Operation::TestConnection, json!({})).await;
+    assert!(ok(&r)["server_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("Kubernetes"));
+    let r = h
+        .call(Operation::Provision, new_service("leafy", "small"))
+        .await;
+    assert_eq!(ok(&r)["state"], "active");
+
+    // Another cluster's CA, or none (the public roots): refused.
+    let other = KubeSimulator::start(KubeConfig::default()).await.unwrap();
+    h.ctx.secrets.pop();
+    h.ctx.secrets.push(anchor(other.ca_pem().unwrap()));
+    let before = h.sim.request_log().len();
+    let r = h.call(Operation::TestConnection, json!({})).await;
+    assert_eq!(error(&r).0, "permanent");
+    h.ctx.secrets.pop();
+    let r = h.call(Operation::TestConnection, json!({})).await;
+    assert_eq!(error(&r).0, "permanent");
+    assert_eq!(h.sim.request_log().len(), before, "nothing got through");
 }

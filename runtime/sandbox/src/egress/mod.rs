@@ -1,6 +1,7 @@
 //! Outbound HTTP for guests: the `wasi:http` hook that enforces the egress
 //! policy, injects secrets and connects to checked addresses only.
 pub mod address;
+pub mod anchor;
 mod encodings;
 pub mod guard;
 mod hooks;

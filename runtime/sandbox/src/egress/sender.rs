@@ -313,10 +313,15 @@ pub async fn send(
                 ))
             }
         };
-        // A pinned rule trusts its one certificate; every other rule the roots.
+        // A pinned rule trusts its one certificate (or CA); a destination
+        // with a trust anchor bound, that CA; every other, the roots.
         let mut config = match &rule.tls_pin_sha256 {
             Some(pin) => super::pinning::pinned_tls_config(pin),
-            None => shared.tls.clone(),
+            None => match super::anchor::for_destination(&shared.context.secrets, &host, port) {
+                Ok(Some(anchored)) => anchored,
+                Ok(None) => shared.tls.clone(),
+                Err(why) => return Err(attempt.fail(why, Error::TlsProtocolError)),
+            },
         };
         // A client identity bound to this destination is presented.
         match identity::for_destination(&shared.context.secrets, &host, port) {

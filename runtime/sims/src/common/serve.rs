@@ -63,6 +63,7 @@ impl Bound {
             TlsOptions {
                 mutual_tls,
                 cluster_ca: false,
+                leaf_only: false,
             },
         )
         .await

@@ -39,6 +39,9 @@ pub(crate) struct TlsOptions {
     /// Sign the serving certificate with a fresh cluster CA and send the
     /// chain [leaf, CA], instead of a self-signed leaf.
     pub cluster_ca: bool,
+    /// With `cluster_ca`: send the leaf alone, as kubeadm's API server
+    /// does (clients must know the CA).
+    pub leaf_only: bool,
 }
 
 /// A CA that signs client certificates, and one client identity from it.
@@ -119,7 +122,10 @@ fn cluster_signed() -> Result<(Vec<CertificateDer<'static>>, Vec<u8>, ClusterCa)
 /// the client authentication `options` ask for.
 pub(crate) fn identity(options: TlsOptions) -> Result<Identity, SimError> {
     let (chain, key_der, cluster_ca) = if options.cluster_ca {
-        let (chain, key, ca) = cluster_signed()?;
+        let (mut chain, key, ca) = cluster_signed()?;
+        if options.leaf_only {
+            chain.truncate(1);
+        }
         (chain, key, Some(ca))
     } else {
         let certified = rcgen::generate_simple_self_signed(server_names())?;

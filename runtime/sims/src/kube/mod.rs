@@ -74,6 +74,9 @@ pub struct KubeConfig {
     /// How long a deleted namespace stays `Terminating` before it and
     /// everything in it are gone.
     pub terminating_for: Duration,
+    /// Send only the serving certificate, not the cluster CA after it, as
+    /// kubeadm's API server does: clients must be given the CA.
+    pub leaf_only: bool,
 }
 
 impl Default for KubeConfig {
@@ -83,6 +86,7 @@ impl Default for KubeConfig {
             shutdown_grace: Duration::from_secs(2),
             auth: KubeAuth::Token(DEFAULT_TOKEN.into()),
             terminating_for: Duration::from_millis(300),
+            leaf_only: false,
         }
     }
 }
@@ -107,6 +111,7 @@ impl KubeSimulator {
         let options = TlsOptions {
             mutual_tls: client_certificate,
             cluster_ca: true,
+            leaf_only: config.leaf_only,
         };
         let bound = Bound::bind_with(config.port, options).await?;
         let token = match config.auth {
