@@ -66,8 +66,10 @@ CREATE TABLE webhook_attempts (
     PRIMARY KEY (delivery_id, attempt)
 );
 
--- Fan-out: the outbox rows of one statement, matched against the enabled
--- endpoints of their tenants.
+-- Fan-out: the outbox rows of one statement, matched against their
+-- tenants' endpoints. A disabled endpoint keeps collecting (the claim skips
+-- it): re-enabled, it gets everything since, in order; deleting it drops
+-- its backlog.
 CREATE FUNCTION panel1_webhook_fanout() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -75,7 +77,7 @@ BEGIN
     SELECT w.id, e.tenant_id, e.id, e.tx,
            coalesce(e.service_id, '00000000-0000-0000-0000-000000000000'::uuid)
       FROM new_events e
-      JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.enabled
+      JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id
      WHERE cardinality(w.event_types) = 0
         OR e.kind = ANY (w.event_types)
         OR split_part(e.kind, '.', 1) || '.*' = ANY (w.event_types);
@@ -88,18 +90,19 @@ CREATE TRIGGER events_webhook_fanout AFTER INSERT ON events
 
 -- Lease up to `p_limit` deliveries that may go now: the first open one of
 -- each (endpoint, order_key) — so one waiting for a retry holds back the
--- ones after it — whose event no running transaction can still precede
--- (tx below the snapshot's xmin), due, or leased by a worker that stopped
--- renewing. Counts the attempt.
+-- ones after it — in a group with nothing in flight (a redelivery of an
+-- older event may sort before one being sent), whose event no running
+-- transaction can still precede (tx below the snapshot's xmin), due, or
+-- leased by a worker whose lease ran out. Counts the attempt.
 CREATE FUNCTION panel1_claim_webhook_deliveries(p_limit integer, p_lease_secs double precision)
 RETURNS TABLE (id bigint, endpoint_id uuid, event_id bigint, attempt integer)
 LANGUAGE sql AS $$
     WITH heads AS (
         SELECT DISTINCT ON (d.endpoint_id, d.order_key)
-               d.id, d.endpoint_id, d.state, d.next_attempt_at, d.lease_until, d.event_tx
+               d.id, d.endpoint_id, d.order_key, d.state, d.next_attempt_at, d.lease_until, d.event_tx
           FROM webhook_deliveries d
          WHERE d.state IN ('pending', 'delivering')
-         ORDER BY d.endpoint_id, d.order_key, d.event_tx, d.event_id
+         ORDER BY d.endpoint_id, d.order_key, d.event_tx, d.event_id, d.id
     ), ready AS (
         SELECT h.id
           FROM heads h
@@ -107,6 +110,10 @@ LANGUAGE sql AS $$
          WHERE h.event_tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
            AND ((h.state = 'pending' AND h.next_attempt_at <= now())
              OR (h.state = 'delivering' AND h.lease_until < now()))
+           AND NOT EXISTS (
+               SELECT 1 FROM webhook_deliveries x
+                WHERE x.endpoint_id = h.endpoint_id AND x.order_key = h.order_key
+                  AND x.state = 'delivering' AND x.lease_until >= now())
          ORDER BY h.next_attempt_at
          LIMIT p_limit
     ), locked AS (
@@ -121,8 +128,9 @@ LANGUAGE sql AS $$
       FROM locked
      WHERE d.id = locked.id
        -- Checked again on the row as it is now: another worker may have
-       -- leased it since this statement's snapshot.
-       AND (d.state = 'pending' OR d.lease_until < now())
+       -- leased or settled it (with a later retry) since this snapshot.
+       AND ((d.state = 'pending' AND d.next_attempt_at <= now())
+         OR (d.state = 'delivering' AND d.lease_until < now()))
     RETURNING d.id, d.endpoint_id, d.event_id, d.attempts;
 $$;
 

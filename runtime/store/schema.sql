@@ -684,10 +684,10 @@ CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_
     AS $$
     WITH heads AS (
         SELECT DISTINCT ON (d.endpoint_id, d.order_key)
-               d.id, d.endpoint_id, d.state, d.next_attempt_at, d.lease_until, d.event_tx
+               d.id, d.endpoint_id, d.order_key, d.state, d.next_attempt_at, d.lease_until, d.event_tx
           FROM webhook_deliveries d
          WHERE d.state IN ('pending', 'delivering')
-         ORDER BY d.endpoint_id, d.order_key, d.event_tx, d.event_id
+         ORDER BY d.endpoint_id, d.order_key, d.event_tx, d.event_id, d.id
     ), ready AS (
         SELECT h.id
           FROM heads h
@@ -695,6 +695,10 @@ CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_
          WHERE h.event_tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
            AND ((h.state = 'pending' AND h.next_attempt_at <= now())
              OR (h.state = 'delivering' AND h.lease_until < now()))
+           AND NOT EXISTS (
+               SELECT 1 FROM webhook_deliveries x
+                WHERE x.endpoint_id = h.endpoint_id AND x.order_key = h.order_key
+                  AND x.state = 'delivering' AND x.lease_until >= now())
          ORDER BY h.next_attempt_at
          LIMIT p_limit
     ), locked AS (
@@ -709,8 +713,9 @@ CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_
       FROM locked
      WHERE d.id = locked.id
        -- Checked again on the row as it is now: another worker may have
-       -- leased it since this statement's snapshot.
-       AND (d.state = 'pending' OR d.lease_until < now())
+       -- leased or settled it (with a later retry) since this snapshot.
+       AND ((d.state = 'pending' AND d.next_attempt_at <= now())
+         OR (d.state = 'delivering' AND d.lease_until < now()))
     RETURNING d.id, d.endpoint_id, d.event_id, d.attempts;
 $$;
 
@@ -813,7 +818,7 @@ BEGIN
     SELECT w.id, e.tenant_id, e.id, e.tx,
            coalesce(e.service_id, '00000000-0000-0000-0000-000000000000'::uuid)
       FROM new_events e
-      JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.enabled
+      JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id
      WHERE cardinality(w.event_types) = 0
         OR e.kind = ANY (w.event_types)
         OR split_part(e.kind, '.', 1) || '.*' = ANY (w.event_types);

@@ -319,9 +319,15 @@ async fn a_failing_endpoint_is_disabled_and_rotation_signs_with_both_secrets() {
     .fetch_all(&pool)
     .await
     .unwrap();
+    // The second waits behind the first; the endpoint, disabled, still
+    // collects (its own disabling included) for when it is enabled again.
     assert_eq!(
         states,
-        [("failed".to_string(), 3), ("pending".to_string(), 0)],
+        [
+            ("failed".to_string(), 3),
+            ("pending".to_string(), 0),
+            ("pending".to_string(), 0)
+        ],
         "the second waits behind the first"
     );
     assert_eq!(failing.received().len(), 3);
@@ -357,18 +363,21 @@ async fn a_failing_endpoint_is_disabled_and_rotation_signs_with_both_secrets() {
     webhooks::update_endpoint(&pool, tenant, id, &patch)
         .await
         .unwrap();
-    wait_until("both events", Duration::from_secs(30), || {
-        fixed.distinct().len() == 2
+    wait_until("everything collected", Duration::from_secs(30), || {
+        fixed.distinct().len() == 3
     })
     .await;
     for r in fixed.received() {
         assert_eq!(r["signatures"], 2, "old and new secret both sign");
         assert_eq!(r["verified_by"], json!([0, 1]), "each verifies alone");
     }
-    let seqs: Vec<u64> = fixed
-        .distinct()
+    let got = fixed.distinct();
+    let seqs: Vec<u64> = got
         .iter()
-        .map(|r| r["body"]["data"]["payload"]["seq"].as_u64().unwrap())
+        .filter_map(|r| r["body"]["data"]["payload"]["seq"].as_u64())
         .collect();
     assert_eq!(seqs, [0, 1], "the replayed first, then the one behind it");
+    assert!(got
+        .iter()
+        .any(|r| r["body"]["type"] == "webhook.endpoint_disabled"));
 }

@@ -26,7 +26,7 @@ async fn start() -> (KubeSimulator, ProviderServer) {
         adapter: "kubernetes",
         config: json!({
             "host": "127.0.0.1", "port": port, "request_timeout_ms": 1500,
-            "plans": {"small": {"image": "nginx:1.27", "replicas": 2, "cpu": "250m", "memory": "256Mi"}},
+            "plans": {"small": {"image": "nginx:1.27", "replicas": 2, "cpu": "250m", "memory": "256Mi", "volume_access": "ReadWriteMany"}},
         }),
         rule: format!("{}/ sha256:{}", sim.base_url(), sim.ca_sha256()),
         secrets: vec![("kubernetes-token", TOKEN.to_string())],

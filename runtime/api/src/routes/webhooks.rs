@@ -132,6 +132,9 @@ pub struct SigningSecret {
 }
 
 const MAX_EVENT_TYPES: usize = 64;
+/// Every event of a tenant is fanned out to each of its endpoints inside
+/// the transaction that writes it: a bound keeps that cost bounded.
+const MAX_ENDPOINTS_PER_TENANT: i64 = 50;
 const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
 
 fn check_url(field: &str, raw: &str) -> Result<(), FieldError> {
@@ -245,6 +248,16 @@ async fn create_endpoint(
     ])?;
     let types = types.map_err(|e| ApiError::Validation(vec![e]))?;
     let mut tx = effect.begin().await?;
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+    if count >= MAX_ENDPOINTS_PER_TENANT {
+        return Err(ApiError::Conflict(format!(
+            "a tenant has at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints; delete one first"
+        )));
+    }
     let endpoint = store::create_endpoint(
         &mut *tx,
         &state.secrets,
@@ -470,6 +483,7 @@ pub struct DeliveryPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     /// pending, delivering, succeeded or failed.

@@ -62,7 +62,7 @@ pub enum DemoSim {
 /// The plan the demo's Docker server offers.
 const DOCKER_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "memory_mb": 256, "cpus": 0.5}}"#;
 /// The plan the demo's Kubernetes server offers.
-const KUBE_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "replicas": 2, "cpu": "250m", "memory": "256Mi", "storage": "1Gi"}}"#;
+const KUBE_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "replicas": 2, "cpu": "250m", "memory": "256Mi", "storage": "1Gi", "volume_access": "ReadWriteMany"}}"#;
 
 impl DemoSim {
     pub async fn start(provider: DemoProvider) -> Result<DemoSim> {

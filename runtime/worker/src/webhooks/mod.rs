@@ -154,6 +154,10 @@ fn body(event_id: i64, m: &Message) -> Vec<u8> {
 
 async fn deliver(worker: Arc<Worker>, claimed: ClaimedDelivery) {
     let config = &worker.config.webhooks;
+    // The POST must end well inside the lease, or another worker would
+    // send the same message while this one still waits.
+    let mut reach = config.reach.clone();
+    reach.timeout = reach.timeout.min(config.lease.mul_f64(0.8));
     let message = match webhooks::load_message(&worker.pool, &worker.secrets, &claimed).await {
         Ok(Some(m)) => m,
         // The endpoint was deleted with its deliveries.
@@ -187,7 +191,7 @@ async fn deliver(worker: Arc<Worker>, claimed: ClaimedDelivery) {
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", signature),
     ];
-    let sent = send::post(&message.url, &headers, body, &config.reach).await;
+    let sent = send::post(&message.url, &headers, body, &reach).await;
     let settlement = if sent.ok() {
         Settlement {
             ok: true,
@@ -246,8 +250,17 @@ fn failure(
     }
 }
 
-async fn settle(worker: &Worker, claimed: &ClaimedDelivery, s: Settlement) {
-    match webhooks::settle_delivery(&worker.pool, claimed, &s).await {
+async fn settle(worker: &Worker, claimed: &ClaimedDelivery, mut s: Settlement) {
+    s.response = s.response.as_deref().map(send::printable);
+    s.error = s.error.as_deref().map(send::printable);
+    let mut result = webhooks::settle_delivery(&worker.pool, claimed, &s).await;
+    if result.is_err() {
+        // Whatever the answer held that could not be stored, the outcome
+        // must be: settle again without it.
+        s.response = None;
+        result = webhooks::settle_delivery(&worker.pool, claimed, &s).await;
+    }
+    match result {
         Ok(true) => {}
         Ok(false) => tracing::info!(
             delivery = claimed.id,

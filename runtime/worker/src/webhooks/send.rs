@@ -52,14 +52,18 @@ pub async fn vet(url: &url::Url, reach: &Reach) -> Result<Vec<SocketAddr>, Strin
     }
     let port = url.port_or_known_default().unwrap_or(443);
     let host = url.host().ok_or("the webhook URL has no host")?;
+    let literal = !matches!(host, url::Host::Domain(_));
     let found: Vec<IpAddr> = match host {
         url::Host::Ipv4(ip) => vec![ip.into()],
         url::Host::Ipv6(ip) => vec![ip.into()],
-        url::Host::Domain(name) => tokio::net::lookup_host((name, port))
-            .await
-            .map_err(|e| format!("`{name}` does not resolve: {e}"))?
-            .map(|a| a.ip())
-            .collect(),
+        url::Host::Domain(name) => {
+            let lookup = tokio::net::lookup_host((name, port));
+            match tokio::time::timeout(reach.timeout, lookup).await {
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                Ok(Err(e)) => return Err(format!("`{name}` does not resolve: {e}")),
+                Err(_) => return Err(format!("resolving `{name}` timed out")),
+            }
+        }
     };
     let mut refused = Vec::new();
     let allowed: Vec<SocketAddr> = found
@@ -68,7 +72,13 @@ pub async fn vet(url: &url::Url, reach: &Reach) -> Result<Vec<SocketAddr>, Strin
             let class = classify_ip(**ip);
             let ok = reach.allow_internal || !class.is_internal();
             if !ok {
-                refused.push(format!("{ip} ({})", class.as_str()));
+                // A name's internal addresses are not shown to the tenant
+                // (no map of the operator's network); a literal is theirs.
+                refused.push(if literal {
+                    format!("{ip} ({})", class.as_str())
+                } else {
+                    class.as_str().to_string()
+                });
             }
             ok
         })
@@ -78,6 +88,7 @@ pub async fn vet(url: &url::Url, reach: &Reach) -> Result<Vec<SocketAddr>, Strin
         return Err(if refused.is_empty() {
             format!("`{host}` has no address")
         } else {
+            refused.dedup();
             format!(
                 "`{host}` resolves to {}, which webhooks may not reach (internal addresses are refused unless the operator allows them)",
                 refused.join(", ")
@@ -105,6 +116,8 @@ pub async fn post(url: &str, headers: &[(&str, String)], body: Vec<u8>, reach: &
         Err(why) => return failed(why, started),
     };
     let mut client = reqwest::Client::builder()
+        // A proxy would resolve the name itself, past the checks above.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(reach.timeout)
         .connect_timeout(reach.timeout.min(Duration::from_secs(5)))
@@ -137,7 +150,9 @@ pub async fn post(url: &str, headers: &[(&str, String)], body: Vec<u8>, reach: &
         }
     })
     .await;
-    let text = String::from_utf8_lossy(&answer[..answer.len().min(MAX_ANSWER_BYTES)]);
+    let text = printable(&String::from_utf8_lossy(
+        &answer[..answer.len().min(MAX_ANSWER_BYTES)],
+    ));
     Sent {
         status: Some(status),
         latency_ms: started.elapsed().as_millis().min(u32::MAX as u128) as u32,
@@ -151,6 +166,11 @@ pub async fn post(url: &str, headers: &[(&str, String)], body: Vec<u8>, reach: &
             Err(_) => Some("the answer's body timed out".into()),
         },
     }
+}
+
+/// Text Postgres can store: NUL (which `text` refuses) becomes U+FFFD.
+pub fn printable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -198,5 +218,14 @@ mod tests {
             .unwrap_err()
             .contains("credentials"));
         assert!(vet(&u("ftp://93.184.215.14/"), &reach(true)).await.is_err());
+        // A name's internal addresses are classed, not listed.
+        let why = vet(&u("https://localhost/"), &reach(false))
+            .await
+            .unwrap_err();
+        assert!(
+            why.contains("loopback") && !why.contains("127.0.0.1"),
+            "{why}"
+        );
+        assert_eq!(printable("a\0b"), "a\u{FFFD}b");
     }
 }

@@ -29,7 +29,7 @@ pub enum ProfileError {
 
 /// The plans the Docker and Kubernetes profiles offer.
 const DOCKER_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "memory_mb": 256, "cpus": 0.5}}"#;
-const KUBE_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "replicas": 2, "cpu": "250m", "memory": "256Mi", "storage": "1Gi"}}"#;
+const KUBE_PLANS: &str = r#"{"small": {"image": "nginx:1.27", "replicas": 2, "cpu": "250m", "memory": "256Mi", "storage": "1Gi", "volume_access": "ReadWriteMany"}}"#;
 
 enum Sim {
     Whm(WhmSimulator),
