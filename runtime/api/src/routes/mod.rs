@@ -6,6 +6,7 @@ pub mod servers;
 pub mod services;
 pub mod tasks;
 pub mod tenants;
+mod webhook_input;
 pub mod webhooks;
 
 use crate::problem::{ApiError, FieldError};

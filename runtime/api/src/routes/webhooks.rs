@@ -7,13 +7,15 @@ use crate::auth::{Principal, Scope};
 use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, FieldError, Problem};
+use crate::routes::webhook_input::{
+    all_ok, check_description, check_event_types, check_secret, check_url,
+};
 use crate::routes::{Accepted, ApiJson, ApiPath, ApiQuery, Created, NoContent, OptionalApiJson};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use panel1_store::webhooks::{self as store, EndpointPatch};
 use serde::{Deserialize, Serialize};
@@ -131,95 +133,10 @@ pub struct SigningSecret {
     pub secret: String,
 }
 
-const MAX_EVENT_TYPES: usize = 64;
 /// Every event of a tenant is fanned out to each of its endpoints inside
 /// the transaction that writes it: a bound keeps that cost bounded.
 const MAX_ENDPOINTS_PER_TENANT: i64 = 50;
 const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
-
-fn check_url(field: &str, raw: &str) -> Result<(), FieldError> {
-    let bad = |m: &str| FieldError {
-        field: field.into(),
-        message: m.into(),
-    };
-    if raw.len() > 2048 {
-        return Err(bad("at most 2048 characters"));
-    }
-    let url = url::Url::parse(raw).map_err(|e| bad(&format!("not a URL: {e}")))?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(bad(
-            "must be https:// (or http:// where the operator allows it)",
-        ));
-    }
-    if url.host().is_none() {
-        return Err(bad("has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not carry credentials (user:password@)"));
-    }
-    if url.fragment().is_some() {
-        return Err(bad("must not have a #fragment"));
-    }
-    Ok(())
-}
-
-fn check_event_types(types: &[String]) -> Result<Vec<String>, FieldError> {
-    if types.len() > MAX_EVENT_TYPES {
-        return Err(FieldError {
-            field: "event_types".into(),
-            message: format!("at most {MAX_EVENT_TYPES}"),
-        });
-    }
-    let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    let mut out: Vec<String> = Vec::new();
-    for (i, t) in types.iter().enumerate() {
-        let ok = t.len() <= 64
-            && t.split_once('.')
-                .is_some_and(|(family, kind)| word(family) && (kind == "*" || word(kind)));
-        if !ok {
-            return Err(FieldError {
-                field: format!("event_types/{i}"),
-                message: "an event kind (`service.updated`) or family (`task.*`)".into(),
-            });
-        }
-        if !out.contains(t) {
-            out.push(t.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn check_secret(field: &str, secret: &str) -> Result<(), FieldError> {
-    let decoded = secret
-        .strip_prefix("whsec_")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
-    match decoded {
-        Some(key) if (24..=64).contains(&key.len()) => Ok(()),
-        _ => Err(FieldError {
-            field: field.into(),
-            message: "`whsec_` followed by 24–64 random bytes in base64".into(),
-        }),
-    }
-}
-
-fn check_description(text: &str) -> Result<(), FieldError> {
-    if text.chars().count() > 500 {
-        return Err(FieldError {
-            field: "description".into(),
-            message: "at most 500 characters".into(),
-        });
-    }
-    Ok(())
-}
-
-fn all_ok(results: Vec<Result<(), FieldError>>) -> ApiResult<()> {
-    let errors: Vec<FieldError> = results.into_iter().filter_map(Result::err).collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
 
 fn no_endpoint() -> ApiError {
     ApiError::NotFound("webhook endpoint".into())
@@ -597,28 +514,4 @@ async fn redeliver(
         .await?
         .ok_or_else(|| ApiError::NotFound("webhook delivery".into()))?;
     Ok(Accepted(Redelivery { delivery_id: new }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inputs() {
-        assert!(check_url("url", "https://billing.example.com/hooks?x=1").is_ok());
-        for bad in ["ftp://x/", "https://u:p@x/", "not a url", "https://x/#frag"] {
-            assert!(check_url("url", bad).is_err(), "{bad}");
-        }
-        let ok = check_event_types(&["task.*".into(), "service.updated".into(), "task.*".into()])
-            .unwrap();
-        assert_eq!(ok, ["task.*", "service.updated"]);
-        assert_eq!(
-            check_event_types(&["service".into()]).unwrap_err().field,
-            "event_types/0"
-        );
-        assert!(check_event_types(&["Task.x".into()]).is_err());
-        assert!(check_secret("s", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
-        assert!(check_secret("s", "whsec_AAAA").is_err());
-        assert!(check_secret("s", "secret").is_err());
-    }
 }
