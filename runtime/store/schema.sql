@@ -247,6 +247,8 @@ BEGIN
         UNION ALL
         SELECT d.tenant_id, d.event_kind, d.id, d.service_id, d.event_payload
         FROM done d
+        -- Platform tasks (usage, sync pages) write no task event (0014).
+        WHERE d.event_kind IS NOT NULL
     )
     SELECT array_agg(d.id), array_agg(d.server_id),
            array_agg(d.id) FILTER (WHERE d.state NOT IN ('succeeded', 'failed', 'cancelled')),
@@ -384,8 +386,11 @@ BEGIN
                     jsonb_build_object('state', i.service_state, 'failure_reason', i.reason));
         END IF;
     END IF;
-    INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
-    VALUES (v_tenant, i.event_kind, i.id, v_service, i.event_payload);
+    -- Platform tasks (usage, sync pages) write no task event (0014).
+    IF i.event_kind IS NOT NULL THEN
+        INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+        VALUES (v_tenant, i.event_kind, i.id, v_service, i.event_payload);
+    END IF;
 
     RETURN QUERY SELECT true, i.id, NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::jsonb,
                         NULL::integer, NULL::integer, NULL::bigint, NULL::text, NULL::text;
@@ -677,6 +682,385 @@ BEGIN
 END
 $$;
 
+-- Name: panel1_breaker_hold(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_breaker_hold() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT 1000000 $$;
+
+-- Name: panel1_bulk_cancel(uuid, uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_cancel(p_tenant uuid, p_bulk uuid) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    b bulk_operations;
+BEGIN
+    UPDATE bulk_operations SET state = 'cancelled', updated_at = now()
+    WHERE id = p_bulk AND tenant_id = p_tenant AND state IN ('running', 'paused')
+    RETURNING * INTO b;
+    IF NOT FOUND THEN
+        RETURN (SELECT state FROM bulk_operations WHERE id = p_bulk AND tenant_id = p_tenant);
+    END IF;
+    WITH gone AS (
+        DELETE FROM task_queue q USING bulk_tasks x
+        WHERE x.bulk_id = p_bulk AND x.state IS NULL AND q.task_id = x.task_id
+          AND q.lease_expires_at IS NULL
+        RETURNING q.task_id, q.attempt, q.lease
+    ),
+    done AS (
+        UPDATE task_records t
+        SET state = 'cancelled', finished_at = now(), attempt = g.attempt, lease = g.lease + 1,
+            updated_at = now()
+        FROM gone g WHERE t.id = g.task_id
+        RETURNING t.id, t.tenant_id, t.service_id
+    )
+    INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+    SELECT d.tenant_id, 'task.cancelled', d.id, d.service_id, jsonb_build_object('bulk_id', p_bulk)
+    FROM done d;
+    INSERT INTO events (tenant_id, kind, payload) VALUES (p_tenant, 'bulk.cancelled', panel1_bulk_summary(b));
+    RETURN b.state;
+END $$;
+
+-- Name: panel1_bulk_counts(uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_counts(p_bulk uuid) RETURNS TABLE(succeeded integer, failed integer, cancelled integer, running integer, waiting integer)
+    LANGUAGE sql STABLE
+    SET jit TO 'off'
+    AS $$
+    SELECT count(*) FILTER (WHERE c.st = 'succeeded')::integer,
+           count(*) FILTER (WHERE c.st = 'failed')::integer,
+           count(*) FILTER (WHERE c.st = 'cancelled')::integer,
+           count(*) FILTER (WHERE c.st = 'running')::integer,
+           count(*) FILTER (WHERE c.st IN ('scheduled', 'available', 'retryable'))::integer
+    FROM bulk_tasks b
+    LEFT JOIN task_queue q ON b.state IS NULL AND q.task_id = b.task_id
+    -- The record only for a child just finished (COALESCE stops early).
+    CROSS JOIN LATERAL (SELECT COALESCE(b.state, q.state,
+                                        (SELECT t.state FROM task_records t WHERE t.id = b.task_id)) AS st) c
+    WHERE b.bulk_id = p_bulk
+$$;
+
+-- Name: panel1_bulk_create(uuid, uuid, text, text, jsonb, jsonb, uuid[], uuid, text, text, text[], integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_create(p_bulk uuid, p_tenant uuid, p_action text, p_operation text, p_input jsonb, p_selector jsonb, p_ids uuid[], p_server uuid, p_plan text, p_state text, p_allowed text[], p_cap integer) RETURNS TABLE(matched integer, created integer, missing uuid[], skipped jsonb)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_missing uuid[];
+    v_matched integer;
+    v_ids uuid[];
+    v_servers uuid[];
+    v_inputs jsonb[];
+    v_skipped jsonb;
+    v_skipped_n integer;
+    v_created integer;
+    b bulk_operations;
+BEGIN
+    IF p_ids IS NOT NULL THEN
+        SELECT array_agg(x.id ORDER BY x.n) INTO v_missing
+        FROM unnest(p_ids) WITH ORDINALITY AS x(id, n)
+        WHERE NOT EXISTS (SELECT 1 FROM services s WHERE s.id = x.id AND s.tenant_id = p_tenant);
+        IF v_missing IS NOT NULL THEN
+            RETURN QUERY SELECT 0, 0, v_missing, NULL::jsonb;
+            RETURN;
+        END IF;
+    END IF;
+    SELECT count(*) INTO v_matched FROM (
+        SELECT 1 FROM services s
+        WHERE s.tenant_id = p_tenant
+          AND (p_ids IS NULL OR s.id = ANY (p_ids))
+          AND (p_server IS NULL OR s.server_id = p_server)
+          AND (p_plan IS NULL OR s.plan = p_plan)
+          AND (p_state IS NULL OR s.state::text = p_state)
+        LIMIT p_cap + 1) m;
+    IF v_matched > p_cap OR v_matched = 0 THEN
+        RETURN QUERY SELECT v_matched, 0, NULL::uuid[], '[]'::jsonb;
+        RETURN;
+    END IF;
+
+    WITH locked AS (
+        SELECT s.id, s.server_id, s.state, s.remote_id, s.plan, s.spec
+        FROM services s
+        WHERE s.tenant_id = p_tenant
+          AND (p_ids IS NULL OR s.id = ANY (p_ids))
+          AND (p_server IS NULL OR s.server_id = p_server)
+          AND (p_plan IS NULL OR s.plan = p_plan)
+          AND (p_state IS NULL OR s.state::text = p_state)
+        ORDER BY s.id
+        FOR UPDATE
+    ),
+    -- Materialized: each aggregate below would judge every service again.
+    judged AS MATERIALIZED (
+        SELECT l.*,
+               CASE WHEN NOT (l.state::text = ANY (p_allowed))
+                    THEN format('cannot %s a service that is %s', p_operation, l.state)
+                    ELSE (SELECT format('it is being terminated (terminate task %s is %s); nothing is accepted after a terminate',
+                                        t.id, t.state)
+                          FROM task_records t
+                          WHERE t.service_id = l.id AND t.operation = 'terminate'
+                            AND t.state NOT IN ('failed', 'cancelled')
+                          ORDER BY t.created_at DESC LIMIT 1)
+               END AS refusal
+        FROM locked l
+    )
+    SELECT array_agg(j.id ORDER BY j.id) FILTER (WHERE j.refusal IS NULL),
+           array_agg(j.server_id ORDER BY j.id) FILTER (WHERE j.refusal IS NULL),
+           -- The `service` object as the single routes build it (service_input).
+           array_agg(jsonb_build_object('service',
+                         jsonb_build_object('service_id', j.id::text, 'remote_id', j.remote_id, 'plan', j.plan)
+                         || COALESCE((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(j.spec) e
+                                      WHERE e.key IN ('username', 'domain', 'contact_email', 'params')), '{}'))
+                     || p_input ORDER BY j.id) FILTER (WHERE j.refusal IS NULL),
+           count(*) FILTER (WHERE j.refusal IS NOT NULL),
+           COALESCE((jsonb_agg(jsonb_build_object('service_id', j.id, 'reason', j.refusal) ORDER BY j.id)
+                     FILTER (WHERE j.refusal IS NOT NULL)), '[]')
+      INTO v_ids, v_servers, v_inputs, v_skipped_n, v_skipped
+      FROM judged j;
+
+    v_created := coalesce(cardinality(v_ids), 0);
+    IF v_created = 0 THEN
+        RETURN QUERY SELECT v_matched, 0, NULL::uuid[], v_skipped;
+        RETURN;
+    END IF;
+
+    INSERT INTO bulk_operations (id, tenant_id, action, operation, selector, input, total, skipped,
+                                 skipped_some, waiting)
+    VALUES (p_bulk, p_tenant, p_action, p_operation, p_selector, p_input, v_created, v_skipped_n,
+            (SELECT COALESCE(jsonb_agg(x), '[]') FROM (SELECT x FROM jsonb_array_elements(v_skipped) x LIMIT 100) s),
+            v_created)
+    RETURNING * INTO b;
+
+    -- The children, as panel1_store::enqueue writes one task: record, queue
+    -- row, the service's state on acceptance (a terminate makes it
+    -- `terminating`), `task.created`. Priority -1: a single action on the
+    -- same server is not queued behind a whole bulk.
+    WITH c AS (
+        SELECT panel1_uuid_v7() AS id, u.service_id, u.server_id, u.input, u.n
+        FROM unnest(v_ids, v_servers, v_inputs) WITH ORDINALITY AS u(service_id, server_id, input, n)
+    ),
+    t AS (
+        INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
+                                  run_at, max_attempts, priority, created_at)
+        SELECT c.id, p_tenant, c.server_id, c.service_id, p_operation, c.input, 'available',
+               now(), 5, -1, clock_timestamp()
+        FROM c ORDER BY c.n
+        RETURNING *
+    ),
+    q AS (
+        INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
+                                max_attempts, lease, created_at, updated_at)
+        SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
+               created_at, updated_at
+        FROM t
+    ),
+    moved AS (
+        UPDATE services s SET state = 'terminating', updated_at = now()
+        FROM t WHERE p_operation = 'terminate' AND s.id = t.service_id
+    ),
+    created AS (
+        INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+        SELECT t.tenant_id, 'task.created', t.id, t.service_id,
+               jsonb_build_object('operation', t.operation, 'state', t.state, 'bulk_id', p_bulk)
+        FROM t
+    )
+    INSERT INTO bulk_tasks (bulk_id, task_id, tenant_id, service_id)
+    SELECT p_bulk, t.id, p_tenant, t.service_id FROM t;
+
+    INSERT INTO events (tenant_id, kind, payload)
+    VALUES (p_tenant, 'bulk.created', panel1_bulk_summary(b));
+    PERFORM pg_notify('panel1_tasks', '');
+    RETURN QUERY SELECT v_matched, v_created, NULL::uuid[], v_skipped;
+END $$;
+
+-- Name: panel1_bulk_hold(uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_hold(p_bulk uuid) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH held AS (
+        UPDATE task_queue q
+        SET state = 'scheduled', run_at = panel1_bulk_hold_until(), updated_at = now()
+        FROM bulk_tasks b
+        WHERE b.bulk_id = p_bulk AND b.state IS NULL AND q.task_id = b.task_id
+          AND q.state IN ('available', 'retryable', 'scheduled')
+          AND q.run_at <> panel1_bulk_hold_until()
+        RETURNING q.task_id
+    )
+    UPDATE task_records t SET state = 'scheduled', run_at = panel1_bulk_hold_until(), updated_at = now()
+    FROM held h WHERE t.id = h.task_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+-- Name: panel1_bulk_hold_until(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_hold_until() RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT timestamptz '9999-01-01 00:00:00+00' $$;
+
+-- Name: panel1_bulk_pause(uuid, uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_pause(p_tenant uuid, p_bulk uuid) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    b bulk_operations;
+BEGIN
+    UPDATE bulk_operations SET state = 'paused', updated_at = now()
+    WHERE id = p_bulk AND tenant_id = p_tenant AND state = 'running'
+    RETURNING * INTO b;
+    IF NOT FOUND THEN
+        RETURN (SELECT state FROM bulk_operations WHERE id = p_bulk AND tenant_id = p_tenant);
+    END IF;
+    PERFORM panel1_bulk_hold(p_bulk);
+    INSERT INTO events (tenant_id, kind, payload) VALUES (p_tenant, 'bulk.paused', panel1_bulk_summary(b));
+    RETURN b.state;
+END $$;
+
+-- Name: panel1_bulk_resume(uuid, uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_resume(p_tenant uuid, p_bulk uuid) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    b bulk_operations;
+BEGIN
+    UPDATE bulk_operations SET state = 'running', updated_at = now()
+    WHERE id = p_bulk AND tenant_id = p_tenant AND state = 'paused'
+    RETURNING * INTO b;
+    IF NOT FOUND THEN
+        RETURN (SELECT state FROM bulk_operations WHERE id = p_bulk AND tenant_id = p_tenant);
+    END IF;
+    WITH released AS (
+        UPDATE task_queue q SET state = 'available', run_at = now(), updated_at = now()
+        FROM bulk_tasks x
+        WHERE x.bulk_id = p_bulk AND x.state IS NULL AND q.task_id = x.task_id
+          AND q.state = 'scheduled' AND q.run_at = panel1_bulk_hold_until()
+        RETURNING q.task_id
+    )
+    UPDATE task_records t SET state = 'available', run_at = now(), updated_at = now()
+    FROM released r WHERE t.id = r.task_id;
+    INSERT INTO events (tenant_id, kind, payload) VALUES (p_tenant, 'bulk.resumed', panel1_bulk_summary(b));
+    PERFORM pg_notify('panel1_tasks', '');
+    RETURN b.state;
+END $$;
+
+-- Name: bulk_operations; Type: TABLE; Schema: public
+
+CREATE TABLE public.bulk_operations (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    action text NOT NULL,
+    operation text NOT NULL,
+    selector jsonb NOT NULL,
+    input jsonb DEFAULT '{}'::jsonb NOT NULL,
+    state text DEFAULT 'running'::text NOT NULL,
+    total integer NOT NULL,
+    skipped integer DEFAULT 0 NOT NULL,
+    skipped_some jsonb DEFAULT '[]'::jsonb NOT NULL,
+    succeeded integer DEFAULT 0 NOT NULL,
+    failed integer DEFAULT 0 NOT NULL,
+    cancelled integer DEFAULT 0 NOT NULL,
+    running integer DEFAULT 0 NOT NULL,
+    waiting integer NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    counted_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT bulk_operations_check CHECK (((finished_at IS NULL) OR (state = ANY (ARRAY['cancelled'::text, 'completed'::text])))),
+    CONSTRAINT bulk_operations_state_check CHECK ((state = ANY (ARRAY['running'::text, 'paused'::text, 'cancelled'::text, 'completed'::text]))),
+    CONSTRAINT bulk_operations_total_check CHECK ((total > 0))
+);
+
+-- Name: panel1_bulk_summary(public.bulk_operations); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_summary(b public.bulk_operations) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT jsonb_build_object('bulk_id', b.id, 'action', b.action, 'state', b.state,
+                              'total', b.total, 'succeeded', b.succeeded, 'failed', b.failed,
+                              'cancelled', b.cancelled, 'running', b.running, 'waiting', b.waiting,
+                              'skipped', b.skipped)
+$$;
+
+-- Name: panel1_bulk_upkeep(interval); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_bulk_upkeep(p_every interval) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    b bulk_operations;
+    c record;
+    n integer := 0;
+BEGIN
+    FOR b IN
+        SELECT * FROM bulk_operations
+        WHERE finished_at IS NULL AND counted_at <= now() - p_every
+        ORDER BY counted_at
+        LIMIT 100
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        IF b.state = 'paused' THEN
+            PERFORM panel1_bulk_hold(b.id);
+        END IF;
+        UPDATE bulk_tasks x SET state = t.state
+        FROM task_records t
+        WHERE x.bulk_id = b.id AND x.state IS NULL AND t.id = x.task_id
+          AND t.state IN ('succeeded', 'failed', 'cancelled');
+        SELECT * INTO c FROM panel1_bulk_counts(b.id);
+        IF (c.succeeded, c.failed, c.cancelled, c.running, c.waiting)
+           IS DISTINCT FROM (b.succeeded, b.failed, b.cancelled, b.running, b.waiting) THEN
+            UPDATE bulk_operations
+            SET succeeded = c.succeeded, failed = c.failed, cancelled = c.cancelled,
+                running = c.running, waiting = c.waiting, counted_at = now(), updated_at = now()
+            WHERE id = b.id RETURNING * INTO b;
+            INSERT INTO events (tenant_id, kind, payload)
+            VALUES (b.tenant_id, 'bulk.progress', panel1_bulk_summary(b));
+            n := n + 1;
+        ELSE
+            UPDATE bulk_operations SET counted_at = now() WHERE id = b.id;
+        END IF;
+        IF c.running = 0 AND c.waiting = 0 THEN
+            UPDATE bulk_operations
+            SET state = CASE WHEN state = 'cancelled' THEN 'cancelled' ELSE 'completed' END,
+                finished_at = now(), updated_at = now()
+            WHERE id = b.id RETURNING * INTO b;
+            INSERT INTO events (tenant_id, kind, payload)
+            VALUES (b.tenant_id, 'bulk.completed', panel1_bulk_summary(b));
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- Name: panel1_claim_health_checks(integer, double precision); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_claim_health_checks(p_limit integer, p_lease_secs double precision) RETURNS TABLE(server_id uuid, tenant_id uuid, token bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    UPDATE server_health h
+    SET checking_until = now() + make_interval(secs => p_lease_secs),
+        check_token = h.check_token + 1,
+        -- Claimed again after the lease if this worker never settles.
+        next_check_at = now() + make_interval(secs => p_lease_secs)
+    WHERE h.server_id IN (
+        SELECT d.server_id FROM server_health d
+        WHERE d.enabled AND d.next_check_at <= now()
+        ORDER BY d.next_check_at
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING h.server_id, h.tenant_id, h.check_token;
+END $$;
+
 -- Name: panel1_claim_webhook_deliveries(integer, double precision); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_secs double precision) RETURNS TABLE(id bigint, endpoint_id uuid, event_id bigint, attempt integer)
@@ -763,6 +1147,136 @@ BEGIN
     RETURN (SELECT COALESCE(sum(running), 0)::integer FROM server_load WHERE server_id = p_server);
 END $$;
 
+-- Name: panel1_server_down(uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_server_down(p_server uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$ SELECT EXISTS (SELECT 1 FROM server_health WHERE server_id = p_server AND state = 'down') $$;
+
+-- Name: panel1_server_health_row(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_server_health_row() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO server_health (server_id, tenant_id) VALUES (NEW.id, NEW.tenant_id);
+    RETURN NULL;
+END $$;
+
+-- Name: panel1_set_health_settings(uuid, uuid, boolean, integer, integer, integer, integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_set_health_settings(p_tenant uuid, p_server uuid, p_enabled boolean, p_interval integer, p_recheck integer, p_down_after integer, p_slow_ms integer) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    h server_health%ROWTYPE;
+BEGIN
+    SELECT * INTO h FROM server_health
+    WHERE server_id = p_server AND tenant_id = p_tenant FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE server_health
+    SET enabled = coalesce(p_enabled, enabled), interval_secs = coalesce(p_interval, interval_secs),
+        recheck_secs = coalesce(p_recheck, recheck_secs), down_after = coalesce(p_down_after, down_after),
+        slow_ms = coalesce(p_slow_ms, slow_ms),
+        -- Check soon under the new settings; a check in flight settles stale.
+        next_check_at = now(), checking_until = NULL, check_token = check_token + 1
+    WHERE server_id = p_server;
+    IF p_enabled IS FALSE AND h.state <> 'unknown' THEN
+        UPDATE server_health SET state = 'unknown', reason = 'health checks disabled',
+                                 since = now(), failures = 0
+        WHERE server_id = p_server;
+        INSERT INTO server_health_transitions (server_id, tenant_id, from_state, to_state, reason)
+        VALUES (p_server, p_tenant, h.state, 'unknown', 'health checks disabled');
+        INSERT INTO events (tenant_id, kind, payload)
+        VALUES (p_tenant, 'server.health_changed',
+                jsonb_build_object('server_id', p_server, 'from', h.state, 'to', 'unknown',
+                                   'reason', 'health checks disabled', 'since', now()));
+        IF h.state = 'down' THEN
+            DELETE FROM server_load WHERE server_id = p_server AND shard = -1;
+            PERFORM pg_notify('panel1_tasks', '');
+        END IF;
+    END IF;
+    RETURN true;
+END $$;
+
+-- Name: panel1_settle_health_check(uuid, bigint, text, text, integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_settle_health_check(p_server uuid, p_token bigint, p_error_kind text, p_message text, p_latency_ms integer) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    h server_health%ROWTYPE;
+    next_state text;
+    next_reason text;
+    n_failures integer;
+BEGIN
+    SELECT * INTO h FROM server_health
+    WHERE server_id = p_server AND check_token = p_token AND checking_until IS NOT NULL
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+
+    IF p_error_kind IS NULL THEN
+        n_failures := 0;
+        IF p_latency_ms > h.slow_ms THEN
+            next_state := 'degraded';
+            next_reason := format('test-connection took %s ms (slow above %s ms)', p_latency_ms, h.slow_ms);
+        ELSE
+            next_state := 'healthy';
+            next_reason := NULL;
+        END IF;
+    ELSIF p_error_kind = 'unsupported' THEN
+        -- The adapter cannot tell: health stays unknown, the breaker closed.
+        n_failures := 0;
+        next_state := 'unknown';
+        next_reason := 'the adapter does not support test-connection';
+    ELSE
+        n_failures := h.failures + 1;
+        next_reason := format('%s: %s', p_error_kind, left(coalesce(p_message, ''), 500));
+        -- Only an unreachable server is `down` (its tasks would only burn
+        -- attempts); a refused credential or a broken configuration is
+        -- `degraded` at once, and its tasks keep failing fast with that
+        -- error, which is what the operator must see and fix.
+        IF p_error_kind IN ('transient', 'deadline') AND n_failures >= h.down_after THEN
+            next_state := 'down';
+        ELSE
+            next_state := 'degraded';
+        END IF;
+    END IF;
+
+    UPDATE server_health
+    SET state = next_state, reason = next_reason, failures = n_failures,
+        since = CASE WHEN next_state <> h.state THEN now() ELSE h.since END,
+        last_checked_at = now(), last_latency_ms = p_latency_ms, last_error_kind = p_error_kind,
+        checking_until = NULL,
+        next_check_at = now() + make_interval(secs => CASE WHEN next_state IN ('healthy', 'unknown')
+                                                           THEN h.interval_secs
+                                                           ELSE LEAST(h.recheck_secs, h.interval_secs) END)
+    WHERE server_id = p_server;
+
+    IF next_state <> h.state THEN
+        INSERT INTO server_health_transitions (server_id, tenant_id, from_state, to_state, reason)
+        VALUES (p_server, h.tenant_id, h.state, next_state, next_reason);
+        INSERT INTO events (tenant_id, kind, payload)
+        VALUES (h.tenant_id, 'server.health_changed',
+                jsonb_build_object('server_id', p_server, 'from', h.state, 'to', next_state,
+                                   'reason', next_reason, 'since', now()));
+        IF next_state = 'down' THEN
+            INSERT INTO server_load (server_id, shard, running)
+            VALUES (p_server, -1, panel1_breaker_hold())
+            ON CONFLICT (server_id, shard) DO UPDATE SET running = EXCLUDED.running;
+        ELSIF h.state = 'down' THEN
+            DELETE FROM server_load WHERE server_id = p_server AND shard = -1;
+            -- The held tasks can start: wake the workers.
+            PERFORM pg_notify('panel1_tasks', '');
+        END IF;
+    END IF;
+    RETURN true;
+END $$;
+
 -- Name: panel1_settle_webhook_delivery(bigint, integer, boolean, integer, integer, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_settle_webhook_delivery(p_id bigint, p_attempt integer, p_ok boolean, p_status integer, p_latency_ms integer, p_response text, p_error text, p_retry_at timestamp with time zone, p_give_up boolean) RETURNS boolean
@@ -807,6 +1321,612 @@ BEGIN
     END IF;
     RETURN true;
 END $$;
+
+-- Name: panel1_sync_acted(bigint[], uuid[]); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_acted(p_drift bigint[], p_task uuid[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+    UPDATE sync_drift d SET action_task_id = u.task
+    FROM unnest(p_drift, p_task) AS u(drift, task)
+    WHERE d.id = u.drift
+$$;
+
+-- Name: panel1_sync_busy(uuid, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_busy(p_service uuid, p_updated_at timestamp with time zone, p_since timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM task_queue q JOIN task_records t ON t.id = q.task_id
+                     WHERE q.service_id = p_service
+                       AND NOT starts_with(coalesce(t.idempotency_key, ''), 'panel1:'))
+            THEN 'an operation is queued or running on the service'
+        WHEN EXISTS (SELECT 1 FROM task_records t
+                     WHERE t.service_id = p_service AND t.created_at >= p_since
+                       AND NOT starts_with(coalesce(t.idempotency_key, ''), 'panel1:'))
+            THEN 'an operation on the service was accepted after the run started'
+        WHEN p_updated_at >= p_since
+            THEN 'the service changed after the run started'
+    END
+$$;
+
+-- Name: panel1_sync_fail(uuid, text); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_fail(p_run uuid, p_reason text) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r sync_runs;
+BEGIN
+    UPDATE sync_runs SET state = 'failed', finished_at = now(), error = left(p_reason, 2000),
+                         page_task_id = NULL, cursor = NULL
+    WHERE id = p_run AND state = 'running'
+    RETURNING * INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    DELETE FROM sync_remote_items WHERE run_id = p_run;
+    INSERT INTO events (tenant_id, kind, payload)
+    VALUES (r.tenant_id, 'server.sync_failed',
+            jsonb_build_object('run_id', r.id, 'server_id', r.server_id, 'pages', r.pages,
+                               'error', r.error));
+END
+$$;
+
+-- Name: panel1_sync_finish(uuid, integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_finish(p_run uuid, p_event_cap integer) RETURNS TABLE(drift_id bigint, service_id uuid, operation text, input jsonb)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    r sync_runs;
+    v_adopted integer := 0;
+    v_reapplied integer := 0;
+    v_remote integer;
+BEGIN
+    SELECT * INTO r FROM sync_runs x WHERE x.id = p_run AND x.state = 'running' FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+
+    INSERT INTO sync_drift (run_id, tenant_id, server_id, kind, service_id, remote_id, panel1_state,
+                            remote_state, panel1_plan, remote_plan, remote_domain, reason)
+    WITH svc AS (
+        -- Keyed as the one-live-service-per-account index keys them (0010).
+        SELECT s.id, s.state::text AS state, s.plan, COALESCE(s.remote_id, s.spec->>'username') AS key,
+               panel1_sync_busy(s.id, s.updated_at, r.started_at) AS busy
+        FROM services s
+        WHERE s.server_id = r.server_id AND s.tenant_id = r.tenant_id
+    ),
+    live AS (SELECT * FROM svc WHERE state <> 'terminated'),
+    -- A terminated service's account may still be listed by a page read
+    -- before its terminate ran.
+    gone AS (
+        SELECT DISTINCT ON (key) key, busy FROM svc
+        WHERE state = 'terminated' AND busy IS NOT NULL AND key IS NOT NULL
+        ORDER BY key
+    ),
+    remote AS (
+        SELECT i.remote_id, i.state, i.plan, i.domain FROM sync_remote_items i
+        WHERE i.run_id = p_run AND i.state <> 'terminated'
+    ),
+    pairs AS (
+        SELECT l.id, l.state, l.plan, l.key, l.busy,
+               x.remote_id, x.state AS rstate, x.plan AS rplan, x.domain AS rdomain
+        FROM live l FULL JOIN remote x ON x.remote_id = l.key
+    ),
+    found AS (
+        SELECT 'missing_remotely' AS kind, p.id, p.key AS remote_id, p.state, NULL AS rstate,
+               p.plan, NULL AS rplan, NULL AS rdomain, p.busy
+        FROM pairs p
+        WHERE p.id IS NOT NULL AND p.remote_id IS NULL AND p.state IN ('active', 'suspended')
+        UNION ALL
+        SELECT 'unknown_remotely', NULL, p.remote_id, NULL, p.rstate, NULL, p.rplan, p.rdomain,
+               (SELECT g.busy FROM gone g WHERE g.key = p.remote_id)
+        FROM pairs p
+        WHERE p.id IS NULL
+        UNION ALL
+        SELECT 'state_differs', p.id, p.remote_id, p.state, p.rstate, p.plan, p.rplan, p.rdomain, p.busy
+        FROM pairs p
+        WHERE p.id IS NOT NULL AND p.remote_id IS NOT NULL
+          AND p.state IN ('active', 'suspended', 'failed') AND p.rstate <> p.state
+        UNION ALL
+        SELECT 'plan_differs', p.id, p.remote_id, p.state, p.rstate, p.plan, p.rplan, p.rdomain, p.busy
+        FROM pairs p
+        WHERE p.id IS NOT NULL AND p.remote_id IS NOT NULL AND p.state IN ('active', 'suspended')
+          AND p.plan IS NOT NULL AND p.rplan IS NOT NULL AND p.plan <> p.rplan
+    )
+    SELECT r.id, r.tenant_id, r.server_id, f.kind, f.id, f.remote_id, f.state, f.rstate, f.plan,
+           f.rplan, f.rdomain, NULL
+    FROM found f WHERE f.busy IS NULL
+    UNION ALL
+    -- One `skipped` row per service (or account) however many differences.
+    SELECT DISTINCT ON (coalesce(f.id::text, f.remote_id))
+           r.id, r.tenant_id, r.server_id, 'skipped', f.id, f.remote_id, f.state, f.rstate, f.plan,
+           f.rplan, f.rdomain, f.busy
+    FROM found f WHERE f.busy IS NOT NULL;
+
+    SELECT count(*) INTO v_remote FROM sync_remote_items i WHERE i.run_id = p_run;
+
+    -- adopt: an account nobody in Panel1 holds, active or suspended on the
+    -- provider, becomes a service of the server's tenant in that state.
+    IF r.policy = 'adopt' THEN
+        WITH cand AS (
+            SELECT d.id AS drift_id, d.remote_id, d.remote_state, d.remote_plan, d.remote_domain,
+                   panel1_uuid_v7() AS new_id
+            FROM sync_drift d
+            WHERE d.run_id = p_run AND d.kind = 'unknown_remotely'
+              AND d.remote_state IN ('active', 'suspended')
+            ORDER BY d.id
+        ),
+        made AS (
+            -- A live service that took the account meanwhile wins (the
+            -- one-live-service-per-account index).
+            INSERT INTO services (id, tenant_id, server_id, remote_id, plan, spec, state)
+            SELECT c.new_id, r.tenant_id, r.server_id, c.remote_id, c.remote_plan,
+                   jsonb_build_object('domain', c.remote_domain, 'plan', c.remote_plan,
+                                      'adopted_by_sync_run', r.id),
+                   c.remote_state::service_state
+            FROM cand c
+            ON CONFLICT DO NOTHING
+            RETURNING id
+        ),
+        marked AS (
+            UPDATE sync_drift d SET action = 'adopted', service_id = c.new_id
+            FROM cand c JOIN made m ON m.id = c.new_id
+            WHERE d.id = c.drift_id
+            RETURNING d.service_id, d.remote_id, d.remote_state, d.remote_plan, d.remote_domain
+        ),
+        told AS (
+            INSERT INTO events (tenant_id, kind, service_id, payload)
+            SELECT r.tenant_id, 'service.adopted', m.service_id,
+                   jsonb_build_object('run_id', r.id, 'server_id', r.server_id,
+                                      'remote_id', m.remote_id, 'state', m.remote_state,
+                                      'plan', m.remote_plan, 'domain', m.remote_domain)
+            FROM marked m
+        )
+        SELECT count(*) INTO v_adopted FROM marked;
+    END IF;
+
+    -- reapply: Panel1's state and plan go back to the provider through the
+    -- ordinary operations; nothing is provisioned or terminated.
+    IF r.policy = 'reapply' THEN
+        -- The services, locked in id order (as an API action locks one),
+        -- then judged again on a fresh snapshot: an operation accepted
+        -- meanwhile wins.
+        PERFORM 1 FROM services s
+        WHERE s.id IN (SELECT d.service_id FROM sync_drift d
+                       WHERE d.run_id = p_run AND d.kind IN ('state_differs', 'plan_differs'))
+        ORDER BY s.id FOR UPDATE OF s;
+        UPDATE sync_drift d
+        SET action = CASE
+                WHEN d.kind = 'plan_differs' THEN 'change-package'
+                WHEN d.panel1_state = 'active' THEN 'unsuspend'
+                ELSE 'suspend'
+            END
+        FROM services s
+        WHERE d.run_id = p_run AND s.id = d.service_id
+          AND s.state::text = d.panel1_state
+          AND panel1_sync_busy(s.id, s.updated_at, r.started_at) IS NULL
+          AND ((d.kind = 'state_differs'
+                AND ((d.panel1_state = 'active' AND d.remote_state = 'suspended')
+                  OR (d.panel1_state = 'suspended' AND d.remote_state = 'active')))
+            OR (d.kind = 'plan_differs' AND s.plan IS NOT DISTINCT FROM d.panel1_plan));
+        GET DIAGNOSTICS v_reapplied = ROW_COUNT;
+    END IF;
+
+    -- Events: one per difference on a Panel1 service (the first
+    -- p_event_cap of them), then the summary.
+    INSERT INTO events (tenant_id, kind, service_id, payload)
+    SELECT r.tenant_id, 'service.drift_detected', d.service_id,
+           jsonb_build_object('run_id', r.id, 'server_id', r.server_id, 'kind', d.kind,
+                              'remote_id', d.remote_id, 'panel1_state', d.panel1_state,
+                              'remote_state', d.remote_state, 'panel1_plan', d.panel1_plan,
+                              'remote_plan', d.remote_plan, 'action', d.action)
+    FROM sync_drift d
+    WHERE d.run_id = p_run AND d.service_id IS NOT NULL
+      AND d.kind IN ('missing_remotely', 'state_differs', 'plan_differs')
+    ORDER BY d.id
+    LIMIT p_event_cap;
+
+    UPDATE sync_runs x
+    SET state = 'completed', finished_at = now(), cursor = NULL, page_task_id = NULL,
+        remote_accounts = v_remote,
+        missing_remotely = c.missing, unknown_remotely = c.unknown, state_differs = c.states,
+        plan_differs = c.plans, skipped = c.skipped, adopted = v_adopted, reapplied = v_reapplied
+    FROM (
+        SELECT count(*) FILTER (WHERE d.kind = 'missing_remotely') AS missing,
+               count(*) FILTER (WHERE d.kind = 'unknown_remotely') AS unknown,
+               count(*) FILTER (WHERE d.kind = 'state_differs') AS states,
+               count(*) FILTER (WHERE d.kind = 'plan_differs') AS plans,
+               count(*) FILTER (WHERE d.kind = 'skipped') AS skipped
+        FROM sync_drift d WHERE d.run_id = p_run
+    ) c
+    WHERE x.id = p_run
+    RETURNING * INTO r;
+    DELETE FROM sync_remote_items i WHERE i.run_id = p_run;
+
+    INSERT INTO events (tenant_id, kind, payload)
+    VALUES (r.tenant_id, 'server.sync_completed',
+            jsonb_build_object('run_id', r.id, 'server_id', r.server_id, 'policy', r.policy,
+                               'pages', r.pages, 'remote_accounts', r.remote_accounts,
+                               'missing_remotely', r.missing_remotely,
+                               'unknown_remotely', r.unknown_remotely,
+                               'state_differs', r.state_differs, 'plan_differs', r.plan_differs,
+                               'skipped', r.skipped, 'adopted', r.adopted,
+                               'reapplied', r.reapplied));
+
+    -- The operations to enqueue, with the input an API action would give
+    -- them (routes/services.rs: service_input).
+    RETURN QUERY
+    SELECT d.id, s.id, d.action,
+           jsonb_build_object('service',
+               coalesce((SELECT jsonb_object_agg(k.key, k.value) FROM jsonb_each(s.spec) k
+                         WHERE k.key IN ('username', 'domain', 'contact_email', 'params')
+                           AND k.value <> 'null'::jsonb), '{}'::jsonb)
+               || jsonb_build_object('service_id', s.id::text, 'remote_id', s.remote_id,
+                                     'plan', s.plan))
+           || CASE d.action
+                  WHEN 'change-package' THEN jsonb_build_object('plan', s.plan)
+                  WHEN 'suspend' THEN jsonb_build_object('reason', 'Panel1 sync re-applied the suspension')
+                  ELSE '{}'::jsonb
+              END
+    FROM sync_drift d JOIN services s ON s.id = d.service_id
+    WHERE d.run_id = p_run AND d.action IN ('suspend', 'unsuspend', 'change-package')
+    ORDER BY d.id;
+END
+$$;
+
+-- Name: panel1_sync_page(uuid, uuid, text[], text[], text[], text[], text, text, integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_page(p_run uuid, p_task uuid, p_remote_ids text[], p_states text[], p_plans text[], p_domains text[], p_next_cursor text, p_failure text, p_max_pages integer) RETURNS TABLE(outcome text, tenant_id uuid, server_id uuid, page integer, cursor text)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    r sync_runs;
+    n integer;
+BEGIN
+    SELECT * INTO r FROM sync_runs x WHERE x.id = p_run FOR UPDATE;
+    IF NOT FOUND OR r.state <> 'running' OR r.page_task_id IS DISTINCT FROM p_task THEN
+        RETURN QUERY SELECT 'ignored', NULL::uuid, NULL::uuid, NULL::integer, NULL::text;
+        RETURN;
+    END IF;
+    IF p_failure IS NOT NULL THEN
+        PERFORM panel1_sync_fail(p_run, format('page %s: %s', r.pages + 1, p_failure));
+        RETURN QUERY SELECT 'failed', r.tenant_id, r.server_id, r.pages, NULL::text;
+        RETURN;
+    END IF;
+    -- An account seen twice (offset paging while accounts come and go)
+    -- keeps what was seen last.
+    INSERT INTO sync_remote_items AS i (run_id, tenant_id, remote_id, state, plan, domain)
+    SELECT DISTINCT ON (u.remote_id) p_run, r.tenant_id, u.remote_id, u.state, u.plan, u.domain
+    FROM unnest(p_remote_ids, p_states, p_plans, p_domains) WITH ORDINALITY
+         AS u(remote_id, state, plan, domain, n)
+    ORDER BY u.remote_id, u.n DESC
+    ON CONFLICT (run_id, remote_id) DO UPDATE
+        SET state = EXCLUDED.state, plan = EXCLUDED.plan, domain = EXCLUDED.domain;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    UPDATE sync_runs x SET pages = x.pages + 1, remote_accounts = x.remote_accounts + n
+    WHERE x.id = p_run;
+
+    IF p_next_cursor IS NULL THEN
+        RETURN QUERY SELECT 'finish', r.tenant_id, r.server_id, r.pages + 1, NULL::text;
+    ELSIF r.pages + 1 >= p_max_pages THEN
+        PERFORM panel1_sync_fail(p_run, format('the listing has more than %s pages', p_max_pages));
+        RETURN QUERY SELECT 'failed', r.tenant_id, r.server_id, r.pages + 1, NULL::text;
+    ELSIF p_next_cursor IS NOT DISTINCT FROM r.cursor THEN
+        PERFORM panel1_sync_fail(p_run, format('page %s: the adapter returned the same cursor again', r.pages + 1));
+        RETURN QUERY SELECT 'failed', r.tenant_id, r.server_id, r.pages + 1, NULL::text;
+    ELSE
+        UPDATE sync_runs x SET cursor = p_next_cursor WHERE x.id = p_run;
+        RETURN QUERY SELECT 'next', r.tenant_id, r.server_id, r.pages + 1, p_next_cursor;
+    END IF;
+END
+$$;
+
+-- Name: panel1_sync_schedule(integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_schedule(p_limit integer) RETURNS TABLE(run_id uuid, tenant_id uuid, server_id uuid)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+    d record;
+    o record;
+    v_state text;
+BEGIN
+    FOR o IN
+        SELECT r.id, r.page_task_id FROM sync_runs r
+        WHERE r.state = 'running' AND r.page_task_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM task_queue q WHERE q.task_id = r.page_task_id)
+    LOOP
+        -- Held by a completion now: it is being projected.
+        PERFORM 1 FROM sync_runs r WHERE r.id = o.id AND r.state = 'running' FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+        -- Again under the lock, on a fresh snapshot: still orphaned?
+        PERFORM 1 FROM sync_runs r
+        WHERE r.id = o.id AND r.state = 'running'
+          AND NOT EXISTS (SELECT 1 FROM task_queue q WHERE q.task_id = r.page_task_id);
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+        SELECT t.state::text INTO v_state FROM task_records t WHERE t.id = o.page_task_id;
+        PERFORM panel1_sync_fail(o.id, format('the page task %s ended as %s without a result',
+                                              o.page_task_id, coalesce(v_state, 'archived')));
+    END LOOP;
+
+    FOR d IN
+        WITH due AS (
+            SELECT s.server_id FROM sync_settings s
+            WHERE s.recurring AND s.next_run_at <= now()
+            ORDER BY s.next_run_at LIMIT p_limit
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE sync_settings s SET next_run_at = now() + make_interval(secs => s.interval_secs)
+        FROM due WHERE s.server_id = due.server_id
+        RETURNING s.tenant_id, s.server_id
+    LOOP
+        RETURN QUERY
+        SELECT x.run_id, d.tenant_id, d.server_id
+        FROM panel1_sync_start(d.tenant_id, d.server_id, 'schedule') x WHERE x.created;
+    END LOOP;
+END
+$$;
+
+-- Name: panel1_sync_settings_for_server(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_settings_for_server() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO sync_settings (server_id, tenant_id, next_run_at)
+    VALUES (NEW.id, NEW.tenant_id, NEW.created_at + interval '1 day')
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+-- Name: panel1_sync_start(uuid, uuid, text); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_sync_start(p_tenant uuid, p_server uuid, p_trigger text) RETURNS TABLE(run_id uuid, created boolean)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_policy text;
+    v_run uuid;
+BEGIN
+    -- The settings row serializes starts on one server.
+    SELECT s.policy INTO v_policy FROM sync_settings s
+    WHERE s.server_id = p_server AND s.tenant_id = p_tenant FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- Locked: a run being failed right now (panel1_sync_schedule) is
+    -- waited for, and then seen ended.
+    SELECT r.id INTO v_run FROM sync_runs r
+    WHERE r.server_id = p_server AND r.state = 'running' FOR UPDATE;
+    IF FOUND THEN
+        RETURN QUERY SELECT v_run, false;
+        RETURN;
+    END IF;
+    v_run := panel1_uuid_v7();
+    INSERT INTO sync_runs (id, tenant_id, server_id, trigger, policy)
+    VALUES (v_run, p_tenant, p_server, p_trigger, v_policy);
+    RETURN QUERY SELECT v_run, true;
+END
+$$;
+
+-- Name: panel1_usage_prune(interval, interval, interval, integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_usage_prune(p_raw interval, p_hourly interval, p_daily interval, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    total bigint := 0;
+    k bigint;
+BEGIN
+    DELETE FROM usage_samples WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM usage_samples WHERE at < now() - p_raw LIMIT p_batch));
+    GET DIAGNOSTICS k = ROW_COUNT;
+    total := total + k;
+    DELETE FROM usage_rollups WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM usage_rollups
+        WHERE (width = 'hour' AND bucket < now() - p_hourly) OR (width = 'day' AND bucket < now() - p_daily)
+        LIMIT p_batch));
+    GET DIAGNOSTICS k = ROW_COUNT;
+    total := total + k;
+    DELETE FROM usage_server_rollups WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM usage_server_rollups
+        WHERE (width = 'hour' AND bucket < now() - p_hourly) OR (width = 'day' AND bucket < now() - p_daily)
+        LIMIT p_batch));
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN total + k;
+END
+$$;
+
+-- Name: panel1_usage_record(uuid, uuid, uuid, text[], double precision[], text[]); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_usage_record(p_tenant uuid, p_server uuid, p_service uuid, p_names text[], p_values double precision[], p_units text[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_at timestamptz := now();
+BEGIN
+    INSERT INTO usage_samples (tenant_id, server_id, service_id, at, metric, value, unit)
+    SELECT p_tenant, p_server, p_service, v_at, m.n, m.v, m.u
+    FROM unnest(p_names, p_values, p_units) AS m(n, v, u);
+
+    INSERT INTO usage_rollups AS r (tenant_id, server_id, service_id, width, bucket, metric, unit,
+                                    samples, sum, min, max, last, last_at)
+    SELECT p_tenant, p_server, p_service, w.width, date_trunc(w.width, v_at, 'UTC'), m.n, m.u,
+           1, m.v, m.v, m.v, m.v, v_at
+    FROM unnest(p_names, p_values, p_units) AS m(n, v, u)
+    CROSS JOIN (VALUES ('hour'), ('day')) AS w(width)
+    ON CONFLICT (service_id, width, bucket, metric) DO UPDATE
+    SET samples = r.samples + 1, sum = r.sum + EXCLUDED.sum,
+        min = LEAST(r.min, EXCLUDED.min), max = GREATEST(r.max, EXCLUDED.max),
+        last = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.last ELSE r.last END,
+        last_at = GREATEST(r.last_at, EXCLUDED.last_at), unit = EXCLUDED.unit;
+
+    -- One usage task per service runs at a time (the queue's service
+    -- order), so the state read here is not raced.
+    WITH pairs AS (
+        SELECT u.n AS metric, u.v AS value, l.v AS lim, u.u AS unit
+        FROM unnest(p_names, p_values, p_units) AS u(n, v, u)
+        JOIN unnest(p_names, p_values) AS l(n, v) ON l.n = left(u.n, -5) || '_limit'
+        WHERE right(u.n, 5) = '_used' AND l.v > 0
+    ),
+    flips AS (
+        SELECT p.*, p.value > p.lim AS over
+        FROM pairs p
+        LEFT JOIN usage_limit_state s ON s.service_id = p_service AND s.metric = p.metric
+        WHERE (p.value > p.lim) IS DISTINCT FROM COALESCE(s.over, false)
+    ),
+    kept AS (
+        INSERT INTO usage_limit_state AS s (service_id, metric, tenant_id, over, value, lim, changed_at)
+        SELECT p_service, p.metric, p_tenant, p.value > p.lim, p.value, p.lim, v_at FROM pairs p
+        ON CONFLICT (service_id, metric) DO UPDATE
+        SET value = EXCLUDED.value, lim = EXCLUDED.lim,
+            changed_at = CASE WHEN s.over <> EXCLUDED.over THEN EXCLUDED.changed_at ELSE s.changed_at END,
+            over = EXCLUDED.over
+    )
+    INSERT INTO events (tenant_id, kind, service_id, payload)
+    SELECT p_tenant,
+           CASE WHEN f.over THEN 'service.usage_limit_exceeded' ELSE 'service.usage_limit_cleared' END,
+           p_service,
+           jsonb_build_object('metric', f.metric, 'value', f.value, 'limit', f.lim, 'unit', f.unit,
+                              'at', v_at)
+    FROM flips f
+    ORDER BY f.metric;
+END
+$$;
+
+-- Name: panel1_usage_schedule(integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_usage_schedule(p_max_servers integer) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    -- A server first seen here starts after one default interval: the
+    -- first pass over a new server (or every server, after this migration)
+    -- is not a burst of samples, and a short-lived one never gets any.
+    INSERT INTO usage_schedules (server_id, tenant_id, scheduled_until)
+    SELECT s.id, s.tenant_id, now() + interval '3600 seconds' FROM servers s
+    WHERE NOT EXISTS (SELECT 1 FROM usage_schedules u WHERE u.server_id = s.id)
+    ON CONFLICT DO NOTHING;
+
+    WITH due AS (
+        SELECT u.server_id, u.interval_secs::bigint * 1000 AS every_ms,
+               (extract(epoch FROM u.scheduled_until) * 1000)::bigint AS since_ms
+        FROM usage_schedules u
+        WHERE u.enabled AND u.scheduled_until < now()
+        ORDER BY u.scheduled_until
+        LIMIT p_max_servers
+        FOR UPDATE SKIP LOCKED
+    ),
+    advanced AS (
+        UPDATE usage_schedules u SET scheduled_until = now()
+        FROM due d WHERE u.server_id = d.server_id
+    ),
+    occ AS (
+        SELECT s.id, s.tenant_id, s.server_id, s.remote_id, s.plan, s.spec,
+               x.k * d.every_ms + x.off AS at_ms, d.since_ms
+        FROM due d
+        JOIN services s ON s.server_id = d.server_id AND s.state = 'active'
+        CROSS JOIN LATERAL (
+            SELECT (((hashtextextended(s.id::text, 0) % d.every_ms) + d.every_ms) % d.every_ms) AS off
+        ) o
+        CROSS JOIN LATERAL (
+            SELECT ((extract(epoch FROM now()) * 1000)::bigint - o.off) / d.every_ms AS k, o.off
+        ) x
+    ),
+    fresh AS (
+        SELECT o.* FROM occ o
+        WHERE o.at_ms > o.since_ms
+          AND NOT EXISTS (
+              SELECT 1 FROM task_queue q JOIN task_records r ON r.id = q.task_id
+              WHERE q.service_id = o.id AND r.idempotency_key LIKE 'panel1:usage:%')
+    ),
+    t AS (
+        INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
+                                  run_at, max_attempts, priority, idempotency_key, created_at)
+        SELECT panel1_uuid_v7(), f.tenant_id, f.server_id, f.id, 'usage',
+               jsonb_build_object('service', jsonb_strip_nulls(jsonb_build_object(
+                   'service_id', f.id::text, 'remote_id', f.remote_id, 'plan', f.plan,
+                   'username', f.spec -> 'username', 'domain', f.spec -> 'domain',
+                   'contact_email', f.spec -> 'contact_email', 'params', f.spec -> 'params'))),
+               'available', now(), 3, -10,
+               'panel1:usage:' || f.id::text || ':' || f.at_ms::text, clock_timestamp()
+        FROM fresh f
+        ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING *
+    ),
+    q AS (
+        INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
+                                max_attempts, lease, created_at, updated_at)
+        SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
+               created_at, updated_at
+        FROM t
+        RETURNING task_id
+    )
+    SELECT count(*) INTO n FROM q;
+    IF n > 0 THEN
+        PERFORM pg_notify('panel1_tasks', '');
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- Name: panel1_usage_upkeep(interval, interval, interval, interval, integer); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_usage_upkeep(p_every interval, p_raw interval, p_hourly interval, p_daily interval, p_batch integer) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    h0 timestamptz := date_trunc('hour', now(), 'UTC') - interval '1 hour';
+    d0 timestamptz := date_trunc('day', now(), 'UTC') - interval '1 day';
+BEGIN
+    PERFORM 1 FROM usage_upkeep WHERE ran_at <= now() - p_every FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE usage_upkeep SET ran_at = now();
+
+    INSERT INTO usage_server_rollups AS a (tenant_id, server_id, width, bucket, metric, unit,
+                                           services, total, max, updated_at)
+    SELECT r.tenant_id, r.server_id, r.width, r.bucket, r.metric, max(r.unit), count(*),
+           sum(r.last), max(r.max), now()
+    FROM usage_rollups r
+    WHERE (r.width = 'hour' AND r.bucket >= h0) OR (r.width = 'day' AND r.bucket >= d0)
+    GROUP BY r.tenant_id, r.server_id, r.width, r.bucket, r.metric
+    ON CONFLICT (server_id, width, bucket, metric) DO UPDATE
+    SET unit = EXCLUDED.unit, services = EXCLUDED.services, total = EXCLUDED.total,
+        max = EXCLUDED.max, updated_at = EXCLUDED.updated_at;
+
+    PERFORM panel1_usage_prune(p_raw, p_hourly, p_daily, p_batch);
+    RETURN true;
+END
+$$;
+
+-- Name: panel1_uuid_v7(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_uuid_v7() RETURNS uuid
+    LANGUAGE sql
+    AS $$
+    SELECT encode(
+        set_bit(set_bit(
+            overlay(uuid_send(gen_random_uuid())
+                    PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                    FROM 1 FOR 6),
+            52, 1), 53, 1), 'hex')::uuid
+$$;
 
 -- Name: panel1_webhook_fanout(); Type: FUNCTION; Schema: public
 
@@ -904,6 +2024,17 @@ CREATE UNLOGGED TABLE public.api_rate_limits (
     tat timestamp with time zone NOT NULL
 );
 
+-- Name: bulk_tasks; Type: TABLE; Schema: public
+
+CREATE TABLE public.bulk_tasks (
+    bulk_id uuid NOT NULL,
+    task_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    service_id uuid NOT NULL,
+    state public.task_state,
+    CONSTRAINT bulk_tasks_state_check CHECK ((state = ANY (ARRAY['succeeded'::public.task_state, 'failed'::public.task_state, 'cancelled'::public.task_state])))
+);
+
 -- Name: events; Type: TABLE; Schema: public
 
 CREATE TABLE public.events (
@@ -965,6 +2096,58 @@ CREATE TABLE public.secrets (
     CONSTRAINT secrets_name_check CHECK ((name ~ '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$'::text))
 );
 
+-- Name: server_health; Type: TABLE; Schema: public
+
+CREATE TABLE public.server_health (
+    server_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    state text DEFAULT 'unknown'::text NOT NULL,
+    reason text,
+    since timestamp with time zone DEFAULT now() NOT NULL,
+    failures integer DEFAULT 0 NOT NULL,
+    last_checked_at timestamp with time zone,
+    last_latency_ms integer,
+    last_error_kind text,
+    enabled boolean DEFAULT true NOT NULL,
+    interval_secs integer DEFAULT 60 NOT NULL,
+    recheck_secs integer DEFAULT 30 NOT NULL,
+    down_after integer DEFAULT 3 NOT NULL,
+    slow_ms integer DEFAULT 10000 NOT NULL,
+    next_check_at timestamp with time zone DEFAULT now() NOT NULL,
+    checking_until timestamp with time zone,
+    check_token bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT server_health_down_after_check CHECK (((down_after >= 1) AND (down_after <= 100))),
+    CONSTRAINT server_health_interval_secs_check CHECK (((interval_secs >= 2) AND (interval_secs <= 86400))),
+    CONSTRAINT server_health_recheck_secs_check CHECK (((recheck_secs >= 1) AND (recheck_secs <= 86400))),
+    CONSTRAINT server_health_slow_ms_check CHECK ((slow_ms > 0)),
+    CONSTRAINT server_health_state_check CHECK ((state = ANY (ARRAY['unknown'::text, 'healthy'::text, 'degraded'::text, 'down'::text])))
+);
+
+-- Name: server_health_transitions; Type: TABLE; Schema: public
+
+CREATE TABLE public.server_health_transitions (
+    id bigint NOT NULL,
+    server_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    from_state text NOT NULL,
+    to_state text NOT NULL,
+    reason text,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- Name: server_health_transitions_id_seq; Type: SEQUENCE; Schema: public
+
+CREATE SEQUENCE public.server_health_transitions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+-- Name: server_health_transitions_id_seq; Type: SEQUENCE OWNED BY; Schema: public
+
+ALTER SEQUENCE public.server_health_transitions_id_seq OWNED BY public.server_health_transitions.id;
+
 -- Name: server_load; Type: TABLE; Schema: public
 
 CREATE TABLE public.server_load (
@@ -1011,6 +2194,91 @@ CREATE TABLE public.services (
     failure_reason text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- Name: sync_drift; Type: TABLE; Schema: public
+
+CREATE TABLE public.sync_drift (
+    id bigint NOT NULL,
+    run_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    kind text NOT NULL,
+    service_id uuid,
+    remote_id text,
+    panel1_state text,
+    remote_state text,
+    panel1_plan text,
+    remote_plan text,
+    remote_domain text,
+    reason text,
+    action text,
+    action_task_id uuid,
+    CONSTRAINT sync_drift_kind_check CHECK ((kind = ANY (ARRAY['missing_remotely'::text, 'unknown_remotely'::text, 'state_differs'::text, 'plan_differs'::text, 'skipped'::text])))
+);
+
+-- Name: sync_drift_id_seq; Type: SEQUENCE; Schema: public
+
+ALTER TABLE public.sync_drift ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.sync_drift_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: sync_remote_items; Type: TABLE; Schema: public
+
+CREATE TABLE public.sync_remote_items (
+    run_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    remote_id text NOT NULL,
+    state text NOT NULL,
+    plan text,
+    domain text
+);
+
+-- Name: sync_runs; Type: TABLE; Schema: public
+
+CREATE TABLE public.sync_runs (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    trigger text NOT NULL,
+    policy text NOT NULL,
+    state text DEFAULT 'running'::text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    pages integer DEFAULT 0 NOT NULL,
+    cursor text,
+    page_task_id uuid,
+    remote_accounts integer DEFAULT 0 NOT NULL,
+    missing_remotely integer DEFAULT 0 NOT NULL,
+    unknown_remotely integer DEFAULT 0 NOT NULL,
+    state_differs integer DEFAULT 0 NOT NULL,
+    plan_differs integer DEFAULT 0 NOT NULL,
+    skipped integer DEFAULT 0 NOT NULL,
+    adopted integer DEFAULT 0 NOT NULL,
+    reapplied integer DEFAULT 0 NOT NULL,
+    error text,
+    CONSTRAINT sync_runs_check CHECK (((state = 'running'::text) = (finished_at IS NULL))),
+    CONSTRAINT sync_runs_state_check CHECK ((state = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text]))),
+    CONSTRAINT sync_runs_trigger_check CHECK ((trigger = ANY (ARRAY['schedule'::text, 'request'::text])))
+);
+
+-- Name: sync_settings; Type: TABLE; Schema: public
+
+CREATE TABLE public.sync_settings (
+    server_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    policy text DEFAULT 'report'::text NOT NULL,
+    interval_secs integer DEFAULT 86400 NOT NULL,
+    recurring boolean DEFAULT true NOT NULL,
+    next_run_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT sync_settings_interval_secs_check CHECK (((interval_secs >= 300) AND (interval_secs <= 2592000))),
+    CONSTRAINT sync_settings_policy_check CHECK ((policy = ANY (ARRAY['report'::text, 'adopt'::text, 'reapply'::text])))
 );
 
 -- Name: task_attempts; Type: TABLE; Schema: public
@@ -1142,6 +2410,85 @@ CREATE TABLE public.tenants (
     CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
 
+-- Name: usage_limit_state; Type: TABLE; Schema: public
+
+CREATE TABLE public.usage_limit_state (
+    service_id uuid NOT NULL,
+    metric text NOT NULL,
+    tenant_id uuid NOT NULL,
+    over boolean NOT NULL,
+    value double precision NOT NULL,
+    lim double precision NOT NULL,
+    changed_at timestamp with time zone NOT NULL
+);
+
+-- Name: usage_rollups; Type: TABLE; Schema: public
+
+CREATE TABLE public.usage_rollups (
+    tenant_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    service_id uuid NOT NULL,
+    width text NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    metric text NOT NULL,
+    unit text NOT NULL,
+    samples integer NOT NULL,
+    sum double precision NOT NULL,
+    min double precision NOT NULL,
+    max double precision NOT NULL,
+    last double precision NOT NULL,
+    last_at timestamp with time zone NOT NULL,
+    CONSTRAINT usage_rollups_width_check CHECK ((width = ANY (ARRAY['hour'::text, 'day'::text])))
+);
+
+-- Name: usage_samples; Type: TABLE; Schema: public
+
+CREATE TABLE public.usage_samples (
+    tenant_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    service_id uuid NOT NULL,
+    at timestamp with time zone NOT NULL,
+    metric text NOT NULL,
+    value double precision NOT NULL,
+    unit text NOT NULL
+);
+
+-- Name: usage_schedules; Type: TABLE; Schema: public
+
+CREATE TABLE public.usage_schedules (
+    server_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    interval_secs integer DEFAULT 3600 NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    scheduled_until timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT usage_schedules_interval_secs_check CHECK (((interval_secs >= 2) AND (interval_secs <= 604800)))
+);
+
+-- Name: usage_server_rollups; Type: TABLE; Schema: public
+
+CREATE TABLE public.usage_server_rollups (
+    tenant_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    width text NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    metric text NOT NULL,
+    unit text NOT NULL,
+    services integer NOT NULL,
+    total double precision NOT NULL,
+    max double precision NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT usage_server_rollups_width_check CHECK ((width = ANY (ARRAY['hour'::text, 'day'::text])))
+);
+
+-- Name: usage_upkeep; Type: TABLE; Schema: public
+
+CREATE TABLE public.usage_upkeep (
+    id boolean DEFAULT true NOT NULL,
+    ran_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT usage_upkeep_id_check CHECK (id)
+);
+
 -- Name: webhook_attempts; Type: TABLE; Schema: public
 
 CREATE TABLE public.webhook_attempts (
@@ -1220,6 +2567,10 @@ CREATE TABLE public.worker_sessions (
 
 ALTER TABLE ONLY public.events ALTER COLUMN id SET DEFAULT nextval('public.events_id_seq'::regclass);
 
+-- Name: server_health_transitions id; Type: DEFAULT; Schema: public
+
+ALTER TABLE ONLY public.server_health_transitions ALTER COLUMN id SET DEFAULT nextval('public.server_health_transitions_id_seq'::regclass);
+
 -- Name: webhook_deliveries id; Type: DEFAULT; Schema: public
 
 ALTER TABLE ONLY public.webhook_deliveries ALTER COLUMN id SET DEFAULT nextval('public.webhook_deliveries_id_seq'::regclass);
@@ -1274,6 +2625,16 @@ ALTER TABLE ONLY public.api_keys
 ALTER TABLE ONLY public.api_rate_limits
     ADD CONSTRAINT api_rate_limits_pkey PRIMARY KEY (key_id);
 
+-- Name: bulk_operations bulk_operations_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.bulk_operations
+    ADD CONSTRAINT bulk_operations_pkey PRIMARY KEY (id);
+
+-- Name: bulk_tasks bulk_tasks_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.bulk_tasks
+    ADD CONSTRAINT bulk_tasks_pkey PRIMARY KEY (bulk_id, task_id);
+
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.events
@@ -1298,6 +2659,16 @@ ALTER TABLE ONLY public.secrets
 
 ALTER TABLE ONLY public.secrets
     ADD CONSTRAINT secrets_tenant_id_name_key UNIQUE (tenant_id, name);
+
+-- Name: server_health server_health_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.server_health
+    ADD CONSTRAINT server_health_pkey PRIMARY KEY (server_id);
+
+-- Name: server_health_transitions server_health_transitions_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.server_health_transitions
+    ADD CONSTRAINT server_health_transitions_pkey PRIMARY KEY (id);
 
 -- Name: server_load server_load_pkey; Type: CONSTRAINT; Schema: public
 
@@ -1324,6 +2695,26 @@ ALTER TABLE ONLY public.servers
 ALTER TABLE ONLY public.services
     ADD CONSTRAINT services_pkey PRIMARY KEY (id);
 
+-- Name: sync_drift sync_drift_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_drift
+    ADD CONSTRAINT sync_drift_pkey PRIMARY KEY (id);
+
+-- Name: sync_remote_items sync_remote_items_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_remote_items
+    ADD CONSTRAINT sync_remote_items_pkey PRIMARY KEY (run_id, remote_id);
+
+-- Name: sync_runs sync_runs_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_runs
+    ADD CONSTRAINT sync_runs_pkey PRIMARY KEY (id);
+
+-- Name: sync_settings sync_settings_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_settings
+    ADD CONSTRAINT sync_settings_pkey PRIMARY KEY (server_id);
+
 -- Name: task_attempts task_attempts_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.task_attempts
@@ -1348,6 +2739,31 @@ ALTER TABLE ONLY public.tenants
 
 ALTER TABLE ONLY public.tenants
     ADD CONSTRAINT tenants_pkey PRIMARY KEY (id);
+
+-- Name: usage_limit_state usage_limit_state_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_limit_state
+    ADD CONSTRAINT usage_limit_state_pkey PRIMARY KEY (service_id, metric);
+
+-- Name: usage_rollups usage_rollups_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_rollups
+    ADD CONSTRAINT usage_rollups_pkey PRIMARY KEY (service_id, width, bucket, metric);
+
+-- Name: usage_schedules usage_schedules_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_schedules
+    ADD CONSTRAINT usage_schedules_pkey PRIMARY KEY (server_id);
+
+-- Name: usage_server_rollups usage_server_rollups_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_server_rollups
+    ADD CONSTRAINT usage_server_rollups_pkey PRIMARY KEY (server_id, width, bucket, metric);
+
+-- Name: usage_upkeep usage_upkeep_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_upkeep
+    ADD CONSTRAINT usage_upkeep_pkey PRIMARY KEY (id);
 
 -- Name: webhook_attempts webhook_attempts_pkey; Type: CONSTRAINT; Schema: public
 
@@ -1381,6 +2797,14 @@ CREATE INDEX api_idempotency_age ON public.api_idempotency USING btree (created_
 
 CREATE INDEX api_keys_tenant ON public.api_keys USING btree (tenant_id, created_at);
 
+-- Name: bulk_operations_open; Type: INDEX; Schema: public
+
+CREATE INDEX bulk_operations_open ON public.bulk_operations USING btree (counted_at) WHERE (finished_at IS NULL);
+
+-- Name: bulk_operations_tenant; Type: INDEX; Schema: public
+
+CREATE INDEX bulk_operations_tenant ON public.bulk_operations USING btree (tenant_id, id);
+
 -- Name: events_service; Type: INDEX; Schema: public
 
 CREATE INDEX events_service ON public.events USING btree (service_id) WHERE (service_id IS NOT NULL);
@@ -1397,6 +2821,14 @@ CREATE INDEX events_tenant ON public.events USING btree (tenant_id, tx, id);
 
 CREATE INDEX recurring_due ON public.recurring_tasks USING btree (next_run_at) WHERE enabled;
 
+-- Name: server_health_due; Type: INDEX; Schema: public
+
+CREATE INDEX server_health_due ON public.server_health USING btree (next_check_at) WHERE enabled;
+
+-- Name: server_health_transitions_server; Type: INDEX; Schema: public
+
+CREATE INDEX server_health_transitions_server ON public.server_health_transitions USING btree (server_id, id);
+
 -- Name: server_secrets_secret; Type: INDEX; Schema: public
 
 CREATE INDEX server_secrets_secret ON public.server_secrets USING btree (secret_id);
@@ -1412,6 +2844,26 @@ CREATE INDEX services_server ON public.services USING btree (server_id);
 -- Name: services_tenant; Type: INDEX; Schema: public
 
 CREATE INDEX services_tenant ON public.services USING btree (tenant_id, created_at);
+
+-- Name: sync_drift_run; Type: INDEX; Schema: public
+
+CREATE INDEX sync_drift_run ON public.sync_drift USING btree (run_id, id);
+
+-- Name: sync_runs_one_running; Type: INDEX; Schema: public
+
+CREATE UNIQUE INDEX sync_runs_one_running ON public.sync_runs USING btree (server_id) WHERE (state = 'running'::text);
+
+-- Name: sync_runs_server; Type: INDEX; Schema: public
+
+CREATE INDEX sync_runs_server ON public.sync_runs USING btree (server_id, id);
+
+-- Name: sync_runs_tenant; Type: INDEX; Schema: public
+
+CREATE INDEX sync_runs_tenant ON public.sync_runs USING btree (tenant_id, id);
+
+-- Name: sync_settings_due; Type: INDEX; Schema: public
+
+CREATE INDEX sync_settings_due ON public.sync_settings USING btree (next_run_at) WHERE recurring;
 
 -- Name: task_queue_available; Type: INDEX; Schema: public
 
@@ -1449,6 +2901,34 @@ CREATE INDEX tasks_service ON public.task_records USING btree (service_id, creat
 
 CREATE INDEX tasks_tenant ON public.task_records USING btree (tenant_id, created_at);
 
+-- Name: usage_rollups_bucket; Type: INDEX; Schema: public
+
+CREATE INDEX usage_rollups_bucket ON public.usage_rollups USING btree (width, bucket);
+
+-- Name: usage_samples_at; Type: INDEX; Schema: public
+
+CREATE INDEX usage_samples_at ON public.usage_samples USING brin (at);
+
+-- Name: usage_samples_service; Type: INDEX; Schema: public
+
+CREATE INDEX usage_samples_service ON public.usage_samples USING btree (service_id, at);
+
+-- Name: usage_schedules_due; Type: INDEX; Schema: public
+
+CREATE INDEX usage_schedules_due ON public.usage_schedules USING btree (scheduled_until) WHERE enabled;
+
+-- Name: usage_schedules_tenant; Type: INDEX; Schema: public
+
+CREATE INDEX usage_schedules_tenant ON public.usage_schedules USING btree (tenant_id);
+
+-- Name: usage_server_rollups_bucket; Type: INDEX; Schema: public
+
+CREATE INDEX usage_server_rollups_bucket ON public.usage_server_rollups USING btree (width, bucket);
+
+-- Name: usage_server_rollups_tenant; Type: INDEX; Schema: public
+
+CREATE INDEX usage_server_rollups_tenant ON public.usage_server_rollups USING btree (tenant_id, width, bucket);
+
 -- Name: webhook_deliveries_endpoint; Type: INDEX; Schema: public
 
 CREATE INDEX webhook_deliveries_endpoint ON public.webhook_deliveries USING btree (endpoint_id, id);
@@ -1473,6 +2953,14 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 
 CREATE TRIGGER events_webhook_fanout AFTER INSERT ON public.events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION public.panel1_webhook_fanout();
 
+-- Name: servers servers_health_row; Type: TRIGGER; Schema: public
+
+CREATE TRIGGER servers_health_row AFTER INSERT ON public.servers FOR EACH ROW EXECUTE FUNCTION public.panel1_server_health_row();
+
+-- Name: servers servers_sync_settings; Type: TRIGGER; Schema: public
+
+CREATE TRIGGER servers_sync_settings AFTER INSERT ON public.servers FOR EACH ROW EXECUTE FUNCTION public.panel1_sync_settings_for_server();
+
 -- Name: adapter_versions adapter_versions_adapter_id_fkey; Type: FK CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.adapter_versions
@@ -1487,6 +2975,16 @@ ALTER TABLE ONLY public.adapters
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: bulk_operations bulk_operations_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.bulk_operations
+    ADD CONSTRAINT bulk_operations_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: bulk_tasks bulk_tasks_bulk_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.bulk_tasks
+    ADD CONSTRAINT bulk_tasks_bulk_id_fkey FOREIGN KEY (bulk_id) REFERENCES public.bulk_operations(id) ON DELETE CASCADE;
 
 -- Name: recurring_tasks recurring_tasks_server_id_fkey; Type: FK CONSTRAINT; Schema: public
 
@@ -1507,6 +3005,16 @@ ALTER TABLE ONLY public.recurring_tasks
 
 ALTER TABLE ONLY public.secrets
     ADD CONSTRAINT secrets_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: server_health server_health_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.server_health
+    ADD CONSTRAINT server_health_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
+-- Name: server_health_transitions server_health_transitions_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.server_health_transitions
+    ADD CONSTRAINT server_health_transitions_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
 
 -- Name: server_load server_load_server_id_fkey; Type: FK CONSTRAINT; Schema: public
 
@@ -1543,6 +3051,26 @@ ALTER TABLE ONLY public.services
 ALTER TABLE ONLY public.services
     ADD CONSTRAINT services_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
+-- Name: sync_drift sync_drift_run_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_drift
+    ADD CONSTRAINT sync_drift_run_id_fkey FOREIGN KEY (run_id) REFERENCES public.sync_runs(id) ON DELETE CASCADE;
+
+-- Name: sync_remote_items sync_remote_items_run_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_remote_items
+    ADD CONSTRAINT sync_remote_items_run_id_fkey FOREIGN KEY (run_id) REFERENCES public.sync_runs(id) ON DELETE CASCADE;
+
+-- Name: sync_runs sync_runs_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_runs
+    ADD CONSTRAINT sync_runs_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
+-- Name: sync_settings sync_settings_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.sync_settings
+    ADD CONSTRAINT sync_settings_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
 -- Name: task_queue task_queue_task_id_fkey; Type: FK CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.task_queue
@@ -1562,6 +3090,36 @@ ALTER TABLE ONLY public.task_records
 
 ALTER TABLE ONLY public.task_records
     ADD CONSTRAINT tasks_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: usage_limit_state usage_limit_state_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_limit_state
+    ADD CONSTRAINT usage_limit_state_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: usage_rollups usage_rollups_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_rollups
+    ADD CONSTRAINT usage_rollups_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: usage_samples usage_samples_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_samples
+    ADD CONSTRAINT usage_samples_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: usage_schedules usage_schedules_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_schedules
+    ADD CONSTRAINT usage_schedules_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
+-- Name: usage_schedules usage_schedules_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_schedules
+    ADD CONSTRAINT usage_schedules_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: usage_server_rollups usage_server_rollups_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.usage_server_rollups
+    ADD CONSTRAINT usage_server_rollups_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
 -- Name: webhook_attempts webhook_attempts_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public
 

@@ -4,6 +4,7 @@ pub mod health;
 pub mod secrets;
 pub mod servers;
 pub mod services;
+pub mod sync;
 pub mod tasks;
 pub mod tenants;
 mod webhook_input;
