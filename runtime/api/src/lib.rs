@@ -47,6 +47,7 @@ fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::tasks::router())
         .merge(routes::webhooks::router())
         .merge(routes::sync::router())
+        .merge(routes::usage::router())
         .routes(routes!(events::stream_events))
         .split_for_parts();
     let (open, open_doc) = routes::health::router().split_for_parts();

@@ -7,6 +7,7 @@ pub mod services;
 pub mod sync;
 pub mod tasks;
 pub mod tenants;
+pub mod usage;
 mod webhook_input;
 pub mod webhooks;
 
