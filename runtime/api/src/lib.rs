@@ -43,6 +43,7 @@ fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::adapters::router())
         .merge(routes::secrets::router())
         .merge(routes::servers::router())
+        .merge(routes::server_health::router())
         .merge(routes::services::router())
         .merge(routes::tasks::router())
         .merge(routes::webhooks::router())

@@ -1,6 +1,6 @@
 //! Prometheus `/metrics`: the worker's metrics (registered by the caller into
 //! the same registry), request counts by route, and the task table by state
-//! (read at scrape time).
+//! and the servers by health (read at scrape time).
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,6 +15,7 @@ pub struct ApiMetrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     tasks: Family<Labels, Gauge>,
+    servers: Family<Labels, Gauge>,
 }
 
 impl ApiMetrics {
@@ -32,10 +33,17 @@ impl ApiMetrics {
             "Tasks in the hot table, by state (read at scrape time)",
             tasks.clone(),
         );
+        let servers = Family::<Labels, Gauge>::default();
+        registry.register(
+            "panel1_servers",
+            "Servers by health state (read at scrape time; `down` holds their tasks)",
+            servers.clone(),
+        );
         Arc::new(ApiMetrics {
             registry,
             requests,
             tasks,
+            servers,
         })
     }
 
@@ -67,6 +75,16 @@ impl ApiMetrics {
             let n = counts.iter().find(|(s, _)| s == state).map_or(0, |c| c.1);
             self.tasks
                 .get_or_create(&vec![("state", state.to_string())])
+                .set(n);
+        }
+        let health: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM server_health GROUP BY state")
+                .fetch_all(pool)
+                .await?;
+        for state in ["unknown", "healthy", "degraded", "down"] {
+            let n = health.iter().find(|(s, _)| s == state).map_or(0, |c| c.1);
+            self.servers
+                .get_or_create(&vec![("health", state.to_string())])
                 .set(n);
         }
         let mut out = String::new();

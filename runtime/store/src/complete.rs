@@ -2,6 +2,7 @@ use crate::backoff::retry_delay;
 use crate::claim::{claimed_from_row, ClaimedTask};
 use crate::completion_row::{as_i64, CompletionColumns, CompletionRow, COMPLETE_BATCH_SQL};
 use crate::enqueue::col;
+use crate::platform::{self, PlatformTask};
 use crate::{ServiceState, StoreError, TaskState};
 use chrono::{DateTime, Utc};
 use panel1_types::CallMetrics;
@@ -142,12 +143,18 @@ pub async fn complete_and_claim(
         rows.sort_by_key(|r| r.id);
         CompletionColumns::from_rows(rows).bind(sqlx::query(COMPLETE_BATCH_SQL))
     };
-    let rows = query
-        .bind(limit)
-        .bind(worker)
-        .bind(ttl.as_secs_f64())
-        .fetch_all(pool)
-        .await?;
+    let query = query.bind(limit).bind(worker).bind(ttl.as_secs_f64());
+    // A platform task's findings (usage samples, a sync page) are written in
+    // the completion's own transaction, only for items it applied.
+    let platform_items = items.iter().any(|(t, _, _)| PlatformTask::of(t).is_some());
+    let mut tx = match platform_items {
+        true => Some(pool.begin().await?),
+        false => None,
+    };
+    let rows = match tx.as_mut() {
+        Some(tx) => query.fetch_all(&mut **tx).await?,
+        None => query.fetch_all(pool).await?,
+    };
     let mut applied = std::collections::HashSet::new();
     let mut claimed = Vec::new();
     for r in &rows {
@@ -156,6 +163,15 @@ pub async fn complete_and_claim(
         } else {
             claimed.push(claimed_from_row(r)?);
         }
+    }
+    if let Some(mut tx) = tx {
+        let finished = items.iter().zip(&decided).filter(|((t, _, _), d)| {
+            applied.contains(&t.id) && d.state.is_final()
+        });
+        for ((task, outcome, _), _) in finished {
+            platform::project(&mut tx, task, outcome).await?;
+        }
+        tx.commit().await?;
     }
     let stale = items.len() - applied.len();
     if stale > 0 {
@@ -255,8 +271,10 @@ fn completion_row(
     d: &Decision,
 ) -> CompletionRow {
     let (label, kind, message) = attempt_labels(outcome);
+    let platform = PlatformTask::of(task).is_some();
     let change = task
         .service_id
+        .filter(|_| !platform)
         .and_then(|_| service_change(task, outcome, d.state));
     let touch = change.is_some();
     let change = change.unwrap_or_default();
@@ -273,7 +291,8 @@ fn completion_row(
             _ => None,
         },
         error: d.error.clone().filter(|v| !v.is_null()),
-        event_kind: event_kind(d.state),
+        // A platform task's outcome goes to its own tables instead.
+        event_kind: (!platform).then(|| event_kind(d.state)),
         event_payload: event_payload(task, d),
         worker: r.worker.clone(),
         started_at: r.started_at,

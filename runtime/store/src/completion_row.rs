@@ -16,7 +16,8 @@ pub(crate) struct CompletionRow {
     pub run_at: Option<DateTime<Utc>>,
     pub result: Option<Value>,
     pub error: Option<Value>,
-    pub event_kind: &'static str,
+    /// `None` for a platform task's bookkeeping: no task event (0014).
+    pub event_kind: Option<&'static str>,
     pub event_payload: Value,
     pub worker: String,
     pub started_at: Option<DateTime<Utc>>,
@@ -81,7 +82,7 @@ pub(crate) struct CompletionColumns {
     run_at: Vec<Option<DateTime<Utc>>>,
     result: Vec<Option<Value>>,
     error: Vec<Option<Value>>,
-    event_kind: Vec<&'static str>,
+    event_kind: Vec<Option<&'static str>>,
     event_payload: Vec<Value>,
     worker: Vec<String>,
     started_at: Vec<Option<DateTime<Utc>>>,

@@ -117,6 +117,18 @@ impl Worker {
                         self.wake.notify_one();
                     }
                 }
+                // Platform tasks (store/src/platform.rs): usage samples and
+                // service sync pages.
+                match panel1_store::usage::schedule_due(&self.pool).await {
+                    Ok(k) if k > 0 => self.wake.notify_one(),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduling usage collection failed"),
+                }
+                match panel1_store::sync::schedule_due(&self.pool).await {
+                    Ok(k) if k > 0 => self.wake.notify_one(),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduling service sync failed"),
+                }
             }
             if n.is_multiple_of(240) {
                 let _ = panel1_store::prune(&self.pool, self.config.prune_after).await;

@@ -6,12 +6,14 @@
 mod background;
 mod completion;
 mod context;
+mod health;
 mod inspect;
 mod leases;
 mod metrics;
 mod run;
 pub mod webhooks;
 
+pub use health::HealthConfig;
 pub use metrics::WorkerMetrics;
 pub use run::{Worker, WorkerConfig, WorkerError};
 pub use webhooks::WebhookConfig;

@@ -47,6 +47,8 @@ pub struct WorkerConfig {
     pub queue: usize,
     /// Webhook delivery from this worker.
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// Server health checks from this worker.
+    pub health: crate::health::HealthConfig,
 }
 
 impl Default for WorkerConfig {
@@ -67,6 +69,7 @@ impl Default for WorkerConfig {
             claim_batch: 64,
             queue: 0,
             webhooks: crate::webhooks::WebhookConfig::default(),
+            health: crate::health::HealthConfig::default(),
         }
     }
 }
@@ -180,6 +183,8 @@ impl Worker {
         // In-flight deliveries stop with it; their leases run out and
         // another worker sends them again.
         let webhooks = tokio::spawn(self.clone().webhooks());
+        // A check cut short settles nothing; its lease lapses.
+        let health = tokio::spawn(self.clone().health_checks());
         // Tasks held at most: one per slot plus the local queue. With batched
         // claims, wait until a quarter of that is free (or nothing is held)
         // before claiming: fewer, larger claims.
@@ -235,6 +240,7 @@ impl Worker {
         upkeep.abort();
         inspector.abort();
         webhooks.abort();
+        health.abort();
         // Queued tasks never started: back to the queue for other workers.
         let unstarted: Vec<(Uuid, i64)> = queue
             .drain(..)
@@ -494,7 +500,7 @@ impl Worker {
         applied.await.ok()
     }
 
-    async fn attempt(&self, task: &ClaimedTask) -> (TaskOutcome, AttemptRecord) {
+    pub(crate) async fn attempt(&self, task: &ClaimedTask) -> (TaskOutcome, AttemptRecord) {
         let internal =
             |message: String| (TaskOutcome::Internal { message }, AttemptRecord::default());
         // The task itself is unusable (bad operation, input or server

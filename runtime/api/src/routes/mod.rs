@@ -2,6 +2,7 @@
 pub mod adapters;
 pub mod health;
 pub mod secrets;
+pub mod server_health;
 pub mod servers;
 pub mod services;
 pub mod sync;

@@ -6,6 +6,7 @@ use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, FieldError, Problem};
 use crate::routes::adapters::visible_version;
+use crate::routes::server_health::{self, HealthSummary};
 use crate::routes::tasks::{enqueue_task, Task};
 use crate::routes::{
     is_unique_violation, validate_name, Accepted, ApiJson, ApiPath, ApiQuery, Created,
@@ -123,6 +124,8 @@ pub struct Server {
     pub grants: Value,
     pub secrets: Vec<SecretBindingInput>,
     pub created_at: DateTime<Utc>,
+    /// The latest health check's verdict (details at `/health`).
+    pub health: Option<HealthSummary>,
 }
 
 type ServerRow = (
@@ -160,6 +163,7 @@ async fn load_server_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiR
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
+    let health = server_health::summary(&mut *conn, id).await?;
     Ok(Server {
         id,
         name,
@@ -174,6 +178,7 @@ async fn load_server_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiR
             .map(|(name, destinations)| SecretBindingInput { name, destinations })
             .collect(),
         created_at,
+        health,
     })
 }
 
@@ -438,7 +443,8 @@ async fn get_server(
     Ok(Json(load_server(&state, tenant, id).await?))
 }
 
-/// Check the connection: enqueues a `test-connection` task.
+/// Check the connection: enqueues a `test-connection` task and asks for a
+/// health check at once.
 #[utoipa::path(post, path = "/v1/servers/{id}/test-connection", tag = "servers", params(("id" = Uuid, Path)),
     responses((status = 202, body = Task), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -451,5 +457,8 @@ async fn test_connection(
     let mut tx = effect.begin().await?;
     load_server_in(&mut tx, tenant, id).await?;
     let task = enqueue_task(&mut tx, tenant, id, None, "test-connection", json!({})).await?;
+    // And a health check now: the task waits while the server is down, the
+    // check (outside the queue) is what can bring it back.
+    panel1_store::health::request_health_check(&mut *tx, tenant, id).await?;
     Ok(Accepted(task))
 }

@@ -49,6 +49,10 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why a task that could run does not start: `server_down` while its
+    /// server's circuit breaker is open (it starts when the server
+    /// recovers; no attempt is spent meanwhile).
+    pub waiting_for: Option<String>,
 }
 
 /// One attempt and what it cost in the sandbox.
@@ -83,7 +87,9 @@ pub struct TaskDetail {
 }
 
 const COLUMNS: &str = "id, server_id, service_id, operation, state::text AS state, input, attempt,
-    max_attempts, run_at, idempotency_key, result, last_error, created_at, updated_at, finished_at";
+    max_attempts, run_at, idempotency_key, result, last_error, created_at, updated_at, finished_at,
+    CASE WHEN state IN ('scheduled', 'available', 'retryable') AND panel1_server_down(server_id)
+         THEN 'server_down' END AS waiting_for";
 
 /// Enqueue in the caller's transaction and return the task as stored.
 pub async fn enqueue_task(

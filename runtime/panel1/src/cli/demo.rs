@@ -8,6 +8,7 @@
 //! description.
 use super::client::{Client, Conn, TaskEnd};
 use super::demo_sims::{DemoProvider, DemoSim};
+use super::demo_webhooks::Receiver;
 use super::serve::{self, Database};
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_USAGE};
 use crate::serve_config::ServeConfig;
@@ -55,6 +56,10 @@ async fn demo(args: DemoArgs) -> Result<bool> {
     let mut cfg = ServeConfig::load(args.config.as_deref())?;
     // Beside a `panel1 serve` that may hold 8080: any free port.
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    // The demo's billing system receives its webhooks on loopback, over
+    // plain HTTP: allowed for this run only.
+    cfg.webhook_allow_internal = true;
+    cfg.webhook_allow_http = true;
     // The providers' adapters, plus whatever the configuration names.
     let mut builtins = match &cfg.builtin_adapters_dir {
         Some(dir) => serve::components_in(dir)?,
@@ -162,6 +167,18 @@ async fn drive(
         server["name"].as_str().unwrap_or("")
     );
 
+    // A billing system's endpoint: every service change, signed.
+    let receiver = Receiver::start().await?;
+    let hook = api
+        .post(
+            "/v1/webhooks",
+            json!({"url": receiver.url(), "event_types": ["service.updated", "server.*"]}),
+        )
+        .await?;
+    let hook_id = hook["id"].as_str().unwrap_or_default().to_string();
+    let secret = api.get(&format!("/v1/webhooks/{hook_id}/secret")).await?;
+    receiver.set_secret(secret["secret"].as_str().unwrap_or_default());
+
     let user = format!("demo{run_id}");
     let mut steps = Vec::new();
     let test = api
@@ -219,6 +236,7 @@ async fn drive(
         shown.push_str(&s.end.detail.to_string());
     }
     let token_hidden = !appears(&shown, secret_value);
+    let webhooks_ok = report_webhooks(receiver, 4).await;
     println!(
         "the {} {} in the API's answers (tasks, attempts, logs, HTTP records, server)",
         match secret_name {
@@ -233,7 +251,45 @@ async fn drive(
             "LEAKED"
         }
     );
-    Ok(check_request_log(sim, data_dir)? && all_ok && token_hidden)
+    Ok(check_request_log(sim, data_dir)? && all_ok && token_hidden && webhooks_ok)
+}
+
+/// Wait (10 s at most) for the lifecycle's `service.updated` deliveries and
+/// show what the receiver verified.
+async fn report_webhooks(receiver: Receiver, want: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = receiver.received();
+    while got.iter().filter(|r| r.kind == "service.updated").count() < want
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = receiver.received();
+    }
+    receiver.stop();
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for r in &got {
+        match kinds.iter_mut().find(|(k, _)| *k == r.kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((r.kind.clone(), 1)),
+        }
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    let verified = got.iter().all(|r| r.verified);
+    let enough = got.iter().filter(|r| r.kind == "service.updated").count() >= want;
+    println!(
+        "webhooks: {} deliveries ({}), {}",
+        got.len(),
+        kinds.join(", "),
+        if verified {
+            "every signature verified by the receiver (Standard Webhooks, HMAC-SHA256)"
+        } else {
+            "a signature FAILED verification"
+        }
+    );
+    if let Some(first) = got.first() {
+        println!("  e.g. webhook-id {} ({})", first.id, first.kind);
+    }
+    verified && enough
 }
 
 /// Whether a secret shows in `text`: the value, or for a PEM any line of

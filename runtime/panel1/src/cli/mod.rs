@@ -5,6 +5,7 @@ pub mod compile;
 mod conformance;
 mod demo;
 mod demo_sims;
+mod demo_webhooks;
 mod secrets;
 mod serve;
 mod sim;

@@ -32,6 +32,10 @@ pub struct WorkerArgs {
     /// Worker name shown on tasks and attempts.
     #[arg(long)]
     id: Option<String>,
+    /// Run no server health checks from this worker (other workers still
+    /// check; with none checking, servers stay as last seen).
+    #[arg(long)]
+    no_health_checks: bool,
     #[command(flatten)]
     webhooks: WebhookArgs,
     #[command(flatten)]
@@ -154,6 +158,7 @@ pub async fn run(args: WorkerArgs) -> u8 {
     if args.commit_per_task {
         config.claim_batch = 1;
     }
+    config.health.enabled = !args.no_health_checks;
     if let Some(id) = args.id {
         config.id = id;
     }
