@@ -267,7 +267,7 @@ async fn usage_is_collected_and_read_back_within_the_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_usage_queries_are_400_problems() {
-    let api = Api::start_with(config(), false).await;
+    let api = Api::start().await;
     let a = setup(&api, "usage-bad", None).await;
     let r = api
         .post(
