@@ -50,13 +50,15 @@ lint:
 
 # Benchmarks (print tables; see docs/benchmarks.md): the sandbox, the queue
 # side by side with graphile-worker on the same Postgres (DATABASE_URL or the
-# local cluster; needs Node for the peer), orphan recovery after SIGKILL, and
-# usage collection of 10 000 services in one 5-minute interval (~6 minutes).
+# local cluster; needs Node for the peer), orphan recovery after SIGKILL,
+# usage collection of 10 000 services in one 5-minute interval (~6 minutes),
+# and a bulk suspend of 10 000 services (docs/bulk.md; about a minute).
 bench: adapters
     cargo bench --workspace --bench sandbox
     cargo bench --workspace --bench queue
     cargo bench --workspace --bench recovery
     cargo bench --workspace --bench usage
+    cargo bench --workspace --bench bulk
 
 # The main job, end to end: Panel1 (API + workers, its own Postgres in
 # .panel1/ unless DATABASE_URL is set) and simulated WHM, Plesk and Docker;

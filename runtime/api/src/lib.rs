@@ -46,6 +46,7 @@ fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::server_health::router())
         .merge(routes::services::router())
         .merge(routes::tasks::router())
+        .merge(routes::bulk::router())
         .merge(routes::webhooks::router())
         .merge(routes::sync::router())
         .merge(routes::usage::router())

@@ -110,6 +110,11 @@ impl Worker {
                     self.wake.notify_one();
                 }
             }
+            // Bulk progress (store/src/bulk.rs): each unfinished bulk is
+            // counted at most once a second whichever worker gets to it.
+            if let Err(e) = panel1_store::bulk::upkeep(&self.pool, Duration::from_secs(1)).await {
+                tracing::warn!(error = %e, "counting bulk progress failed");
+            }
             if n.is_multiple_of(4) {
                 let _ = panel1_store::rescue_expired(&self.pool).await;
                 if let Ok(k) = panel1_store::enqueue_due_recurring(&self.pool).await {

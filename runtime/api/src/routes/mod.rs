@@ -1,5 +1,6 @@
 //! The `/v1` resources, one file each, and the small pieces they share.
 pub mod adapters;
+pub mod bulk;
 pub mod health;
 pub mod secrets;
 pub mod server_health;

@@ -124,7 +124,7 @@ fn service_input(s: &Service) -> Value {
     Value::Object(v)
 }
 
-fn check_opt(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
+pub(crate) fn check_opt(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
     match v {
         Some(s) if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) => {
             Err(ApiError::validation(
@@ -208,7 +208,7 @@ async fn create_service(
     Ok(Accepted(ServiceTask { service, task }))
 }
 
-const STATES: [&str; 7] = [
+pub(crate) const STATES: [&str; 7] = [
     "pending",
     "provisioning",
     "active",
@@ -389,7 +389,18 @@ pub async fn refuse_after_terminate(
     }
 }
 
-const LIVE: &[&str] = &["provisioning", "active", "suspended"];
+pub(crate) const LIVE: &[&str] = &["provisioning", "active", "suspended"];
+/// The states a terminate is accepted in (also cleans up after a failed provision).
+pub(crate) const TERMINABLE: &[&str] =
+    &["pending", "provisioning", "active", "suspended", "failed"];
+
+/// A suspend's `reason`.
+pub(crate) fn check_reason(reason: &str) -> ApiResult<()> {
+    if reason.chars().count() > 500 {
+        return Err(ApiError::validation("reason", "at most 500 characters"));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -413,9 +424,7 @@ async fn suspend(
     OptionalApiJson(body): OptionalApiJson<SuspendBody>,
 ) -> ApiResult<Accepted<ServiceTask>> {
     let reason = body.reason;
-    if reason.chars().count() > 500 {
-        return Err(ApiError::validation("reason", "at most 500 characters"));
-    }
+    check_reason(&reason)?;
     act(
         &effect,
         &p,
@@ -448,8 +457,7 @@ async fn terminate(
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Accepted<ServiceTask>> {
-    let allowed = &["pending", "provisioning", "active", "suspended", "failed"];
-    act(&effect, &p, id, "terminate", allowed, json!({})).await
+    act(&effect, &p, id, "terminate", TERMINABLE, json!({})).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

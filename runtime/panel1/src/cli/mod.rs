@@ -1,5 +1,6 @@
 //! Command-line interface.
 mod adapter;
+mod bulk;
 mod client;
 pub mod compile;
 mod conformance;
@@ -90,6 +91,10 @@ pub enum ClientCommand {
     /// Tasks.
     #[command(subcommand)]
     Task(client::TaskCommand),
+    /// One action on many services (by ids, server, plan, state or all),
+    /// with a live progress bar; pause, resume, cancel.
+    #[command(subcommand)]
+    Bulk(bulk::BulkCommand),
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -108,6 +113,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ClientCommand::Server(cmd) => client::server(conn, cmd).await,
                 ClientCommand::Service(cmd) => client::service(conn, cmd).await,
                 ClientCommand::Task(cmd) => client::task(conn, cmd).await,
+                ClientCommand::Bulk(cmd) => bulk::run(conn, cmd).await,
             }
         }
         Command::Migrate => worker::migrate().await,

@@ -1,0 +1,352 @@
+//! Bulk suspend at scale (issue 23 part 2, docs/bulk.md): 10 000 active
+//! services on 10 cPanel servers (cap 4 each), all backed by one WHM
+//! simulator on 127.0.0.1, seeded directly (simulator accounts + service
+//! rows), suspended by one `POST /v1/bulk` and run by two in-process
+//! workers with the real `cpanel.wasm` in the sandbox, while API readers
+//! poll the bulk, the services and the tasks. Printed: the create latency,
+//! the time until the bulk completed, and the readers' latency. `just bench`
+//! runs it; results in docs/benchmarks.md. `BULK_BENCH_SERVICES` and
+//! `BULK_BENCH_SERVERS` change the load.
+#[path = "../../worker/tests/common/mod.rs"]
+mod common;
+
+use common::{install_builtin, secret_box, spawn_workers, stop};
+use panel1_api::server::ConnectionLimits;
+use panel1_api::{ApiConfig, ApiMetrics, AppState, Scope};
+use panel1_sandbox::{EgressRule, Sandbox, SandboxConfig};
+use panel1_sims::{Account, SimConfig, WhmSimulator};
+use panel1_store::setup::{self, NewServer};
+use panel1_store::testing;
+use panel1_worker::WorkerConfig;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const READERS: usize = 2;
+/// A reader's pause between two requests.
+const READ_PAUSE: Duration = Duration::from_millis(50);
+const GOAL: Duration = Duration::from_secs(60);
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+type Latencies = Arc<Mutex<Vec<(&'static str, f64, u16)>>>;
+
+async fn run() {
+    let n_services = env_or("BULK_BENCH_SERVICES", 10_000) as usize;
+    let n_servers = env_or("BULK_BENCH_SERVERS", 10) as usize;
+    let (pool, _url) = testing::fresh_database().await;
+    let sim = WhmSimulator::start(SimConfig::default()).await.unwrap();
+    let tenant = setup::create_tenant(&pool, "bench").await.unwrap();
+    let version = install_builtin(&pool, "cpanel").await;
+    let sb = secret_box();
+    let secret = setup::put_secret(&pool, &sb, tenant, "whm-token", sim.token())
+        .await
+        .unwrap();
+    let port = sim.addr().port();
+    let rule = EgressRule::parse(&format!(
+        "{}/json-api/ sha256:{}",
+        sim.base_url(),
+        sim.cert_sha256()
+    ))
+    .unwrap();
+    let mut servers = Vec::new();
+    for i in 0..n_servers {
+        let server = setup::add_server(
+            &pool,
+            &NewServer {
+                tenant_id: tenant,
+                name: format!("whm-{i}"),
+                adapter_version_id: version,
+                config: json!({"host": "127.0.0.1", "port": port, "whm_user": sim.whm_user()}),
+                egress: json!({ "rules": [rule] }),
+                max_concurrency: 4,
+            },
+        )
+        .await
+        .unwrap();
+        setup::bind_secret(&pool, server, secret, &[format!("127.0.0.1:{port}")])
+            .await
+            .unwrap();
+        servers.push(server);
+    }
+
+    // Seed: accounts on the simulator, active services in one statement.
+    let seeding = Instant::now();
+    let users: Vec<String> = (0..n_services).map(|i| format!("s{i:05}")).collect();
+    for u in &users {
+        sim.add_account(Account::new(u, &format!("{u}.example.com")))
+            .unwrap();
+    }
+    let server_of: Vec<Uuid> = (0..n_services).map(|i| servers[i % n_servers]).collect();
+    sqlx::query(
+        "INSERT INTO services (id, tenant_id, server_id, remote_id, plan, spec, state)
+         SELECT panel1_uuid_v7(), $1, s, u, 'default',
+                jsonb_build_object('username', u, 'domain', u || '.example.com'), 'active'
+         FROM unnest($2::text[], $3::uuid[]) AS x(u, s)",
+    )
+    .bind(tenant)
+    .bind(&users)
+    .bind(&server_of)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    let seeded = seeding.elapsed();
+
+    // The API on loopback, with a write key.
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
+    let config = ApiConfig {
+        rate_limit_per_second: 100_000,
+        rate_limit_burst: 100_000,
+        ..ApiConfig::default()
+    };
+    let metrics = ApiMetrics::new(prometheus_client::registry::Registry::default());
+    let state = AppState::new(pool.clone(), sb.clone(), sandbox, None, config, metrics);
+    let (_, key) = panel1_api::create_key(&pool, Some(tenant), "bench", &[Scope::Write])
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = panel1_api::router(state);
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = panel1_api::server::serve(listener, app, ConnectionLimits::default(), async {
+            let _ = api_stopped.await;
+        })
+        .await;
+    });
+    let http = reqwest::Client::new();
+
+    // Workers first (idle), then the bulk: the clock starts at the POST.
+    let workers = spawn_workers(&pool, &sb, 2, WorkerConfig::default());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let resp = http
+        .post(format!("{base}/v1/bulk"))
+        .bearer_auth(&key)
+        .json(&json!({"action": "suspend", "selector": {"all": true}, "reason": "bench"}))
+        .send()
+        .await
+        .unwrap();
+    let created_in = started.elapsed();
+    assert_eq!(resp.status().as_u16(), 202);
+    let bulk: Value = resp.json().await.unwrap();
+    let id = bulk["id"].as_str().unwrap().to_string();
+    assert_eq!(bulk["total"], json!(n_services));
+
+    let done = Arc::new(AtomicBool::new(false));
+    let latencies: Latencies = Arc::default();
+    let mut readers = Vec::new();
+    for r in 0..READERS {
+        let (done, lat, key, base, id) = (
+            done.clone(),
+            latencies.clone(),
+            key.clone(),
+            base.clone(),
+            id.clone(),
+        );
+        let servers = servers.clone();
+        readers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut i = r;
+            while !done.load(Ordering::Relaxed) {
+                let (name, path) = match i % 4 {
+                    0 => ("bulk (live counts)", format!("/v1/bulk/{id}")),
+                    1 => ("bulk list", "/v1/bulk".to_string()),
+                    2 => (
+                        "services of a server (50)",
+                        format!("/v1/services?server_id={}", servers[i % servers.len()]),
+                    ),
+                    _ => ("tasks (50)", "/v1/tasks".to_string()),
+                };
+                let t = Instant::now();
+                let status = match http
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                {
+                    Ok(resp) => {
+                        let s = resp.status().as_u16();
+                        let _ = resp.bytes().await;
+                        s
+                    }
+                    Err(_) => 0,
+                };
+                lat.lock()
+                    .unwrap()
+                    .push((name, t.elapsed().as_secs_f64() * 1000.0, status));
+                i += READERS;
+                tokio::time::sleep(READ_PAUSE).await;
+            }
+        }));
+    }
+
+    // Until the bulk says it is finished.
+    let deadline = Duration::from_secs(600);
+    let mut progress = Vec::new();
+    let mut last_tick = Instant::now();
+    let final_bulk = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let b: Value = http
+            .get(format!("{base}/v1/bulk/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if last_tick.elapsed() >= Duration::from_secs(5) {
+            progress.push((
+                started.elapsed().as_secs(),
+                b["succeeded"].as_i64().unwrap_or(0),
+            ));
+            last_tick = Instant::now();
+        }
+        if !b["finished_at"].is_null() || started.elapsed() > deadline {
+            break b;
+        }
+    };
+    let all_in = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    for r in readers {
+        let _ = r.await;
+    }
+    stop(workers).await;
+    let _ = api_stop.send(());
+
+    // Figures and checks.
+    let suspended_whm = sim.accounts().iter().filter(|a| a.suspended).count();
+    let suspended_rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM services WHERE state = 'suspended'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let (first, last): (Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT extract(epoch FROM min(finished_at) - min(created_at))::float8,
+                extract(epoch FROM max(finished_at) - min(created_at))::float8
+         FROM tasks WHERE operation = 'suspend'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let walls: Vec<f64> = sqlx::query_scalar(
+        "SELECT wall_us / 1000.0 FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+         WHERE t.operation = 'suspend' AND wall_us IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let progress_events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE kind = 'bulk.progress' AND payload->>'bulk_id' = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    println!(
+        "bulk suspend: {n_services} services on {n_servers} cPanel servers (cap 4 each), one WHM simulator, 2 workers × 16 slots"
+    );
+    println!(
+        "seeding (accounts + service rows): {:.1} s",
+        seeded.as_secs_f64()
+    );
+    println!();
+    println!("| measurement | value |");
+    println!("|---|---|");
+    println!(
+        "| POST /v1/bulk ({n_services} children in one statement) | {:.0} ms |",
+        created_in.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| bulk finished (POST to `finished_at` seen) | {:.1} s (goal ≤ {} s) |",
+        all_in.as_secs_f64(),
+        GOAL.as_secs()
+    );
+    if let (Some(a), Some(b)) = (first, last) {
+        println!("| first / last child finished after the POST | {a:.1} / {b:.1} s |");
+    }
+    println!(
+        "| throughput | {:.0} suspensions/s |",
+        n_services as f64 / all_in.as_secs_f64()
+    );
+    println!(
+        "| counts: succeeded / failed / cancelled | {} / {} / {} ({}) |",
+        final_bulk["succeeded"], final_bulk["failed"], final_bulk["cancelled"], final_bulk["state"]
+    );
+    println!("| suspended on WHM / in Panel1 | {suspended_whm} / {suspended_rows} |");
+    println!(
+        "| suspend call wall time (sandbox + WHM): p50 / p99 | {:.1} / {:.1} ms |",
+        pct(&walls, 0.5),
+        pct(&walls, 0.99)
+    );
+    println!("| bulk.progress events | {progress_events} |");
+    let lat = latencies.lock().unwrap().clone();
+    let errors = lat.iter().filter(|(_, _, s)| *s != 200).count();
+    let mut all: Vec<f64> = lat.iter().map(|x| x.1).collect();
+    all.sort_by(f64::total_cmp);
+    println!(
+        "| API reads meanwhile: {} ({} not 200), p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+        all.len(),
+        errors,
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        pct(&all, 1.0)
+    );
+    for name in [
+        "bulk (live counts)",
+        "bulk list",
+        "services of a server (50)",
+        "tasks (50)",
+    ] {
+        let mut v: Vec<f64> = lat.iter().filter(|x| x.0 == name).map(|x| x.1).collect();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "| … {name}: {} reads, p50 / p99 | {:.1} / {:.1} ms |",
+            v.len(),
+            pct(&v, 0.5),
+            pct(&v, 0.99)
+        );
+    }
+    println!();
+    println!(
+        "progress (s, succeeded): {}",
+        progress
+            .iter()
+            .map(|(t, n)| format!("{t}:{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let goal = final_bulk["succeeded"] == json!(n_services) && all_in <= GOAL;
+    let p99 = pct(&all, 0.99);
+    println!(
+        "goal ({n_services} suspensions ≤ 60 s, API p99 < 50 ms): {} / {}",
+        if goal { "met" } else { "NOT met" },
+        if p99 < 50.0 { "met" } else { "NOT met" }
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
