@@ -66,6 +66,21 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
             stdout.contains("Kubernetes service account token appears nowhere"),
             "{stdout}"
         );
+        // Signed webhooks verified by the demo's receiver, per provider.
+        assert_eq!(
+            stdout
+                .matches("every signature verified by the receiver")
+                .count(),
+            4,
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout.matches("server health: healthy").count(),
+            4,
+            "{stdout}"
+        );
+        // The drift report names the account created behind Panel1's back.
+        assert!(stdout.contains("drift: unknown_remotely out"), "{stdout}");
         // Live status came over SSE: the service moved through its states.
         for state in ["state=active", "state=suspended", "state=terminated"] {
             assert!(stderr.contains(state), "no {state} event:\n{stderr}");

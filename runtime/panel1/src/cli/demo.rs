@@ -237,6 +237,8 @@ async fn drive(
     }
     let token_hidden = !appears(&shown, secret_value);
     let webhooks_ok = report_webhooks(receiver, 4).await;
+    let drift_ok = show_drift(&api, sim, &server_id, run_id).await?;
+    let healthy = show_health(&api, &server_id).await?;
     println!(
         "the {} {} in the API's answers (tasks, attempts, logs, HTTP records, server)",
         match secret_name {
@@ -251,7 +253,80 @@ async fn drive(
             "LEAKED"
         }
     );
-    Ok(check_request_log(sim, data_dir)? && all_ok && token_hidden && webhooks_ok)
+    Ok(check_request_log(sim, data_dir)?
+        && all_ok
+        && token_hidden
+        && webhooks_ok
+        && drift_ok
+        && healthy)
+}
+
+/// The server's health as the workers' recurring check sees it (10 s at
+/// most for the first check).
+async fn show_health(api: &Client, server_id: &str) -> Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let h = loop {
+        let h = api.get(&format!("/v1/servers/{server_id}/health")).await?;
+        if h["state"] != "unknown" || Instant::now() > deadline {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "server health: {} (a worker's recurring test-connection, {} ms; next check {})",
+        h["state"].as_str().unwrap_or("?"),
+        h["last_latency_ms"],
+        h["next_check_at"].as_str().unwrap_or("?")
+    );
+    Ok(h["state"] == "healthy")
+}
+
+/// An account created on the provider behind Panel1's back, then a sync of
+/// the server: the drift report names it (on WHM; other providers skip).
+async fn show_drift(api: &Client, sim: &DemoSim, server_id: &str, run_id: u32) -> Result<bool> {
+    let outsider = format!("out{run_id}");
+    if !sim.add_outside_account(&outsider)? {
+        return Ok(true);
+    }
+    println!(
+        "▶ sync (account {outsider} created on the {} behind Panel1's back)",
+        sim.label()
+    );
+    let run = api
+        .post(&format!("/v1/servers/{server_id}/sync"), json!({}))
+        .await?;
+    let run_id = run["id"].as_str().unwrap_or_default().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let r = api.get(&format!("/v1/sync-runs/{run_id}")).await?;
+        if r["state"] != "running" || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let drift = api.get(&format!("/v1/sync-runs/{run_id}/drift")).await?;
+    println!(
+        "sync {}: {} remote account(s), drift: {}",
+        run["state"].as_str().unwrap_or("?"),
+        run["remote_accounts"],
+        drift["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| format!(
+                "{} {}",
+                d["kind"].as_str().unwrap_or("?"),
+                d["remote_id"].as_str().unwrap_or("")
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(run["state"] == "completed"
+        && drift["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["kind"] == "unknown_remotely" && d["remote_id"] == outsider.as_str()))
 }
 
 /// Wait (10 s at most) for the lifecycle's `service.updated` deliveries and

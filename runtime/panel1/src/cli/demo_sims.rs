@@ -196,6 +196,21 @@ impl DemoSim {
     }
 
     /// Accounts (WHM) or subscriptions (Plesk) the server holds.
+    /// Create an account on the provider behind Panel1's back (for the
+    /// drift report); only the WHM simulator offers it here.
+    pub fn add_outside_account(&self, user: &str) -> Result<bool> {
+        match self {
+            DemoSim::Whm(s) => {
+                s.add_account(panel1_sims::Account::new(
+                    user,
+                    &format!("{user}.example.test"),
+                ))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     pub fn accounts(&self) -> usize {
         match self {
             DemoSim::Whm(s) => s.accounts().len(),
