@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const SERVERS: usize = 10;
+/// One API read: what, milliseconds, status.
+type Read = (&'static str, f64, u16);
 const READERS: usize = 2;
 /// A reader's pause between two requests.
 const READ_PAUSE: Duration = Duration::from_millis(50);
@@ -147,7 +149,7 @@ async fn run() {
     let started = Instant::now();
     let workers = spawn_workers(&pool, &sb, 2, WorkerConfig::default());
     let done = Arc::new(AtomicBool::new(false));
-    let latencies: Arc<Mutex<Vec<(&'static str, f64, u16)>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<Read>>> = Arc::default();
     let mut readers = Vec::new();
     for r in 0..READERS {
         let (done, lat, key, base) = (done.clone(), latencies.clone(), key.clone(), base.clone());
@@ -237,7 +239,7 @@ async fn run() {
     // Lag: when a task's sample was committed against its occurrence (the
     // key's instant).
     let lags: Vec<f64> = sqlx::query_scalar(
-        "SELECT (extract(epoch FROM finished_at) * 1000 - split_part(idempotency_key, ':', 4)::float8) / 1000
+        "SELECT ((extract(epoch FROM finished_at) * 1000 - split_part(idempotency_key, ':', 4)::numeric) / 1000)::float8
          FROM tasks WHERE operation = 'usage' AND state = 'succeeded' ORDER BY 1",
     )
     .fetch_all(&pool)
@@ -252,7 +254,7 @@ async fn run() {
         .await
         .unwrap();
         let walls: Vec<f64> = sqlx::query_scalar(
-            "SELECT wall_us / 1000.0 FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+            "SELECT (wall_us / 1000.0)::float8 FROM task_attempts a JOIN tasks t ON t.id = a.task_id
              WHERE t.operation = 'usage' AND wall_us IS NOT NULL ORDER BY 1",
         )
         .fetch_all(&pool)
@@ -261,7 +263,7 @@ async fn run() {
         (ok, failed, walls)
     };
     let spread: Vec<(f64, i64)> = sqlx::query_as(
-        "SELECT floor((extract(epoch FROM at) - $1) / 30) * 30, count(*)
+        "SELECT (floor((extract(epoch FROM at)::float8 - $1) / 30) * 30)::float8, count(*)
          FROM usage_samples WHERE metric = 'disk_used' GROUP BY 1 ORDER BY 1",
     )
     .bind(first_at.unwrap_or(0.0))
