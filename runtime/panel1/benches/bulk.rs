@@ -246,7 +246,7 @@ async fn run() {
     .await
     .unwrap();
     let walls: Vec<f64> = sqlx::query_scalar(
-        "SELECT wall_us / 1000.0 FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+        "SELECT (wall_us / 1000.0)::float8 FROM task_attempts a JOIN tasks t ON t.id = a.task_id
          WHERE t.operation = 'suspend' AND wall_us IS NOT NULL ORDER BY 1",
     )
     .fetch_all(&pool)
