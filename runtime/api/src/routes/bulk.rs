@@ -298,12 +298,14 @@ async fn create_bulk(
                     .collect(),
             ));
         }
-        Created::TooMany(_) => return Err(ApiError::validation(
-            "selector",
-            format!(
+        Created::TooMany(_) => {
+            return Err(ApiError::validation(
+                "selector",
+                format!(
                 "matches more than {MAX_SERVICES} services; narrow it (by server, plan or state)"
             ),
-        )),
+            ))
+        }
         Created::NoneMatched => return Err(ApiError::validation("selector", "matches no service")),
         Created::NoneEligible { matched, skipped } => {
             let first: Vec<Skipped> = serde_json::from_value(skipped).unwrap_or_default();
