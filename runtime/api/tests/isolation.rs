@@ -18,6 +18,9 @@ fn methods(item: &Value) -> Vec<Method> {
 fn body_for(path: &str) -> Option<Value> {
     Some(match path {
         p if p.ends_with("/change-package") => json!({"plan": "pro"}),
+        p if p.ends_with("/sync-policy") => json!({"policy": "report"}),
+        p if p.ends_with("/usage-schedule") => json!({"interval_seconds": 3600}),
+        "/v1/bulk" => json!({"action": "refresh-status", "selector": {"all": true}}),
         p if p.ends_with("/change-password") => json!({"password_secret": "api-token"}),
         p if p.ends_with("/keys") => json!({"name": "k", "scopes": ["read"]}),
         _ => json!({}),
@@ -62,6 +65,21 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
         .await;
     let a_read_key = k.body["key"].as_str().unwrap().to_string();
     let a_key_id = k.body["id"].as_str().unwrap().to_string();
+    // A sync run and a bulk operation of A's.
+    let run = api
+        .post(&a.key, &format!("/v1/servers/{}/sync", a.server), json!({}))
+        .await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{:?}", run.body);
+    let a_run = run.body["id"].as_str().unwrap().to_string();
+    let bulk = api
+        .post(
+            &a.key,
+            "/v1/bulk",
+            json!({"action": "refresh-status", "selector": {"service_ids": [service]}}),
+        )
+        .await;
+    assert_eq!(bulk.status, StatusCode::ACCEPTED, "{:?}", bulk.body);
+    let a_bulk = bulk.body["id"].as_str().unwrap().to_string();
     let (_, b_key) = api.tenant("tenant-b").await;
     let deliveries = api
         .get(&a.key, &format!("/v1/webhooks/{hook}/deliveries"))
@@ -91,11 +109,13 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
             .replace("/v1/tasks/{id}", &format!("/v1/tasks/{task}"))
             .replace("/v1/secrets/{name}", "/v1/secrets/api-token")
             .replace("/v1/webhooks/{id}", &format!("/v1/webhooks/{hook}"))
-            .replace("{delivery_id}", &delivery.to_string());
+            .replace("{delivery_id}", &delivery.to_string())
+            .replace("/v1/sync-runs/{id}", &format!("/v1/sync-runs/{a_run}"))
+            .replace("/v1/bulk/{id}", &format!("/v1/bulk/{a_bulk}"));
         assert!(!concrete.contains('{'), "no id for {path}");
         for method in methods(item) {
             walked += 1;
-            let body = if method == Method::POST || method == Method::PATCH {
+            let body = if [Method::POST, Method::PATCH, Method::PUT].contains(&method) {
                 body_for(path)
             } else {
                 None
@@ -183,7 +203,16 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
             } else if method == Method::GET && path != "/v1/events" {
                 assert_eq!(r.status, StatusCode::OK, "B lists {path}");
                 let text = r.body.to_string();
-                for id in [&a.server, &service, &task, &own_version, &a_key_id, &hook] {
+                for id in [
+                    &a.server,
+                    &service,
+                    &task,
+                    &own_version,
+                    &a_key_id,
+                    &hook,
+                    &a_run,
+                    &a_bulk,
+                ] {
                     assert!(!text.contains(id.as_str()), "B's {path} shows A's {id}");
                 }
             }

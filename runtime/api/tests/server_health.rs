@@ -26,27 +26,29 @@ async fn health_is_checked_shown_configured_and_holds_tasks_while_down() {
     assert_eq!(h["history"][0]["to_state"], "healthy");
     assert!(h["last_latency_ms"].is_i64(), "{h}");
     let server = api.get(&a.key, &format!("/v1/servers/{}", a.server)).await;
-    assert_eq!(server.body["health"]["state"], "healthy", "{:?}", server.body);
+    assert_eq!(
+        server.body["health"]["state"], "healthy",
+        "{:?}",
+        server.body
+    );
 
     // Bad settings: a field path and a reason, nothing changed.
-    let patch = |body| {
-        api.call(
-            Method::PATCH,
-            &path,
-            Some(a.key.as_str()),
-            Some(body),
-            &[],
-        )
-    };
+    let patch = |body| api.call(Method::PATCH, &path, Some(a.key.as_str()), Some(body), &[]);
     let r = patch(json!({"interval_secs": 0, "down_after": 1000})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     let text = r.body.to_string();
-    assert!(text.contains("/interval_secs") && text.contains("/down_after"), "{text}");
+    assert!(
+        text.contains("/interval_secs") && text.contains("/down_after"),
+        "{text}"
+    );
     let r = patch(json!({"interval": 5})).await;
     assert!(r.status.is_client_error(), "{:?}", r.body);
     let r = patch(json!({"interval_secs": "often"})).await;
     assert!(r.status.is_client_error(), "{:?}", r.body);
-    assert_eq!(api.get(&a.key, &path).await.body["settings"]["interval_secs"], 60);
+    assert_eq!(
+        api.get(&a.key, &path).await.body["settings"]["interval_secs"],
+        60
+    );
 
     // The panel stops answering (every request a 503): down after one
     // failed check, the breaker holds the next task.
@@ -54,11 +56,12 @@ async fn health_is_checked_shown_configured_and_holds_tasks_while_down() {
     let r = patch(json!({"down_after": 1, "recheck_secs": 1, "interval_secs": 2})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["settings"]["down_after"], 1);
-    let h = api
-        .wait_for(&a.key, &path, |v| v["state"] == "down")
-        .await;
+    let h = api.wait_for(&a.key, &path, |v| v["state"] == "down").await;
     assert_eq!(h["breaker_open"], true);
-    assert!(h["reason"].as_str().unwrap().starts_with("transient"), "{h}");
+    assert!(
+        h["reason"].as_str().unwrap().starts_with("transient"),
+        "{h}"
+    );
     let r = api
         .post(
             &a.key,

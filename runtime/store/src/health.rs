@@ -110,16 +110,16 @@ pub async fn set_health_settings(
     server: Uuid,
     s: &HealthSettings,
 ) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT panel1_set_health_settings($1, $2, $3, $4, $5, $6, $7)",
+    Ok(
+        sqlx::query_scalar("SELECT panel1_set_health_settings($1, $2, $3, $4, $5, $6, $7)")
+            .bind(tenant)
+            .bind(server)
+            .bind(s.enabled)
+            .bind(s.interval_secs)
+            .bind(s.recheck_secs)
+            .bind(s.down_after)
+            .bind(s.slow_ms)
+            .fetch_one(pool)
+            .await?,
     )
-    .bind(tenant)
-    .bind(server)
-    .bind(s.enabled)
-    .bind(s.interval_secs)
-    .bind(s.recheck_secs)
-    .bind(s.down_after)
-    .bind(s.slow_ms)
-    .fetch_one(pool)
-    .await?)
 }

@@ -102,7 +102,9 @@ impl Worker {
         match health::settle_health_check(&self.pool, &check, &outcome, latency).await {
             Ok(true) => {}
             Ok(false) => tracing::debug!(server = %check.server_id, "health check settled stale"),
-            Err(e) => tracing::warn!(server = %check.server_id, error = %e, "settling a health check failed"),
+            Err(e) => {
+                tracing::warn!(server = %check.server_id, error = %e, "settling a health check failed")
+            }
         }
     }
 }

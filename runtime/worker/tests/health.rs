@@ -108,7 +108,10 @@ async fn a_server_that_stops_answering_holds_its_tasks_until_it_recovers() {
     let workers = h.workers(2);
     wait_for_state(&h, "healthy").await;
     let version_calls = h.sim.count_calls("version");
-    assert!(version_calls >= 1, "the check is the adapter's test-connection (WHM `version`)");
+    assert!(
+        version_calls >= 1,
+        "the check is the adapter's test-connection (WHM `version`)"
+    );
 
     let svc = h.service("holda").await;
     let provisioned = h.enqueue(svc, "provision", provision("holda")).await;
@@ -139,7 +142,11 @@ async fn a_server_that_stops_answering_holds_its_tasks_until_it_recovers() {
     .unwrap();
     assert_eq!((state.as_str(), attempt, waiting), ("available", 0, true));
     assert!(h.attempts(suspend).await.is_empty());
-    assert_eq!(h.sim.count_calls("suspendacct"), 0, "nothing was sent for it");
+    assert_eq!(
+        h.sim.count_calls("suspendacct"),
+        0,
+        "nothing was sent for it"
+    );
 
     // The server answers again: healthy, breaker closed, the task runs once.
     h.sim.clear_faults();
@@ -148,7 +155,11 @@ async fn a_server_that_stops_answering_holds_its_tasks_until_it_recovers() {
     let (attempt, _, _) = h.task_row(suspend).await;
     assert_eq!(attempt, 1, "the wait spent no attempt");
     assert_eq!(h.service_row(svc).await.0, "suspended");
-    assert_eq!(breaker_hold(&h).await, None, "the breaker released the server");
+    assert_eq!(
+        breaker_hold(&h).await,
+        None,
+        "the breaker released the server"
+    );
 
     let history = pairs(&[
         ("unknown", "healthy"),
@@ -203,7 +214,11 @@ async fn a_refused_token_degrades_the_server_without_holding_its_tasks() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let calls = h.sim.count_calls("version");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(h.sim.count_calls("version"), calls, "no checks while disabled");
+    assert_eq!(
+        h.sim.count_calls("version"),
+        calls,
+        "no checks while disabled"
+    );
     stop(workers).await;
     h.assert_nothing_leaked().await;
 }
