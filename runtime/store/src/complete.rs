@@ -165,9 +165,10 @@ pub async fn complete_and_claim(
         }
     }
     if let Some(mut tx) = tx {
-        let finished = items.iter().zip(&decided).filter(|((t, _, _), d)| {
-            applied.contains(&t.id) && d.state.is_final()
-        });
+        let finished = items
+            .iter()
+            .zip(&decided)
+            .filter(|((t, _, _), d)| applied.contains(&t.id) && d.state.is_final());
         for ((task, outcome, _), _) in finished {
             platform::project(&mut tx, task, outcome).await?;
         }
