@@ -9,130 +9,37 @@
 //! `BULK_BENCH_SERVERS` change the load.
 #[path = "../../worker/tests/common/mod.rs"]
 mod common;
+#[path = "support/fleet.rs"]
+mod fleet;
 
-use common::{install_builtin, secret_box, spawn_workers, stop};
-use panel1_api::server::ConnectionLimits;
-use panel1_api::{ApiConfig, ApiMetrics, AppState, Scope};
-use panel1_sandbox::{EgressRule, Sandbox, SandboxConfig};
-use panel1_sims::{Account, SimConfig, WhmSimulator};
-use panel1_store::setup::{self, NewServer};
-use panel1_store::testing;
+use common::{spawn_workers, stop};
+use fleet::{env_or, fleet, pct, Api, Readers};
+use panel1_api::Scope;
+use panel1_sims::Account;
 use panel1_worker::WorkerConfig;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 const READERS: usize = 2;
 /// A reader's pause between two requests.
 const READ_PAUSE: Duration = Duration::from_millis(50);
 const GOAL: Duration = Duration::from_secs(60);
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-type Latencies = Arc<Mutex<Vec<(&'static str, f64, u16)>>>;
-
 async fn run() {
     let n_services = env_or("BULK_BENCH_SERVICES", 10_000) as usize;
     let n_servers = env_or("BULK_BENCH_SERVERS", 10) as usize;
-    let (pool, _url) = testing::fresh_database().await;
-    let sim = WhmSimulator::start(SimConfig::default()).await.unwrap();
-    let tenant = setup::create_tenant(&pool, "bench").await.unwrap();
-    let version = install_builtin(&pool, "cpanel").await;
-    let sb = secret_box();
-    let secret = setup::put_secret(&pool, &sb, tenant, "whm-token", sim.token())
-        .await
-        .unwrap();
-    let port = sim.addr().port();
-    let rule = EgressRule::parse(&format!(
-        "{}/json-api/ sha256:{}",
-        sim.base_url(),
-        sim.cert_sha256()
-    ))
-    .unwrap();
-    let mut servers = Vec::new();
-    for i in 0..n_servers {
-        let server = setup::add_server(
-            &pool,
-            &NewServer {
-                tenant_id: tenant,
-                name: format!("whm-{i}"),
-                adapter_version_id: version,
-                config: json!({"host": "127.0.0.1", "port": port, "whm_user": sim.whm_user()}),
-                egress: json!({ "rules": [rule] }),
-                max_concurrency: 4,
-            },
-        )
-        .await
-        .unwrap();
-        setup::bind_secret(&pool, server, secret, &[format!("127.0.0.1:{port}")])
-            .await
-            .unwrap();
-        servers.push(server);
-    }
-
-    // Seed: accounts on the simulator, active services in one statement.
-    let seeding = Instant::now();
-    let users: Vec<String> = (0..n_services).map(|i| format!("s{i:05}")).collect();
-    for u in &users {
-        sim.add_account(Account::new(u, &format!("{u}.example.com")))
-            .unwrap();
-    }
-    let server_of: Vec<Uuid> = (0..n_services).map(|i| servers[i % n_servers]).collect();
-    sqlx::query(
-        "INSERT INTO services (id, tenant_id, server_id, remote_id, plan, spec, state)
-         SELECT panel1_uuid_v7(), $1, s, u, 'default',
-                jsonb_build_object('username', u, 'domain', u || '.example.com'), 'active'
-         FROM unnest($2::text[], $3::uuid[]) AS x(u, s)",
-    )
-    .bind(tenant)
-    .bind(&users)
-    .bind(&server_of)
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
-    let seeded = seeding.elapsed();
-
+    let f = fleet(n_services, n_servers, "s", |_, u| {
+        Account::new(u, &format!("{u}.example.com"))
+    })
+    .await;
+    let (pool, sim, servers, seeded) = (f.pool.clone(), &f.sim, f.servers.clone(), f.seeded);
     // The API on loopback, with a write key.
-    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
-    let config = ApiConfig {
-        rate_limit_per_second: 100_000,
-        rate_limit_burst: 100_000,
-        ..ApiConfig::default()
-    };
-    let metrics = ApiMetrics::new(prometheus_client::registry::Registry::default());
-    let state = AppState::new(pool.clone(), sb.clone(), sandbox, None, config, metrics);
-    let (_, key) = panel1_api::create_key(&pool, Some(tenant), "bench", &[Scope::Write])
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = panel1_api::router(state);
-    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = panel1_api::server::serve(listener, app, ConnectionLimits::default(), async {
-            let _ = api_stopped.await;
-        })
-        .await;
-    });
+    let api = Api::start(&f, Scope::Write).await;
+    let (base, key) = (api.base.clone(), api.key.clone());
     let http = reqwest::Client::new();
 
     // Workers first (idle), then the bulk: the clock starts at the POST.
-    let workers = spawn_workers(&pool, &sb, 2, WorkerConfig::default());
+    let workers = spawn_workers(&pool, &f.secret_box, 2, WorkerConfig::default());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let resp = http
@@ -148,53 +55,16 @@ async fn run() {
     let id = bulk["id"].as_str().unwrap().to_string();
     assert_eq!(bulk["total"], json!(n_services));
 
-    let done = Arc::new(AtomicBool::new(false));
-    let latencies: Latencies = Arc::default();
-    let mut readers = Vec::new();
-    for r in 0..READERS {
-        let (done, lat, key, base, id) = (
-            done.clone(),
-            latencies.clone(),
-            key.clone(),
-            base.clone(),
-            id.clone(),
-        );
-        let servers = servers.clone();
-        readers.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut i = r;
-            while !done.load(Ordering::Relaxed) {
-                let (name, path) = match i % 4 {
-                    0 => ("bulk (live counts)", format!("/v1/bulk/{id}")),
-                    1 => ("bulk list", "/v1/bulk".to_string()),
-                    2 => (
-                        "services of a server (50)",
-                        format!("/v1/services?server_id={}", servers[i % servers.len()]),
-                    ),
-                    _ => ("tasks (50)", "/v1/tasks".to_string()),
-                };
-                let t = Instant::now();
-                let status = match http
-                    .get(format!("{base}{path}"))
-                    .bearer_auth(&key)
-                    .send()
-                    .await
-                {
-                    Ok(resp) => {
-                        let s = resp.status().as_u16();
-                        let _ = resp.bytes().await;
-                        s
-                    }
-                    Err(_) => 0,
-                };
-                lat.lock()
-                    .unwrap()
-                    .push((name, t.elapsed().as_secs_f64() * 1000.0, status));
-                i += READERS;
-                tokio::time::sleep(READ_PAUSE).await;
-            }
-        }));
-    }
+    let bulk_path = format!("/v1/bulk/{id}");
+    let readers = Readers::start(&api, READERS, READ_PAUSE, move |i| match i % 4 {
+        0 => ("bulk (live counts)", bulk_path.clone()),
+        1 => ("bulk list", "/v1/bulk".to_string()),
+        2 => (
+            "services of a server (50)",
+            format!("/v1/services?server_id={}", servers[i % servers.len()]),
+        ),
+        _ => ("tasks (50)", "/v1/tasks".to_string()),
+    });
 
     // Until the bulk says it is finished.
     let deadline = Duration::from_secs(600);
@@ -223,12 +93,9 @@ async fn run() {
         }
     };
     let all_in = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    for r in readers {
-        let _ = r.await;
-    }
+    let lat = readers.stop().await;
     stop(workers).await;
-    let _ = api_stop.send(());
+    api.stop();
 
     // Figures and checks.
     let suspended_whm = sim.accounts().iter().filter(|a| a.suspended).count();
@@ -297,7 +164,6 @@ async fn run() {
         pct(&walls, 0.99)
     );
     println!("| bulk.progress events | {progress_events} |");
-    let lat = latencies.lock().unwrap().clone();
     let errors = lat.iter().filter(|(_, _, s)| *s != 200).count();
     let mut all: Vec<f64> = lat.iter().map(|x| x.1).collect();
     all.sort_by(f64::total_cmp);

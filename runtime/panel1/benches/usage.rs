@@ -9,134 +9,42 @@
 //! `USAGE_BENCH_INTERVAL` (seconds) change the load.
 #[path = "../../worker/tests/common/mod.rs"]
 mod common;
+#[path = "support/fleet.rs"]
+mod fleet;
 
-use common::{install_builtin, secret_box, spawn_workers, stop};
-use panel1_api::server::ConnectionLimits;
-use panel1_api::{ApiConfig, ApiMetrics, AppState, Scope};
-use panel1_sandbox::{EgressRule, Sandbox, SandboxConfig};
-use panel1_sims::{Account, SimConfig, WhmSimulator};
-use panel1_store::setup::{self, NewServer};
-use panel1_store::{testing, usage};
+use common::{spawn_workers, stop};
+use fleet::{env_or, fleet, pct, Api, Readers};
+use panel1_api::Scope;
+use panel1_sims::Account;
+use panel1_store::usage;
 use panel1_worker::WorkerConfig;
-use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const SERVERS: usize = 10;
-/// One API read: what, milliseconds, status.
-type Read = (&'static str, f64, u16);
 const READERS: usize = 2;
 /// A reader's pause between two requests.
 const READ_PAUSE: Duration = Duration::from_millis(50);
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 async fn run() {
     let n_services = env_or("USAGE_BENCH_SERVICES", 10_000) as usize;
     let interval = env_or("USAGE_BENCH_INTERVAL", 300) as i32;
-    let (pool, _url) = testing::fresh_database().await;
-    let sim = WhmSimulator::start(SimConfig::default()).await.unwrap();
-    let tenant = setup::create_tenant(&pool, "bench").await.unwrap();
-    let version = install_builtin(&pool, "cpanel").await;
-    let sb = secret_box();
-    let secret = setup::put_secret(&pool, &sb, tenant, "whm-token", sim.token())
-        .await
-        .unwrap();
-    let port = sim.addr().port();
-    let rule = EgressRule::parse(&format!(
-        "{}/json-api/ sha256:{}",
-        sim.base_url(),
-        sim.cert_sha256()
-    ))
-    .unwrap();
-    let mut servers = Vec::new();
-    for i in 0..SERVERS {
-        let server = setup::add_server(
-            &pool,
-            &NewServer {
-                tenant_id: tenant,
-                name: format!("whm-{i}"),
-                adapter_version_id: version,
-                config: json!({"host": "127.0.0.1", "port": port, "whm_user": sim.whm_user()}),
-                egress: json!({ "rules": [rule] }),
-                max_concurrency: 4,
-            },
-        )
-        .await
-        .unwrap();
-        setup::bind_secret(&pool, server, secret, &[format!("127.0.0.1:{port}")])
-            .await
-            .unwrap();
-        servers.push(server);
-    }
-
-    // Seed: accounts on the simulator, active services in one statement.
-    let seeding = Instant::now();
-    let users: Vec<String> = (0..n_services).map(|i| format!("u{i:05}")).collect();
-    for (i, u) in users.iter().enumerate() {
-        let a = Account::new(u, &format!("{u}.example.com"))
-            .with_usage(10 + (i as u64 % 900), 1000 * i as u64);
-        sim.add_account(a).unwrap();
-    }
-    let server_of: Vec<Uuid> = (0..n_services).map(|i| servers[i % SERVERS]).collect();
-    sqlx::query(
-        "INSERT INTO services (id, tenant_id, server_id, remote_id, plan, spec, state)
-         SELECT panel1_uuid_v7(), $1, s, u, 'default',
-                jsonb_build_object('username', u, 'domain', u || '.example.com'), 'active'
-         FROM unnest($2::text[], $3::uuid[]) AS x(u, s)",
-    )
-    .bind(tenant)
-    .bind(&users)
-    .bind(&server_of)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let seeded = seeding.elapsed();
-
+    let f = fleet(n_services, SERVERS, "u", |i, u| {
+        Account::new(u, &format!("{u}.example.com"))
+            .with_usage(10 + (i as u64 % 900), 1000 * i as u64)
+    })
+    .await;
+    let (pool, servers, seeded) = (f.pool.clone(), f.servers.clone(), f.seeded);
     // The API, on loopback, with a read key.
-    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
-    let config = ApiConfig {
-        rate_limit_per_second: 100_000,
-        rate_limit_burst: 100_000,
-        ..ApiConfig::default()
-    };
-    let metrics = ApiMetrics::new(prometheus_client::registry::Registry::default());
-    let state = AppState::new(pool.clone(), sb.clone(), sandbox, None, config, metrics);
-    let (_, key) = panel1_api::create_key(&pool, Some(tenant), "bench", &[Scope::Read])
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = panel1_api::router(state);
-    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = panel1_api::server::serve(listener, app, ConnectionLimits::default(), async {
-            let _ = api_stopped.await;
-        })
-        .await;
-    });
+    let api = Api::start(&f, Scope::Read).await;
 
     // Start: schedules, workers, readers.
-    let service_ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM services")
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM services")
         .fetch_all(&pool)
         .await
         .unwrap();
     for s in &servers {
-        usage::set_schedule(&pool, tenant, *s, interval, true)
+        usage::set_schedule(&pool, f.tenant, *s, interval, true)
             .await
             .unwrap();
     }
@@ -147,61 +55,24 @@ async fn run() {
     .await
     .unwrap();
     let started = Instant::now();
-    let workers = spawn_workers(&pool, &sb, 2, WorkerConfig::default());
-    let done = Arc::new(AtomicBool::new(false));
-    let latencies: Arc<Mutex<Vec<Read>>> = Arc::default();
-    let mut readers = Vec::new();
-    for r in 0..READERS {
-        let (done, lat, key, base) = (done.clone(), latencies.clone(), key.clone(), base.clone());
-        let (ids, servers) = (service_ids.clone(), servers.clone());
-        let month_ago = month_ago.clone();
-        readers.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut i = r;
-            while !done.load(Ordering::Relaxed) {
-                let (name, path) = match i % 4 {
-                    0 | 1 => (
-                        "service raw (24 h)",
-                        format!(
-                            "/v1/services/{}/usage?step=raw",
-                            ids[(i * 7919) % ids.len()]
-                        ),
-                    ),
-                    2 => (
-                        "server hourly (24 h)",
-                        format!("/v1/servers/{}/usage", servers[i % servers.len()]),
-                    ),
-                    _ => (
-                        "tenant daily (30 d)",
-                        "/v1/usage?step=day&from=".to_string(),
-                    ),
-                };
-                let path = if name.starts_with("tenant") {
-                    format!("{path}{month_ago}")
-                } else {
-                    path
-                };
-                let t = Instant::now();
-                let status = match http
-                    .get(format!("{base}{path}"))
-                    .bearer_auth(&key)
-                    .send()
-                    .await
-                {
-                    Ok(resp) => {
-                        let s = resp.status().as_u16();
-                        let _ = resp.bytes().await;
-                        s
-                    }
-                    Err(_) => 0,
-                };
-                let ms = t.elapsed().as_secs_f64() * 1000.0;
-                lat.lock().unwrap().push((name, ms, status));
-                i += READERS;
-                tokio::time::sleep(READ_PAUSE).await;
-            }
-        }));
-    }
+    let workers = spawn_workers(&pool, &f.secret_box, 2, WorkerConfig::default());
+    let readers = Readers::start(&api, READERS, READ_PAUSE, move |i| match i % 4 {
+        0 | 1 => (
+            "service raw (24 h)",
+            format!(
+                "/v1/services/{}/usage?step=raw",
+                ids[(i * 7919) % ids.len()]
+            ),
+        ),
+        2 => (
+            "server hourly (24 h)",
+            format!("/v1/servers/{}/usage", servers[i % servers.len()]),
+        ),
+        _ => (
+            "tenant daily (30 d)",
+            format!("/v1/usage?step=day&from={month_ago}"),
+        ),
+    });
 
     // Wait until every service has a sample (or two intervals passed).
     let deadline = Duration::from_secs(2 * interval as u64 + 60);
@@ -220,12 +91,9 @@ async fn run() {
         }
     }
     let all_in = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    for r in readers {
-        let _ = r.await;
-    }
+    let lat = readers.stop().await;
     stop(workers).await;
-    let _ = api_stop.send(());
+    api.stop();
 
     // Figures.
     let (sampled, first_at, last_at): (i64, Option<f64>, Option<f64>) = sqlx::query_as(
@@ -301,7 +169,6 @@ async fn run() {
         pct(&walls, 0.5),
         pct(&walls, 0.99)
     );
-    let lat = latencies.lock().unwrap().clone();
     let errors = lat.iter().filter(|(_, _, s)| *s != 200).count();
     let mut all: Vec<f64> = lat.iter().map(|x| x.1).collect();
     all.sort_by(f64::total_cmp);
