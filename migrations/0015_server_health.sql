@@ -52,12 +52,16 @@ CREATE TABLE server_health_transitions (
 );
 CREATE INDEX server_health_transitions_server ON server_health_transitions (server_id, id);
 
--- Every server has a health row from its first moment.
-INSERT INTO server_health (server_id, tenant_id) SELECT id, tenant_id FROM servers;
+-- Every server has a health row from its first moment. Its first check is
+-- one interval later, unless someone asks sooner (test-connection, a
+-- settings change): connecting a server sends it nothing unasked.
+INSERT INTO server_health (server_id, tenant_id, next_check_at)
+SELECT id, tenant_id, now() + interval '60 seconds' FROM servers;
 
 CREATE FUNCTION panel1_server_health_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO server_health (server_id, tenant_id) VALUES (NEW.id, NEW.tenant_id);
+    INSERT INTO server_health (server_id, tenant_id, next_check_at)
+    VALUES (NEW.id, NEW.tenant_id, now() + interval '60 seconds');
     RETURN NULL;
 END $$;
 CREATE TRIGGER servers_health_row AFTER INSERT ON servers

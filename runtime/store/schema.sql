@@ -1159,7 +1159,8 @@ CREATE FUNCTION public.panel1_server_health_row() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    INSERT INTO server_health (server_id, tenant_id) VALUES (NEW.id, NEW.tenant_id);
+    INSERT INTO server_health (server_id, tenant_id, next_check_at)
+    VALUES (NEW.id, NEW.tenant_id, now() + interval '60 seconds');
     RETURN NULL;
 END $$;
 

@@ -14,7 +14,19 @@ async fn health_is_checked_shown_configured_and_holds_tasks_while_down() {
     let a = setup(&api, "health-a", None).await;
     let path = format!("/v1/servers/{}/health", a.server);
 
-    // Checked at once by the worker: healthy, on the server too.
+    // Not checked until asked (or one interval after it was connected).
+    let h = api.get(&a.key, &path).await;
+    assert_eq!(h.body["state"], "unknown", "{:?}", h.body);
+    assert!(h.body["last_checked_at"].is_null(), "{:?}", h.body);
+    // test-connection asks for a check at once: healthy, on the server too.
+    let r = api
+        .post(
+            &a.key,
+            &format!("/v1/servers/{}/test-connection", a.server),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let h = api
         .wait_for(&a.key, &path, |v| v["state"] == "healthy")
         .await;
