@@ -109,31 +109,36 @@ pub async fn summary(conn: &mut PgConnection, server: Uuid) -> ApiResult<Option<
     .await?)
 }
 
+/// Everything of a server's health row, read at once.
+#[derive(sqlx::FromRow)]
+struct HealthRow {
+    #[sqlx(flatten)]
+    summary: HealthSummary,
+    #[sqlx(flatten)]
+    settings: HealthSettingsView,
+    failures: i32,
+    last_latency_ms: Option<i32>,
+    last_error_kind: Option<String>,
+    next_check_at: DateTime<Utc>,
+    held_tasks: i64,
+}
+
 async fn load(state: &AppState, tenant: Uuid, server: Uuid) -> ApiResult<ServerHealth> {
     let mut conn = state.pool.acquire().await?;
-    type Row = (i32, Option<i32>, Option<String>, DateTime<Utc>, i64);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT h.failures, h.last_latency_ms, h.last_error_kind, h.next_check_at,
+    let row: HealthRow = sqlx::query_as(
+        "SELECT h.state, h.reason, h.since, h.last_checked_at, h.enabled, h.interval_secs,
+                h.recheck_secs, h.down_after, h.slow_ms, h.failures, h.last_latency_ms,
+                h.last_error_kind, h.next_check_at,
                 (SELECT count(*) FROM task_queue q
                  WHERE q.server_id = h.server_id AND q.state = 'available' AND h.state = 'down')
+                    AS held_tasks
          FROM server_health h WHERE h.server_id = $1 AND h.tenant_id = $2",
     )
     .bind(server)
     .bind(tenant)
     .fetch_optional(&mut *conn)
-    .await?;
-    let (failures, last_latency_ms, last_error_kind, next_check_at, held_tasks) =
-        row.ok_or_else(|| ApiError::NotFound(format!("server {server}")))?;
-    let summary = summary(&mut conn, server)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("server {server}")))?;
-    let settings: HealthSettingsView = sqlx::query_as(
-        "SELECT enabled, interval_secs, recheck_secs, down_after, slow_ms
-         FROM server_health WHERE server_id = $1",
-    )
-    .bind(server)
-    .fetch_one(&mut *conn)
-    .await?;
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("server {server}")))?;
     let history: Vec<HealthTransition> = sqlx::query_as(
         "SELECT from_state, to_state, reason, at FROM server_health_transitions
          WHERE server_id = $1 AND tenant_id = $2 ORDER BY id DESC LIMIT $3",
@@ -145,14 +150,14 @@ async fn load(state: &AppState, tenant: Uuid, server: Uuid) -> ApiResult<ServerH
     .await?;
     Ok(ServerHealth {
         server_id: server,
-        breaker_open: summary.state == "down",
-        summary,
-        failures,
-        last_latency_ms,
-        last_error_kind,
-        next_check_at,
-        held_tasks,
-        settings,
+        breaker_open: row.summary.state == "down",
+        summary: row.summary,
+        failures: row.failures,
+        last_latency_ms: row.last_latency_ms,
+        last_error_kind: row.last_error_kind,
+        next_check_at: row.next_check_at,
+        held_tasks: row.held_tasks,
+        settings: row.settings,
         history,
     })
 }
