@@ -13,7 +13,7 @@ mod common;
 mod fleet;
 
 use common::{spawn_workers, stop};
-use fleet::{env_or, fleet, pct, Api, Readers};
+use fleet::{block_on, env_or, fleet, pct, print_reads, Api, Readers};
 use panel1_api::Scope;
 use panel1_sims::Account;
 use panel1_worker::WorkerConfig;
@@ -164,32 +164,16 @@ async fn run() {
         pct(&walls, 0.99)
     );
     println!("| bulk.progress events | {progress_events} |");
-    let errors = lat.iter().filter(|(_, _, s)| *s != 200).count();
-    let mut all: Vec<f64> = lat.iter().map(|x| x.1).collect();
-    all.sort_by(f64::total_cmp);
-    println!(
-        "| API reads meanwhile: {} ({} not 200), p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
-        all.len(),
-        errors,
-        pct(&all, 0.5),
-        pct(&all, 0.99),
-        pct(&all, 1.0)
+    let p99 = print_reads(
+        &lat,
+        "API reads meanwhile",
+        &[
+            "bulk (live counts)",
+            "bulk list",
+            "services of a server (50)",
+            "tasks (50)",
+        ],
     );
-    for name in [
-        "bulk (live counts)",
-        "bulk list",
-        "services of a server (50)",
-        "tasks (50)",
-    ] {
-        let mut v: Vec<f64> = lat.iter().filter(|x| x.0 == name).map(|x| x.1).collect();
-        v.sort_by(f64::total_cmp);
-        println!(
-            "| … {name}: {} reads, p50 / p99 | {:.1} / {:.1} ms |",
-            v.len(),
-            pct(&v, 0.5),
-            pct(&v, 0.99)
-        );
-    }
     println!();
     println!(
         "progress (s, succeeded): {}",
@@ -200,7 +184,6 @@ async fn run() {
             .join(" ")
     );
     let goal = final_bulk["succeeded"] == json!(n_services) && all_in <= GOAL;
-    let p99 = pct(&all, 0.99);
     println!(
         "goal ({n_services} suspensions ≤ 60 s, API p99 < 50 ms): {} / {}",
         if goal { "met" } else { "NOT met" },
@@ -209,10 +192,5 @@ async fn run() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    block_on(run());
 }

@@ -13,7 +13,7 @@ mod common;
 mod fleet;
 
 use common::{spawn_workers, stop};
-use fleet::{env_or, fleet, pct, Api, Readers};
+use fleet::{block_on, env_or, fleet, pct, print_reads, Api, Readers};
 use panel1_api::Scope;
 use panel1_sims::Account;
 use panel1_store::usage;
@@ -169,31 +169,15 @@ async fn run() {
         pct(&walls, 0.5),
         pct(&walls, 0.99)
     );
-    let errors = lat.iter().filter(|(_, _, s)| *s != 200).count();
-    let mut all: Vec<f64> = lat.iter().map(|x| x.1).collect();
-    all.sort_by(f64::total_cmp);
-    println!(
-        "| API reads: {} ({} not 200), p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
-        all.len(),
-        errors,
-        pct(&all, 0.5),
-        pct(&all, 0.99),
-        pct(&all, 1.0)
+    let p99 = print_reads(
+        &lat,
+        "API reads",
+        &[
+            "service raw (24 h)",
+            "server hourly (24 h)",
+            "tenant daily (30 d)",
+        ],
     );
-    for name in [
-        "service raw (24 h)",
-        "server hourly (24 h)",
-        "tenant daily (30 d)",
-    ] {
-        let mut v: Vec<f64> = lat.iter().filter(|x| x.0 == name).map(|x| x.1).collect();
-        v.sort_by(f64::total_cmp);
-        println!(
-            "| … {name}: {} reads, p50 / p99 | {:.1} / {:.1} ms |",
-            v.len(),
-            pct(&v, 0.5),
-            pct(&v, 0.99)
-        );
-    }
     println!();
     println!("samples per 30 s of the interval (spread):");
     println!(
@@ -213,7 +197,6 @@ async fn run() {
             .join(" ")
     );
     let goal = sampled as usize == n_services && all_in.as_secs() <= interval as u64 + 10;
-    let p99 = pct(&all, 0.99);
     println!(
         "goal (all within one interval, API p99 < 50 ms): {} / {}",
         if goal { "met" } else { "NOT met" },
@@ -222,10 +205,5 @@ async fn run() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    block_on(run());
 }

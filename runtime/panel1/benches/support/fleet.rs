@@ -230,3 +230,40 @@ impl Readers {
         reads
     }
 }
+
+/// The table rows for the readers' latencies (all reads, then each kind
+/// of `names`); returns the p99 of all reads in ms.
+pub fn print_reads(reads: &[Read], label: &str, names: &[&str]) -> f64 {
+    let errors = reads.iter().filter(|(_, _, s)| *s != 200).count();
+    let mut all: Vec<f64> = reads.iter().map(|x| x.1).collect();
+    all.sort_by(f64::total_cmp);
+    println!(
+        "| {label}: {} ({} not 200), p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+        all.len(),
+        errors,
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        pct(&all, 1.0)
+    );
+    for name in names {
+        let mut v: Vec<f64> = reads.iter().filter(|x| x.0 == *name).map(|x| x.1).collect();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "| … {name}: {} reads, p50 / p99 | {:.1} / {:.1} ms |",
+            v.len(),
+            pct(&v, 0.5),
+            pct(&v, 0.99)
+        );
+    }
+    pct(&all, 0.99)
+}
+
+/// Run a benchmark on a two-thread runtime (the machine's two cores).
+pub fn block_on(run: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run);
+}
