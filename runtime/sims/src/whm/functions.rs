@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::backups;
 use super::spec::{invalid_value, missing_param};
 use super::state::{check_domain, now, random_token, Account, Session, SimState};
 
@@ -63,6 +64,12 @@ pub(crate) fn call(function: &str, state: &mut SimState, p: &Params, env: &Env) 
         "showbw" => showbw(state, p, env),
         "listpkgs" => Ok(listpkgs(state)),
         "create_user_session" => create_user_session(state, p, env),
+        "start_background_pkgacct" => backups::start_background_pkgacct(state, p),
+        "get_pkgacct_session_state" => backups::get_pkgacct_session_state(state, p),
+        "fetch_pkgacct_master_log" => backups::fetch_pkgacct_master_log(state, p),
+        "list_cparchive_files" => backups::list_cparchive_files(state),
+        "start_local_cpmove_restore" => backups::start_local_cpmove_restore(state, p),
+        "get_transfer_session_state" => backups::get_transfer_session_state(state, p),
         other => Err(format!("Unknown function “{other}”.")),
     }
 }

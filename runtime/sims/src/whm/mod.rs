@@ -3,8 +3,10 @@
 //! It checks every request against cPanel's own parameter schemas
 //! (`spec/whm-api1.json`), keeps accounts, packages and sessions in memory,
 //! answers in WHM API 1's envelope, logs every request (without secrets),
-//! and can be told to misbehave ([`Fault`]).
+//! and can be told to misbehave ([`Fault`]). Backups and restores (pkgacct
+//! sessions, cpmove archives, restore sessions) are in [`backups`].
 
+pub mod backups;
 mod functions;
 mod responses;
 mod server;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use crate::common::serve::{lock, Bound};
 use crate::common::{SimError, SimHandle};
 
+pub use backups::{Archive, PkgacctSession, PkgacctState, Restore};
 pub use state::{Account, Package, Session};
 
 use server::Shared;

@@ -173,6 +173,7 @@ pub(crate) struct SimState {
     pub packages: BTreeMap<String, Package>,
     pub accounts: BTreeMap<String, Account>,
     pub sessions: Vec<Session>,
+    pub backups: super::backups::Backups,
     next_uid: u32,
 }
 
@@ -190,6 +191,7 @@ impl SimState {
             packages,
             accounts: BTreeMap::new(),
             sessions: Vec::new(),
+            backups: Default::default(),
             next_uid: 1000,
         }
     }
