@@ -343,6 +343,7 @@ pub(crate) struct CallEnv<'a> {
     pub resolver: Arc<dyn crate::egress::resolver::Resolver>,
     pub tls: Arc<rustls::ClientConfig>,
     pub epoch_tick: Duration,
+    pub tape: Option<crate::egress::tape::HttpTape>,
 }
 
 pub(crate) async fn run(
@@ -360,7 +361,7 @@ pub(crate) async fn run(
     let scanner = Arc::new(SecretScanner::new(&context.secrets));
     let log = LogBuffer::new(limits.log_max_bytes, scanner.clone());
     let budget = HostBudget::new(limits.host_memory_budget());
-    let egress = Arc::new(EgressShared::new(
+    let mut egress = EgressShared::new(
         context.clone(),
         env.resolver,
         env.tls,
@@ -368,7 +369,9 @@ pub(crate) async fn run(
         log.clone(),
         budget.clone(),
         scanner.clone(),
-    ));
+    );
+    egress.tape = env.tape;
+    let egress = Arc::new(egress);
     let mut store = Store::new(
         env.engine,
         HostState::new(context, log.clone(), egress.clone()),

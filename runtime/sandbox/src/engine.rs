@@ -8,6 +8,7 @@ use crate::compiler::{self, Compiler};
 use crate::component_check::World;
 use crate::component_check::{self, sha256_hex};
 use crate::egress::resolver::{Resolver, SystemResolver};
+use crate::egress::tape::HttpTape;
 use crate::error::SandboxError;
 use crate::host_state::{HostContext, HostState};
 use crate::loader::{AdapterExports, LoadedAdapter};
@@ -281,11 +282,25 @@ impl Sandbox {
         context: Arc<HostContext>,
         request: &CallRequest,
     ) -> Result<CallReport, InputError> {
+        self.call_with_tape(adapter, context, request, None).await
+    }
+
+    /// [`Sandbox::call`] with its HTTP exchanges recorded, or answered from
+    /// a replay set instead of the network (policy and secret checks still
+    /// run as live).
+    pub async fn call_with_tape(
+        &self,
+        adapter: &LoadedAdapter,
+        context: Arc<HostContext>,
+        request: &CallRequest,
+        tape: Option<HttpTape>,
+    ) -> Result<CallReport, InputError> {
         let env = CallEnv {
             engine: &self.engine,
             resolver: self.config.resolver.clone(),
             tls: self.tls.clone(),
             epoch_tick: self.config.epoch_tick,
+            tape,
         };
         call::run(env, adapter, context, request).await
     }

@@ -35,8 +35,14 @@ pub use compiler::{
 pub use component_check::{Capability, ComponentReport, SUPPORTED_WORLD_VERSIONS};
 pub use egress::address::{classify_ip, AddressClass};
 pub use egress::policy::{EgressPolicy, EgressRule, RuleParseError};
+pub use egress::replay::{ReplayMiss, ReplaySet};
 pub use egress::resolver::{Resolver, StaticResolver, SystemResolver};
 pub use egress::scanner::{Marker, SecretScanner, MIN_SCANNED_SECRET_BYTES};
+pub use egress::tape::{
+    Fixture, FixtureContext, FixtureError, HttpTape, RecordedBody, RecordedExchange,
+    RecordedRequest, RecordedResponse, Recording, Sanitizer, SecretSlot, FIXTURE_FORMAT,
+    FIXTURE_VERSION, RECORDED_BODY_MAX,
+};
 pub use egress::HttpExchange;
 pub use engine::{Sandbox, SandboxConfig};
 pub use error::SandboxError;

@@ -1,10 +1,15 @@
-//! `panel1 adapter check|run|conformance|push`.
+//! `panel1 adapter check|run|test|conformance|push`.
+mod record;
+mod scenario;
+mod test_cmd;
+
 use super::compile::{sandbox_config, CompileArgs};
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_SANDBOX, EXIT_USAGE};
 use clap::{Args, Subcommand};
 use panel1_sandbox::{
     ArtifactStore, CallRequest, Capability, ComponentReport, EgressPolicy, EgressRule, Grants,
-    HostContext, Limits, LoadedAdapter, Operation, Outcome, Sandbox, SecretBinding,
+    HostContext, HttpTape, Limits, LoadedAdapter, Operation, Outcome, Recording, Sandbox,
+    SecretBinding,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -28,6 +33,12 @@ pub enum AdapterCommand {
         after_help = "Exit codes:\n  0  the adapter succeeded\n  1  the adapter returned a typed error (invalid-input, auth-failed, not-found, conflict, transient, permanent, unsupported)\n  2  the sandbox stopped the call (out-of-fuel, deadline, memory-limit, guest-trap, invalid-output)\n  3  invalid component, invalid input or usage"
     )]
     Run(Box<RunArgs>),
+    /// Run scenarios offline: each step calls the component in the sandbox
+    /// with its HTTP answered from a recorded fixture (`adapter run
+    /// --record`), and compares the outcome with the expected one. Prints a
+    /// table (or --json); exits 1 if a step fails, 3 if a scenario, fixture
+    /// or component cannot be read.
+    Test(test_cmd::TestArgs),
     /// Run the contract suite every adapter must meet against the
     /// simulator of its provider (WHM, Plesk, Docker Engine, Kubernetes):
     /// info and its config schema, test-connection, idempotent provision,
@@ -95,6 +106,15 @@ pub struct RunArgs {
     /// Precompiled-artifact directory (compiled code is cached there).
     #[arg(long, env = "PANEL1_ARTIFACT_DIR")]
     artifacts: Option<PathBuf>,
+    /// Record every HTTP exchange of the call into FILE, a JSON fixture
+    /// `adapter test` replays (secrets are written as placeholders, never
+    /// values; bodies are capped).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Print each HTTP exchange's request and response headers and bodies
+    /// to stderr (secrets as placeholders, bodies capped).
+    #[arg(long)]
+    verbose: bool,
     #[command(flatten)]
     compile: CompileArgs,
 }
@@ -103,6 +123,7 @@ pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
     match cmd {
         AdapterCommand::Check { file, compile } => check(file, compile).await,
         AdapterCommand::Run(args) => run_op(*args).await,
+        AdapterCommand::Test(args) => test_cmd::run(args).await,
         AdapterCommand::Conformance(args) => super::conformance::run(args).await,
         AdapterCommand::Push {
             file,
@@ -323,11 +344,26 @@ async fn run_op(args: RunArgs) -> u8 {
         idempotency_key: args.idempotency_key.clone(),
         attempt: args.attempt,
     };
-    let report = match sandbox.call(&adapter, context, &req).await {
+    let recording = (args.record.is_some() || args.verbose).then(Recording::new);
+    let tape = recording.clone().map(HttpTape::Record);
+    let report = match sandbox
+        .call_with_tape(&adapter, context.clone(), &req, tape)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
     print(&serde_json::to_value(&report).unwrap_or_default());
+    if let Some(recording) = recording {
+        if args.verbose {
+            record::print_verbose(&recording.exchanges());
+        }
+        if let Some(path) = &args.record {
+            if let Err(code) = record::write(path, &args, &context, operation, &recording) {
+                return code;
+            }
+        }
+    }
     match report.outcome {
         Outcome::Ok { .. } => EXIT_OK,
         Outcome::AdapterError { .. } => EXIT_ADAPTER_ERROR,

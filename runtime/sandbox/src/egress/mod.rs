@@ -8,10 +8,12 @@ mod hooks;
 pub mod identity;
 mod pinning;
 pub mod policy;
+pub mod replay;
 pub mod resolver;
 pub mod scanner;
 pub mod secrets;
 mod sender;
+pub mod tape;
 
 pub use hooks::EgressHooks;
 
@@ -84,6 +86,8 @@ pub struct EgressShared {
     pub exchanges: Mutex<Vec<HttpExchange>>,
     /// Outbound scan, sticky binding and response scrubbing for secrets.
     pub guard: SecretGuard,
+    /// Record the call's exchanges, or serve them from a replay set.
+    pub tape: Option<tape::HttpTape>,
 }
 
 impl EgressShared {
@@ -108,6 +112,7 @@ impl EgressShared {
             inflight: tokio::sync::Semaphore::new(permits),
             exchanges: Mutex::new(Vec::new()),
             guard: SecretGuard::new(scanner),
+            tape: None,
         }
     }
 
@@ -130,6 +135,14 @@ impl EgressShared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(exchange);
+    }
+
+    /// What recorded text goes through: secrets become placeholders.
+    pub fn sanitizer(&self) -> tape::Sanitizer<'_> {
+        tape::Sanitizer {
+            scanner: &self.guard.scanner,
+            secrets: &self.context.secrets,
+        }
     }
 
     pub fn exchanges(&self) -> Vec<HttpExchange> {

@@ -7,6 +7,7 @@ use super::guard::Outgoing;
 use super::identity;
 use super::policy::EgressRule;
 use super::secrets::{self, Context, Secret};
+use super::tape::{HttpTape, RecordedExchange, RecordedRequest, RecordedResponse};
 use super::{EgressShared, HttpExchange};
 use crate::host_budget::ResponseCharge;
 use crate::log_buffer::{truncated, LogLevel};
@@ -25,15 +26,17 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-struct Attempt {
-    shared: Arc<EgressShared>,
+pub(super) struct Attempt {
+    pub(super) shared: Arc<EgressShared>,
     started: Instant,
-    exchange: HttpExchange,
+    pub(super) exchange: HttpExchange,
+    /// The guest-built request, when the call records its exchanges.
+    recording: Option<RecordedRequest>,
 }
 
 impl Attempt {
     /// Refuse the request: nothing has left the host.
-    fn deny(mut self, reason: String, err: Error) -> Error {
+    pub(super) fn deny(mut self, reason: String, err: Error) -> Error {
         self.shared.log.host(
             LogLevel::Warn,
             &format!("egress denied: {reason}"),
@@ -47,15 +50,29 @@ impl Attempt {
         err
     }
 
-    fn fail(mut self, what: String, err: Error) -> Error {
+    pub(super) fn fail(mut self, what: String, err: Error) -> Error {
         self.shared.log.host(
             LogLevel::Warn,
             &format!("outbound request failed: {what}"),
             vec![("url".into(), self.exchange.url.clone())],
         );
+        self.tape(None, Some(self.shared.sanitizer().text(&what)));
         self.exchange.error = Some(what);
         self.finish();
         err
+    }
+
+    /// Keep the exchange in the call's recording, if it records.
+    fn tape(&mut self, response: Option<RecordedResponse>, error: Option<String>) {
+        if let (Some(request), Some(HttpTape::Record(rec))) =
+            (self.recording.take(), &self.shared.tape)
+        {
+            rec.push(RecordedExchange {
+                request,
+                response,
+                error,
+            });
+        }
     }
 
     fn finish(mut self) {
@@ -101,6 +118,7 @@ pub async fn send(
             bytes_received: 0,
             duration_us: 0,
         },
+        recording: None,
     };
 
     let n = shared.counters.requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -196,6 +214,12 @@ pub async fn send(
     for s in &used {
         shared.guard.expose(&s.name);
     }
+    // Recorded and replayed as the guest built it: placeholders, no values.
+    let taped = shared.tape.as_ref().map(|_| {
+        shared
+            .sanitizer()
+            .request(&method, &url, &parts.headers, &body)
+    });
     let path = String::from_utf8_lossy(&secrets::substitute(
         path.as_bytes(),
         &used,
@@ -221,6 +245,15 @@ pub async fn send(
                 ))
             }
         }
+    }
+
+    let mut attempt = attempt;
+    match (&shared.tape, taped) {
+        // Every check above ran as live; the answer comes from the tape.
+        (Some(HttpTape::Replay(set)), Some(request)) => {
+            return super::replay::serve(attempt, set, request)
+        }
+        (_, request) => attempt.recording = request,
     }
 
     if !shared.guard.exposed().is_empty() {
@@ -300,7 +333,6 @@ pub async fn send(
         Ok(s) => s,
         Err(e) => return Err(attempt.fail(e.0, e.1)),
     };
-    let mut attempt = attempt;
     attempt.exchange.address = Some(addr.to_string());
 
     let io: Box<dyn Io> = if scheme == "https" {
@@ -427,9 +459,26 @@ pub async fn send(
         }
     };
     driver.abort();
+    deliver(
+        attempt,
+        resp_parts.status,
+        &resp_parts.headers,
+        body,
+        charge,
+    )
+}
 
+/// Hand a response to the guest: scrubbed of secrets, recorded, charged.
+pub(super) fn deliver(
+    mut attempt: Attempt,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: Vec<u8>,
+    charge: ResponseCharge,
+) -> Result<http::Response<WasiBody>, Error> {
+    let shared = attempt.shared.clone();
     // The guest never sees a secret value, even if the server echoes it.
-    let scrubbed = shared.guard.scrub_response(&resp_parts.headers, body);
+    let scrubbed = shared.guard.scrub_response(headers, body);
     if scrubbed.dropped_headers > 0 {
         shared.log.host(
             LogLevel::Warn,
@@ -441,12 +490,21 @@ pub async fn send(
             vec![("url".into(), attempt.exchange.url.clone())],
         );
     }
+    if attempt.recording.is_some() {
+        let clean = shared.sanitizer();
+        let response = RecordedResponse {
+            status: status.as_u16(),
+            headers: clean.headers(&scrubbed.headers),
+            body: clean.body(&scrubbed.body),
+        };
+        attempt.tape(Some(response), None);
+    }
     let body = Bytes::from(scrubbed.body);
-    let mut out = http::Response::builder().status(resp_parts.status);
+    let mut out = http::Response::builder().status(status);
     if let Some(h) = out.headers_mut() {
         *h = scrubbed.headers;
     }
-    attempt.exchange.status = Some(resp_parts.status.as_u16());
+    attempt.exchange.status = Some(status.as_u16());
     attempt.exchange.bytes_received = body.len() as u64;
     attempt.finish();
     shared.budget.charge_bytes(body.len());
