@@ -2036,6 +2036,19 @@ CREATE TABLE public.bulk_tasks (
     CONSTRAINT bulk_tasks_state_check CHECK ((state = ANY (ARRAY['succeeded'::public.task_state, 'failed'::public.task_state, 'cancelled'::public.task_state])))
 );
 
+-- Name: console_sessions; Type: TABLE; Schema: public
+
+CREATE TABLE public.console_sessions (
+    token_hash bytea NOT NULL,
+    key_id uuid NOT NULL,
+    csrf_token text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT console_sessions_check CHECK ((expires_at > created_at)),
+    CONSTRAINT console_sessions_csrf_token_check CHECK ((length(csrf_token) = 64)),
+    CONSTRAINT console_sessions_token_hash_check CHECK ((length(token_hash) = 32))
+);
+
 -- Name: events; Type: TABLE; Schema: public
 
 CREATE TABLE public.events (
@@ -2636,6 +2649,11 @@ ALTER TABLE ONLY public.bulk_operations
 ALTER TABLE ONLY public.bulk_tasks
     ADD CONSTRAINT bulk_tasks_pkey PRIMARY KEY (bulk_id, task_id);
 
+-- Name: console_sessions console_sessions_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.console_sessions
+    ADD CONSTRAINT console_sessions_pkey PRIMARY KEY (token_hash);
+
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.events
@@ -2805,6 +2823,14 @@ CREATE INDEX bulk_operations_open ON public.bulk_operations USING btree (counted
 -- Name: bulk_operations_tenant; Type: INDEX; Schema: public
 
 CREATE INDEX bulk_operations_tenant ON public.bulk_operations USING btree (tenant_id, id);
+
+-- Name: console_sessions_expiry; Type: INDEX; Schema: public
+
+CREATE INDEX console_sessions_expiry ON public.console_sessions USING btree (expires_at);
+
+-- Name: console_sessions_key; Type: INDEX; Schema: public
+
+CREATE INDEX console_sessions_key ON public.console_sessions USING btree (key_id);
 
 -- Name: events_service; Type: INDEX; Schema: public
 
@@ -2986,6 +3012,11 @@ ALTER TABLE ONLY public.bulk_operations
 
 ALTER TABLE ONLY public.bulk_tasks
     ADD CONSTRAINT bulk_tasks_bulk_id_fkey FOREIGN KEY (bulk_id) REFERENCES public.bulk_operations(id) ON DELETE CASCADE;
+
+-- Name: console_sessions console_sessions_key_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.console_sessions
+    ADD CONSTRAINT console_sessions_key_id_fkey FOREIGN KEY (key_id) REFERENCES public.api_keys(id) ON DELETE CASCADE;
 
 -- Name: recurring_tasks recurring_tasks_server_id_fkey; Type: FK CONSTRAINT; Schema: public
 

@@ -172,7 +172,11 @@ type Admission = (
 /// Admit one request: the address's failed-authentication count, the key
 /// (looked up by prefix and hash; a wrong one counts against the address)
 /// and the key's rate, in one round trip shared by every API process.
-async fn admit(state: &AppState, key: Option<&str>, addr: Option<IpAddr>) -> ApiResult<Principal> {
+pub(crate) async fn admit(
+    state: &AppState,
+    key: Option<&str>,
+    addr: Option<IpAddr>,
+) -> ApiResult<Principal> {
     // A malformed key is looked up as one that matches nothing, so it
     // counts as a failure like any other wrong key.
     let (prefix, hash) = match key.and_then(|k| k.strip_prefix(KEY_PREFIX).map(|r| (k, r))) {
@@ -182,13 +186,25 @@ async fn admit(state: &AppState, key: Option<&str>, addr: Option<IpAddr>) -> Api
         }
         _ => (String::new(), Vec::new()),
     };
+    admit_stored(state, &prefix, &hash, addr).await
+}
+
+/// [`admit`] for a key known by its stored prefix and hash (a console
+/// session admits its key this way: the plaintext key is never kept).
+/// An empty prefix and hash match nothing and count as a failure.
+pub(crate) async fn admit_stored(
+    state: &AppState,
+    prefix: &str,
+    hash: &[u8],
+    addr: Option<IpAddr>,
+) -> ApiResult<Principal> {
     let limits = &state.config;
     let (outcome, wait, id, tenant, scopes): Admission = sqlx::query_as(
         "SELECT outcome, extract(epoch FROM wait)::float8, key_id, tenant_id, scopes
          FROM panel1_admit($1, $2, $3::inet, $4, make_interval(secs => $5), $6, $7)",
     )
-    .bind(&prefix)
-    .bind(&hash)
+    .bind(prefix)
+    .bind(hash)
     .bind(addr.map(|ip| rate_limit::client_block(ip).to_string()))
     .bind(limits.auth_failure_limit.max(1) as i32)
     .bind(limits.auth_failure_window.as_secs_f64())
@@ -212,7 +228,10 @@ async fn admit(state: &AppState, key: Option<&str>, addr: Option<IpAddr>) -> Api
 }
 
 /// Middleware: admit the request (address, key, rate; see [`admit`]) and
-/// hand the [`Principal`] to the handlers.
+/// hand the [`Principal`] to the handlers. A request without
+/// `Authorization` may instead carry a console session cookie: it acts as
+/// the session's key (admitted the same way) and, for unsafe methods, must
+/// echo the session's CSRF token (see `console::session`).
 pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
@@ -229,7 +248,25 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let principal = admit(&state, key, addr).await?;
+    // Any `Authorization` header (even a malformed one) is what counts.
+    let session = match req.headers().contains_key(header::AUTHORIZATION) {
+        false => crate::console::session::cookie_token(req.headers()),
+        true => None,
+    };
+    let principal = match session {
+        Some(token) => {
+            let token = token.to_string();
+            crate::console::session::admit_request(
+                &state,
+                &token,
+                req.method(),
+                req.headers(),
+                addr,
+            )
+            .await?
+        }
+        None => admit(&state, key, addr).await?,
+    };
     authorize(&principal, req.method(), req.uri().path())?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)

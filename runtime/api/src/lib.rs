@@ -4,6 +4,7 @@
 //! handlers and served at `/v1/openapi.json`.
 
 pub mod auth;
+pub mod console;
 pub mod events;
 pub mod idempotency;
 pub mod input;
@@ -72,6 +73,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1)
         .merge(open)
+        // The web console: pages and its session; not in the document.
+        .merge(console::router())
         .route(
             "/v1/openapi.json",
             get(move || {

@@ -19,6 +19,11 @@ pub struct ApiConfig {
     /// it gets 429 for the rest of the window.
     pub auth_failure_limit: u32,
     pub auth_failure_window: Duration,
+    /// Mark the console's session cookie `Secure` (serve behind TLS). It is
+    /// also marked when a proxy sends `X-Forwarded-Proto: https`.
+    pub console_secure_cookie: bool,
+    /// How long a console session lasts after sign-in.
+    pub console_session_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -29,6 +34,8 @@ impl Default for ApiConfig {
             rate_limit_burst: 100,
             auth_failure_limit: 20,
             auth_failure_window: Duration::from_secs(60),
+            console_secure_cookie: false,
+            console_session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }

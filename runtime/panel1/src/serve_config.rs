@@ -58,6 +58,9 @@ pub struct ServeConfig {
     pub webhook_allow_internal: bool,
     /// PANEL1_WEBHOOK_ALLOW_HTTP: webhook URLs may be plain http://.
     pub webhook_allow_http: bool,
+    /// PANEL1_CONSOLE_SECURE_COOKIE: the console's session cookie is
+    /// `Secure` (set it when users reach Panel1 over https).
+    pub console_secure_cookie: bool,
 }
 
 impl Default for ServeConfig {
@@ -83,6 +86,7 @@ impl Default for ServeConfig {
             auth_failure_window_secs: 60,
             webhook_allow_internal: false,
             webhook_allow_http: false,
+            console_secure_cookie: false,
         }
     }
 }
@@ -164,6 +168,9 @@ impl ServeConfig {
         }
         if let Some(v) = env("PANEL1_WEBHOOK_ALLOW_HTTP") {
             cfg.webhook_allow_http = parse_bool("PANEL1_WEBHOOK_ALLOW_HTTP", &v)?;
+        }
+        if let Some(v) = env("PANEL1_CONSOLE_SECURE_COOKIE") {
+            cfg.console_secure_cookie = parse_bool("PANEL1_CONSOLE_SECURE_COOKIE", &v)?;
         }
         cfg.validate()?;
         Ok(cfg)

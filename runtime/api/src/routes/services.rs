@@ -256,6 +256,8 @@ pub struct ServiceFilter {
     pub server_id: Option<Uuid>,
     #[param(schema_with = state_schema)]
     pub state: Option<String>,
+    /// Only services on this plan (exact name).
+    pub plan: Option<String>,
     /// Items per page (1–500, default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -288,6 +290,7 @@ async fn list_services(
     let rows: Vec<Service> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM services WHERE tenant_id = $1 AND id < $2
            AND ($3::uuid IS NULL OR server_id = $3) AND ($4::text IS NULL OR state::text = $4)
+           AND ($6::text IS NULL OR plan = $6)
          ORDER BY id DESC LIMIT $5"
     ))
     .bind(tenant)
@@ -295,6 +298,7 @@ async fn list_services(
     .bind(f.server_id)
     .bind(&f.state)
     .bind(limit + 1)
+    .bind(&f.plan)
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(Page::from_rows(rows, limit, |s| s.id)))

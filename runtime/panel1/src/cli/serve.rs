@@ -160,6 +160,8 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
             rate_limit_burst: cfg.rate_limit_burst,
             auth_failure_limit: cfg.auth_failure_limit,
             auth_failure_window: std::time::Duration::from_secs(cfg.auth_failure_window_secs),
+            console_secure_cookie: cfg.console_secure_cookie,
+            ..ApiConfig::default()
         },
         metrics,
     );
@@ -167,7 +169,7 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    eprintln!("panel1: API on http://{addr} (OpenAPI at /v1/openapi.json)");
+    eprintln!("panel1: API on http://{addr} (OpenAPI at /v1/openapi.json, console at /)");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = if cfg.workers {
