@@ -10,7 +10,7 @@ dist="${PANEL1_ADAPTERS_DIST:-$here/dist}"
 mkdir -p "$dist"
 cd "$here"
 
-crates=(acme reference cpanel plesk docker kubernetes spin-loop mem-bomb deep-recursion huge-output log-spam mid-trap info-trap ssrf exfil launder bad-import host-hoard output-bomb)
+crates=(acme reference cpanel plesk docker kubernetes spin-loop mem-bomb deep-recursion huge-output log-spam mid-trap info-trap ssrf exfil launder bad-import host-hoard output-bomb backups-v2)
 
 have_wasip2() {
   command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2

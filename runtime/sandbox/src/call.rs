@@ -83,6 +83,7 @@ enum Typed {
     ChangePackage(wit::ChangePackageRequest),
     ChangePassword(wit::ChangePasswordRequest),
     List(wit::ListRequest),
+    Backup(crate::call_backups::BackupCall),
 }
 
 fn typed(req: &CallRequest, deadline_ms: u64) -> Result<Typed, InputError> {
@@ -152,6 +153,11 @@ fn typed(req: &CallRequest, deadline_ms: u64) -> Result<Typed, InputError> {
                 limit: i.limit,
             })
         }
+        // The `backups` interface (world 0.2.0).
+        op => match crate::call_backups::typed(op, &req.input, ctx).map_err(err)? {
+            Some(call) => Typed::Backup(call),
+            None => return Err(err(format!("`{op}` is not an operation adapters run"))),
+        },
     })
 }
 
@@ -162,7 +168,7 @@ fn map_ok<T>(r: Result<T, wit::AdapterError>, f: impl Fn(&T) -> Value) -> GuestR
 }
 
 /// Call one export by its resolved index.
-async fn invoke<P, R>(
+pub(crate) async fn invoke<P, R>(
     store: &mut Store<HostState>,
     instance: &Instance,
     index: ComponentExportIndex,
@@ -176,8 +182,9 @@ where
         .get_func(&mut *store, index)
         .ok_or_else(|| wasmtime::format_err!("adapter export missing from the instance"))?;
     // SAFETY: `Sandbox::finish_load` type-checked every adapter export
-    // against the world (`ProvisioningPre::new`), with exactly the parameter
-    // and result types used at each call site below.
+    // against its world (`ProvisioningPre::new`, for 0.2.0 the `v2` one),
+    // with exactly the parameter and result types used at each call site
+    // (here and in `call_backups`).
     let typed = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
     typed.call_async(&mut *store, params).await
 }
@@ -194,8 +201,20 @@ async fn dispatch(
     Ok(match call {
         Typed::Info => {
             let (info,) = invoke::<(), (wit::AdapterInfo,)>(s, i, e.info, ()).await?;
-            Ok(info_json(&info))
+            let mut json = info_json(&info);
+            // A 0.2.0 adapter lists its `backups` functions beside.
+            if let Some(b) = e.backups {
+                let more = crate::call_backups::operations(b, s, i).await?;
+                if let Some(ops) = json["operations"].as_array_mut() {
+                    ops.extend(more.into_iter().map(Value::from));
+                }
+            }
+            Ok(json)
         }
+        Typed::Backup(c) => match e.backups {
+            Some(b) => crate::call_backups::dispatch(b, s, i, c).await?,
+            None => Err(crate::call_backups::unsupported_in_v1()),
+        },
         Typed::Test(r) => {
             let (res,) = invoke::<_, (Result<wit::ConnectionInfo, wit::AdapterError>,)>(
                 s,
@@ -385,6 +404,10 @@ pub(crate) async fn run(
     // budget's signal stops a guest blocked in a host wait once a response
     // it is owed has put the call over its host budget.
     let run = async {
+        // A 0.1.0 adapter has no `backups`: the host answers, nothing runs.
+        if matches!(typed_call, Typed::Backup(_)) && adapter.exports.backups.is_none() {
+            return Ok(Err(crate::call_backups::unsupported_in_v1()));
+        }
         let instance = adapter.pre.instantiate_async(&mut store).await?;
         dispatch(adapter.exports, &instance, &mut store, typed_call).await
     };

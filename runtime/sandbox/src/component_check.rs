@@ -10,7 +10,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// World versions this host can run (`wit/<version>/`).
-pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+
+/// The version of the host capabilities and of the `adapter` interface in
+/// every world: 0.2.0 takes them from 0.1.0 unchanged.
+const BASE_VERSION: &str = "0.1.0";
+
+/// What makes a component a 0.2.0 adapter: it also exports `backups`.
+pub const BACKUPS_EXPORT: &str = "panel1:provisioning/backups@0.2.0";
 
 /// What a component asks of the host, derived from its imports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -125,7 +132,11 @@ fn capability_of(import: &str, world_version: &str) -> Result<Option<Capability>
         ));
     };
     if pkg == "panel1:provisioning" {
-        if version != world_version || !PANEL1_PROVIDED.contains(&iface) {
+        // 0.2.0's records for `backups` (types only, nothing to link).
+        if iface == "backup-types" && version == "0.2.0" && world_version == "0.2.0" {
+            return Ok(None);
+        }
+        if version != BASE_VERSION || !PANEL1_PROVIDED.contains(&iface) {
             return Err(format!(
                 "imports `{import}`, which the host does not provide (world version {world_version} provides {})",
                 PANEL1_PROVIDED.join(", ")
@@ -183,6 +194,25 @@ impl World {
     }
 }
 
+/// The world version of a component that exports `adapter@0.1.0`: 0.2.0
+/// when it also exports `backups@0.2.0`; a `backups` of another version is
+/// refused by name.
+fn world_of(exports: &[String]) -> Result<String, SandboxError> {
+    if exports.iter().any(|e| e == BACKUPS_EXPORT) {
+        return Ok("0.2.0".into());
+    }
+    if let Some(other) = exports
+        .iter()
+        .find(|e| e.starts_with("panel1:provisioning/backups@"))
+    {
+        return Err(SandboxError::InvalidComponent(format!(
+            "exports {other}, but this host runs {BACKUPS_EXPORT} (world versions {})",
+            SUPPORTED_WORLD_VERSIONS.join(", ")
+        )));
+    }
+    Ok(BASE_VERSION.into())
+}
+
 /// Check the top-level exports and imports of a component (before it is
 /// compiled).
 pub fn check_world(structure: ComponentStructure) -> Result<World, SandboxError> {
@@ -193,14 +223,11 @@ pub fn check_world(structure: ComponentStructure) -> Result<World, SandboxError>
         .iter()
         .filter_map(|e| e.strip_prefix("panel1:provisioning/adapter@"))
         .collect();
-    let world_version = match adapter_versions
-        .iter()
-        .find(|v| SUPPORTED_WORLD_VERSIONS.contains(v))
-    {
-        Some(v) => v.to_string(),
+    let world_version = match adapter_versions.iter().find(|v| **v == BASE_VERSION) {
+        Some(_) => world_of(&exports)?,
         None if !adapter_versions.is_empty() => {
             return Err(SandboxError::InvalidComponent(format!(
-                "exports panel1:provisioning/adapter@{}, but this host supports world versions {}",
+                "exports panel1:provisioning/adapter@{}, but this host runs adapter@{BASE_VERSION} (the `adapter` interface of world versions {})",
                 adapter_versions.join(", @"),
                 SUPPORTED_WORLD_VERSIONS.join(", ")
             )))
@@ -238,6 +265,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_world_version_follows_the_backups_export() {
+        let ex = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let adapter = "panel1:provisioning/adapter@0.1.0";
+        assert_eq!(world_of(&ex(&[adapter])).unwrap(), "0.1.0");
+        assert_eq!(world_of(&ex(&[adapter, BACKUPS_EXPORT])).unwrap(), "0.2.0");
+        let err = world_of(&ex(&[adapter, "panel1:provisioning/backups@0.3.0"])).unwrap_err();
+        assert!(err.to_string().contains("backups@0.3.0"), "{err}");
+    }
+
+    #[test]
     fn classifies_imports() {
         assert_eq!(
             capability_of("wasi:http/outgoing-handler@0.2.10", "0.1.0"),
@@ -260,6 +297,18 @@ mod tests {
         assert!(capability_of("wasi:http/incoming-handler@0.2.0", "0.1.0").is_err());
         assert!(capability_of("wasi:keyvalue/store@0.2.0", "0.1.0").is_err());
         assert!(capability_of("panel1:provisioning/log@0.2.0", "0.1.0").is_err());
+        // 0.2.0 keeps the 0.1.0 capabilities; only its type-only interface
+        // is new, and only in a 0.2.0 world.
+        assert_eq!(
+            capability_of("panel1:provisioning/log@0.1.0", "0.2.0"),
+            Ok(Some(Capability::Log))
+        );
+        assert!(capability_of("panel1:provisioning/log@0.2.0", "0.2.0").is_err());
+        assert_eq!(
+            capability_of("panel1:provisioning/backup-types@0.2.0", "0.2.0"),
+            Ok(None)
+        );
+        assert!(capability_of("panel1:provisioning/backup-types@0.2.0", "0.1.0").is_err());
     }
 
     #[test]

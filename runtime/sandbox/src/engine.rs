@@ -255,8 +255,11 @@ impl Sandbox {
             .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
         // Type-check every adapter export against the world once, here;
         // calls then use the resolved indices (see `call::invoke`).
-        ProvisioningPre::new(pre.clone())
-            .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        let typecheck = match report.world_version.as_str() {
+            "0.2.0" => bindings::v2::ProvisioningPre::new(pre.clone()).map(drop),
+            _ => ProvisioningPre::new(pre.clone()).map(drop),
+        };
+        typecheck.map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
         let exports =
             AdapterExports::resolve(&component, &report.world_version).ok_or_else(|| {
                 SandboxError::InvalidComponent("adapter exports could not be resolved".into())

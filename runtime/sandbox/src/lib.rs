@@ -9,6 +9,7 @@
 mod artifacts;
 mod bindings;
 mod call;
+mod call_backups;
 mod checkpoints;
 mod compiler;
 mod component_check;

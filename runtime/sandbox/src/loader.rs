@@ -1,5 +1,6 @@
 //! A loaded adapter: compiled component, its report, and the `InstancePre`
 //! every call instantiates from.
+use crate::call_backups::BackupExports;
 use crate::component_check::ComponentReport;
 use crate::host_state::HostState;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
@@ -20,12 +21,19 @@ pub(crate) struct AdapterExports {
     pub list_services: ComponentExportIndex,
     pub usage: ComponentExportIndex,
     pub login_url: ComponentExportIndex,
+    /// World 0.2.0's `backups`; none for a 0.1.0 adapter.
+    pub backups: Option<BackupExports>,
 }
 
 impl AdapterExports {
+    /// `adapter` keeps its 0.1.0 name in every world; `backups` is resolved
+    /// (and must be there) for a 0.2.0 adapter.
     pub fn resolve(component: &Component, world_version: &str) -> Option<AdapterExports> {
-        let iface = component
-            .get_export_index(None, format!("panel1:provisioning/adapter@{world_version}"))?;
+        let backups = match world_version {
+            "0.2.0" => Some(BackupExports::resolve(component)?),
+            _ => None,
+        };
+        let iface = component.get_export_index(None, "panel1:provisioning/adapter@0.1.0")?;
         let f = |name: &str| component.get_export_index(Some(&iface), name);
         Some(AdapterExports {
             info: f("info")?,
@@ -40,6 +48,7 @@ impl AdapterExports {
             list_services: f("list-services")?,
             usage: f("usage")?,
             login_url: f("login-url")?,
+            backups,
         })
     }
 }

@@ -2,7 +2,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The operations of the `adapter` interface, named as in the WIT.
+/// The operations an adapter runs, named as in the WIT: those of the
+/// `adapter` interface (every world version), then those of `backups`
+/// (world 0.2.0; a 0.1.0 adapter answers `unsupported` for them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Operation {
@@ -18,10 +20,17 @@ pub enum Operation {
     ListServices,
     Usage,
     LoginUrl,
+    CreateBackup,
+    BackupStatus,
+    ListBackups,
+    DeleteBackup,
+    RestoreBackup,
+    ExportService,
+    ImportService,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 19] = [
         Operation::Info,
         Operation::TestConnection,
         Operation::Provision,
@@ -34,6 +43,13 @@ impl Operation {
         Operation::ListServices,
         Operation::Usage,
         Operation::LoginUrl,
+        Operation::CreateBackup,
+        Operation::BackupStatus,
+        Operation::ListBackups,
+        Operation::DeleteBackup,
+        Operation::RestoreBackup,
+        Operation::ExportService,
+        Operation::ImportService,
     ];
 
     /// The WIT name (`test-connection`, ...).
@@ -51,7 +67,28 @@ impl Operation {
             Operation::ListServices => "list-services",
             Operation::Usage => "usage",
             Operation::LoginUrl => "login-url",
+            Operation::CreateBackup => "create-backup",
+            Operation::BackupStatus => "backup-status",
+            Operation::ListBackups => "list-backups",
+            Operation::DeleteBackup => "delete-backup",
+            Operation::RestoreBackup => "restore-backup",
+            Operation::ExportService => "export-service",
+            Operation::ImportService => "import-service",
         }
+    }
+
+    /// An operation of the `backups` interface (world 0.2.0).
+    pub fn is_backup(self) -> bool {
+        matches!(
+            self,
+            Operation::CreateBackup
+                | Operation::BackupStatus
+                | Operation::ListBackups
+                | Operation::DeleteBackup
+                | Operation::RestoreBackup
+                | Operation::ExportService
+                | Operation::ImportService
+        )
     }
 }
 
@@ -61,9 +98,9 @@ impl fmt::Display for Operation {
     }
 }
 
-/// A name that is not an operation of the adapter interface.
+/// A name that is not an operation an adapter runs.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown operation `{0}`; expected one of: info, test-connection, provision, suspend, unsuspend, terminate, status, change-package, change-password, list-services, usage, login-url")]
+#[error("unknown operation `{0}`; expected one of: {names}", names = Operation::ALL.map(Operation::as_str).join(", "))]
 pub struct UnknownOperation(pub String);
 
 impl FromStr for Operation {

@@ -42,6 +42,42 @@ pub trait Adapter {
     fn login_url(_req: ServiceRequest) -> Result<LoginLink, AdapterError> {
         Err(unsupported("login-url"))
     }
+
+    // World 0.2.0 (`panel1-sdk-v2`): backups and moves.
+
+    /// The backup functions this adapter implements (shown by `info`).
+    #[cfg(panel1_world_v2)]
+    fn backup_operations() -> Vec<BackupOperation> {
+        Vec::new()
+    }
+    #[cfg(panel1_world_v2)]
+    fn create_backup(_req: BackupRequest) -> Result<BackupInfo, AdapterError> {
+        Err(unsupported("create-backup"))
+    }
+    #[cfg(panel1_world_v2)]
+    fn backup_status(_req: BackupRefRequest) -> Result<BackupInfo, AdapterError> {
+        Err(unsupported("backup-status"))
+    }
+    #[cfg(panel1_world_v2)]
+    fn list_backups(_req: BackupListRequest) -> Result<Vec<BackupInfo>, AdapterError> {
+        Err(unsupported("list-backups"))
+    }
+    #[cfg(panel1_world_v2)]
+    fn delete_backup(_req: BackupRefRequest) -> Result<(), AdapterError> {
+        Err(unsupported("delete-backup"))
+    }
+    #[cfg(panel1_world_v2)]
+    fn restore_backup(_req: BackupRefRequest) -> Result<ServiceStatus, AdapterError> {
+        Err(unsupported("restore-backup"))
+    }
+    #[cfg(panel1_world_v2)]
+    fn export_service(_req: ExportRequest) -> Result<TransferPackage, AdapterError> {
+        Err(unsupported("export-service"))
+    }
+    #[cfg(panel1_world_v2)]
+    fn import_service(_req: ImportRequest) -> Result<ServiceStatus, AdapterError> {
+        Err(unsupported("import-service"))
+    }
 }
 
 impl AdapterInfo {

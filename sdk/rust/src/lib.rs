@@ -12,7 +12,16 @@
 //! export_adapter!(Mine);
 //! ```
 
+/// The world this build of the SDK targets: `panel1-sdk` builds against
+/// 0.1.0, `panel1-sdk-v2` (the same source, `sdk/rust-v2`) against 0.2.0,
+/// which adds the `backups` export (see [`Adapter`]'s backup functions).
+#[cfg(not(panel1_world_v2))]
+pub const WORLD_VERSION: &str = "0.1.0";
+#[cfg(panel1_world_v2)]
+pub const WORLD_VERSION: &str = "0.2.0";
+
 #[doc(hidden)]
+#[cfg(not(panel1_world_v2))]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/v0.1.0",
@@ -22,7 +31,19 @@ pub mod bindings {
         default_bindings_module: "panel1_sdk::bindings",
         generate_all,
     });
+
+    /// Where `generate!` put the bindings (the export macro's types).
+    pub use crate::bindings as generated;
 }
+
+#[doc(hidden)]
+#[cfg(panel1_world_v2)]
+pub mod bindings;
+
+#[cfg(panel1_world_v2)]
+mod backups;
+#[cfg(panel1_world_v2)]
+pub use backups::*;
 
 mod adapter;
 pub mod config;
@@ -69,12 +90,15 @@ pub fn __install_panic_hook() {
 }
 
 /// Export a type implementing [`Adapter`] as the component's `adapter`
-/// interface. Call it once, at the crate root.
+/// interface (and, built as `panel1-sdk-v2`, its `backups` interface).
+/// Call it once, at the crate root.
 #[macro_export]
 macro_rules! export_adapter {
     ($adapter:ty) => {
         #[doc(hidden)]
         pub struct __Panel1AdapterExport;
+
+        $crate::__export_backups!($adapter);
 
         impl $crate::bindings::exports::panel1::provisioning::adapter::Guest for __Panel1AdapterExport {
             fn info() -> $crate::AdapterInfo {
@@ -127,6 +151,56 @@ macro_rules! export_adapter {
             }
         }
 
-        $crate::bindings::__export_provisioning!(__Panel1AdapterExport with_types_in $crate::bindings);
+        $crate::bindings::__export_provisioning!(__Panel1AdapterExport with_types_in $crate::bindings::generated);
+    };
+}
+
+/// The `backups` export of world 0.2.0 (`panel1-sdk-v2`); nothing in 0.1.0.
+#[doc(hidden)]
+#[cfg(not(panel1_world_v2))]
+#[macro_export]
+macro_rules! __export_backups {
+    ($adapter:ty) => {};
+}
+
+#[doc(hidden)]
+#[cfg(panel1_world_v2)]
+#[macro_export]
+macro_rules! __export_backups {
+    ($adapter:ty) => {
+        impl $crate::bindings::exports::panel1::provisioning::backups::Guest for __Panel1AdapterExport {
+            fn operations() -> Vec<$crate::BackupOperation> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::backup_operations()
+            }
+            fn create_backup(req: $crate::BackupRequest) -> Result<$crate::BackupInfo, $crate::AdapterError> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::create_backup(req)
+            }
+            fn backup_status(req: $crate::BackupRefRequest) -> Result<$crate::BackupInfo, $crate::AdapterError> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::backup_status(req)
+            }
+            fn list_backups(req: $crate::BackupListRequest) -> Result<Vec<$crate::BackupInfo>, $crate::AdapterError> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::list_backups(req)
+            }
+            fn delete_backup(req: $crate::BackupRefRequest) -> Result<(), $crate::AdapterError> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::delete_backup(req)
+            }
+            fn restore_backup(req: $crate::BackupRefRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::restore_backup(req)
+            }
+            fn export_service(req: $crate::ExportRequest) -> Result<$crate::TransferPackage, $crate::AdapterError> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::export_service(req)
+            }
+            fn import_service(req: $crate::ImportRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+                $crate::__install_panic_hook();
+                <$adapter as $crate::Adapter>::import_service(req)
+            }
+        }
     };
 }

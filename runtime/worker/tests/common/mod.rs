@@ -53,7 +53,7 @@ pub async fn install_builtin(pool: &PgPool, name: &str) -> Uuid {
             name,
             version: "0.1.0",
             sha256: &loaded.report.sha256,
-            world_version: "0.1.0",
+            world_version: &loaded.report.world_version,
             component: &bytes,
             report: &report,
         },
