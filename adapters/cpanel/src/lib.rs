@@ -15,6 +15,9 @@
 //! attempt created, suspend/unsuspend/terminate succeed when already done.
 //! Passwords go only in POST form bodies (the host logs URLs), never in a
 //! log line, an error or a result.
+//!
+//! Built against world 0.2.0 (`panel1-sdk-v2`): backups of an account with
+//! WHM's pkgacct and cpmove restores are in [`backups`].
 use account::Account;
 use form::Params;
 use panel1_sdk::*;
@@ -23,6 +26,7 @@ use units::Disk;
 use whm::{Answer, Method, Whm};
 
 mod account;
+mod backups;
 mod form;
 mod input;
 mod password;
@@ -411,6 +415,26 @@ impl Adapter for Cpanel {
             remote_id: user,
             metrics,
         })
+    }
+
+    fn backup_operations() -> Vec<BackupOperation> {
+        backups::OPERATIONS.to_vec()
+    }
+
+    fn create_backup(req: BackupRequest) -> Result<BackupInfo, AdapterError> {
+        backups::create(req)
+    }
+
+    fn backup_status(req: BackupRefRequest) -> Result<BackupInfo, AdapterError> {
+        backups::status(req)
+    }
+
+    fn list_backups(req: BackupListRequest) -> Result<Vec<BackupInfo>, AdapterError> {
+        backups::list(req)
+    }
+
+    fn restore_backup(req: BackupRefRequest) -> Result<ServiceStatus, AdapterError> {
+        backups::restore(req)
     }
 
     fn login_url(req: ServiceRequest) -> Result<LoginLink, AdapterError> {

@@ -54,6 +54,11 @@ impl Whm {
         })
     }
 
+    /// Milliseconds left in the operation (0 once past it, or without one).
+    pub fn remaining_ms(&self) -> u64 {
+        self.deadline.remaining_ms()
+    }
+
     /// The WHM user the token belongs to (owner of the accounts it creates).
     pub fn user(&self) -> &str {
         &self.settings.user
