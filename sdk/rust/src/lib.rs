@@ -168,20 +168,28 @@ macro_rules! __export_backups {
 #[macro_export]
 macro_rules! __export_backups {
     ($adapter:ty) => {
-        impl $crate::bindings::exports::panel1::provisioning::backups::Guest for __Panel1AdapterExport {
+        impl $crate::bindings::exports::panel1::provisioning::backups::Guest
+            for __Panel1AdapterExport
+        {
             fn operations() -> Vec<$crate::BackupOperation> {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::backup_operations()
             }
-            fn create_backup(req: $crate::BackupRequest) -> Result<$crate::BackupInfo, $crate::AdapterError> {
+            fn create_backup(
+                req: $crate::BackupRequest,
+            ) -> Result<$crate::BackupInfo, $crate::AdapterError> {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::create_backup(req)
             }
-            fn backup_status(req: $crate::BackupRefRequest) -> Result<$crate::BackupInfo, $crate::AdapterError> {
+            fn backup_status(
+                req: $crate::BackupRefRequest,
+            ) -> Result<$crate::BackupInfo, $crate::AdapterError> {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::backup_status(req)
             }
-            fn list_backups(req: $crate::BackupListRequest) -> Result<Vec<$crate::BackupInfo>, $crate::AdapterError> {
+            fn list_backups(
+                req: $crate::BackupListRequest,
+            ) -> Result<Vec<$crate::BackupInfo>, $crate::AdapterError> {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::list_backups(req)
             }
@@ -189,15 +197,21 @@ macro_rules! __export_backups {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::delete_backup(req)
             }
-            fn restore_backup(req: $crate::BackupRefRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+            fn restore_backup(
+                req: $crate::BackupRefRequest,
+            ) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::restore_backup(req)
             }
-            fn export_service(req: $crate::ExportRequest) -> Result<$crate::TransferPackage, $crate::AdapterError> {
+            fn export_service(
+                req: $crate::ExportRequest,
+            ) -> Result<$crate::TransferPackage, $crate::AdapterError> {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::export_service(req)
             }
-            fn import_service(req: $crate::ImportRequest) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
+            fn import_service(
+                req: $crate::ImportRequest,
+            ) -> Result<$crate::ServiceStatus, $crate::AdapterError> {
                 $crate::__install_panic_hook();
                 <$adapter as $crate::Adapter>::import_service(req)
             }
