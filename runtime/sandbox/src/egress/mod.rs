@@ -2,6 +2,7 @@
 //! policy, injects secrets and connects to checked addresses only.
 pub mod address;
 pub mod anchor;
+mod bodies;
 mod encodings;
 pub mod guard;
 mod hooks;

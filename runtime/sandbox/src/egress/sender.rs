@@ -3,6 +3,7 @@
 //! the original name (SNI and certificate) → send, all under the call's
 //! remaining time and size caps.
 use super::address::classify_ip;
+use super::bodies;
 use super::guard::Outgoing;
 use super::identity;
 use super::policy::EgressRule;
@@ -147,10 +148,11 @@ pub async fn send(
         };
 
     // The request body, buffered under the cap (secrets may sit in it).
-    let body = match collect_limited(body, shared.context.limits.http_max_request_bytes).await {
-        Ok(b) => b,
-        Err(e) => return Err(attempt.fail("request body too large or unreadable".into(), e)),
-    };
+    let body =
+        match bodies::collect_limited(body, shared.context.limits.http_max_request_bytes).await {
+            Ok(b) => b,
+            Err(e) => return Err(attempt.fail("request body too large or unreadable".into(), e)),
+        };
     // Host work the guest pays for: copying, scanning and substituting.
     shared.budget.charge_bytes(body.len() + path.len());
 
@@ -443,7 +445,7 @@ pub async fn send(
     };
     let body = match tokio::time::timeout_at(
         deadline.into(),
-        collect_limited_incoming(resp_body, cap, shared.budget.remaining(), &mut charge),
+        bodies::collect_limited_incoming(resp_body, cap, shared.budget.remaining(), &mut charge),
     )
     .await
     {
@@ -556,47 +558,6 @@ async fn connect_any(
         }
     }
     Err((last, Error::ConnectionRefused))
-}
-
-async fn collect_limited(mut body: WasiBody, cap: u64) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame?;
-        if let Some(data) = frame.data_ref() {
-            if (out.len() + data.len()) as u64 > cap {
-                return Err(Error::HttpRequestBodySize(Some(cap)));
-            }
-            out.extend_from_slice(data);
-        }
-    }
-    Ok(out)
-}
-
-/// Read a response body of at most `cap` bytes. Allocated once up to the
-/// declared length (so a body is not copied as it grows), but never more
-/// than what is `left` of the host budget before its bytes are charged.
-async fn collect_limited_incoming(
-    mut body: hyper::body::Incoming,
-    cap: u64,
-    left: u64,
-    charge: &mut ResponseCharge,
-) -> Result<Vec<u8>, Error> {
-    use hyper::body::Body;
-    let declared = body.size_hint().upper().unwrap_or(0);
-    let mut out = Vec::with_capacity(declared.min(cap).min(left) as usize);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Error::HttpResponseIncomplete)?;
-        if let Some(data) = frame.data_ref() {
-            if (out.len() + data.len()) as u64 > cap {
-                return Err(Error::HttpResponseBodySize(Some(cap)));
-            }
-            charge
-                .grow(data.len() as u64)
-                .map_err(|_| Error::HttpResponseBodySize(None))?;
-            out.extend_from_slice(data);
-        }
-    }
-    Ok(out)
 }
 
 /// A server's refusal of the client certificate (or of its absence), as the
