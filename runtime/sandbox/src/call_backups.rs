@@ -237,7 +237,7 @@ pub(crate) async fn dispatch(
                     json!({
                         "kind": t.kind,
                         "reference": t.reference,
-                        "details": kv_json(&t.details),
+                        "details": payload::kv_map(&t.details),
                     })
                 })
         }
@@ -274,15 +274,6 @@ fn operation_name(op: bw::BackupOperation) -> &'static str {
     }
 }
 
-fn kv_json(items: &[wit::KeyValue]) -> Value {
-    Value::Object(
-        items
-            .iter()
-            .map(|kv| (kv.key.clone(), Value::String(kv.value.clone())))
-            .collect(),
-    )
-}
-
 fn backup_json(b: &bw::BackupInfo) -> Value {
     json!({
         "backup_id": b.backup_id,
@@ -293,6 +284,6 @@ fn backup_json(b: &bw::BackupInfo) -> Value {
         },
         "created_at_ms": b.created_at_ms,
         "size_bytes": b.size_bytes,
-        "details": kv_json(&b.details),
+        "details": payload::kv_map(&b.details),
     })
 }

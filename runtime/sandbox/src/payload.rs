@@ -97,7 +97,8 @@ impl ServiceInput {
     }
 }
 
-fn kv_map(items: &[wit::KeyValue]) -> Value {
+/// Key-value lists as a JSON object (details of statuses, backups, transfers).
+pub(crate) fn kv_map(items: &[wit::KeyValue]) -> Value {
     Value::Object(
         items
             .iter()
