@@ -1,5 +1,6 @@
-//! `panel1 adapter check|run|test|conformance|push`.
+//! `panel1 adapter new|check|run|test|conformance|push`.
 mod record;
+mod scaffold;
 mod scenario;
 mod test_cmd;
 
@@ -18,6 +19,11 @@ use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum AdapterCommand {
+    /// Create a standalone adapter project (Rust, JavaScript or Python):
+    /// the released WIT, a narrowed world without `secrets-reveal`, a WHM
+    /// starter that passes `adapter conformance --provider whm`, a README
+    /// and `./build.sh` (→ NAME.wasm). Needs no Panel1 checkout.
+    New(scaffold::NewArgs),
     /// Validate a component and print a JSON report (world version,
     /// operations, imports, capabilities, size, sha256). Exits 3 if the
     /// component is invalid.
@@ -124,6 +130,7 @@ pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
         AdapterCommand::Check { file, compile } => check(file, compile).await,
         AdapterCommand::Run(args) => run_op(*args).await,
         AdapterCommand::Test(args) => test_cmd::run(args).await,
+        AdapterCommand::New(args) => scaffold::run(args),
         AdapterCommand::Conformance(args) => super::conformance::run(args).await,
         AdapterCommand::Push {
             file,
