@@ -81,6 +81,18 @@ fn demo_runs_the_whole_lifecycle_with_well_formed_whm_calls() {
         );
         // The drift report names the account created behind Panel1's back.
         assert!(stdout.contains("drift: unknown_remotely out"), "{stdout}");
+        // A bulk suspend on WHM: every child succeeded and the simulator
+        // holds the ten accounts suspended; the progress bar ran on stderr.
+        assert!(
+            stdout.contains("bulk suspend of 10 services: 10 succeeded, 0 failed in")
+                && stdout.contains("(the WHM shows 10 suspended)"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("bulk terminate: 10 succeeded, 0 failed"),
+            "{stdout}"
+        );
+        assert!(stderr.contains("10/10"), "no progress bar:\n{stderr}");
         // Live status came over SSE: the service moved through its states.
         for state in ["state=active", "state=suspended", "state=terminated"] {
             assert!(stderr.contains(state), "no {state} event:\n{stderr}");

@@ -3,7 +3,8 @@
 //! like a billing system would: tenant, secret, server with a pinned
 //! certificate, then provision → suspend → unsuspend → terminate of one
 //! service, each followed live, timed, and shown with its sandbox metrics;
-//! on cPanel/WHM, then on Plesk (`--provider` picks one). Each run ends by
+//! on cPanel/WHM, Plesk, Docker and Kubernetes (`--provider` picks one); on
+//! WHM also a bulk suspend of ten services with its live progress bar. Each run ends by
 //! checking the simulator's request log against the provider's official
 //! description.
 use super::client::{Client, Conn, TaskEnd};
@@ -189,16 +190,7 @@ async fn drive(
         .await?;
     steps.push(step(&api, "test-connection", &test["id"]).await?);
     let created = api
-        .post(
-            "/v1/services",
-            json!({
-                "server_id": server_id,
-                "username": user,
-                "domain": format!("{user}.example.test"),
-                "plan": sim.plan(),
-                "contact_email": format!("{user}@example.test"),
-            }),
-        )
+        .post("/v1/services", sim.service_body(&server_id, &user))
         .await?;
     let service = created["service"]["id"]
         .as_str()
@@ -239,6 +231,12 @@ async fn drive(
     let webhooks_ok = report_webhooks(receiver, 4).await;
     let drift_ok = show_drift(&api, sim, &server_id, run_id).await?;
     let healthy = show_health(&api, &server_id).await?;
+    // The bulk step runs where the simulator shows suspensions (WHM).
+    let bulk_ok = if sim.suspended_accounts().is_some() && all_ok {
+        super::demo_bulk::show_bulk(&api, sim, &server_id, run_id).await?
+    } else {
+        true
+    };
     println!(
         "the {} {} in the API's answers (tasks, attempts, logs, HTTP records, server)",
         match secret_name {
@@ -258,7 +256,8 @@ async fn drive(
         && token_hidden
         && webhooks_ok
         && drift_ok
-        && healthy)
+        && healthy
+        && bulk_ok)
 }
 
 /// The server's health as the workers' recurring check sees it (10 s at

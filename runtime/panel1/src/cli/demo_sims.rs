@@ -145,6 +145,17 @@ impl DemoSim {
         }
     }
 
+    /// The body of `POST /v1/services` for account `user` on `server_id`.
+    pub fn service_body(&self, server_id: &str, user: &str) -> Value {
+        json!({
+            "server_id": server_id,
+            "username": user,
+            "domain": format!("{user}.example.test"),
+            "plan": self.plan(),
+            "contact_email": format!("{user}@example.test"),
+        })
+    }
+
     /// The body of `POST /v1/servers` for a connection to this simulator:
     /// the certificate pinned, the credential bound to its address.
     pub fn server(&self, adapter_version_id: &str) -> Value {
@@ -224,6 +235,14 @@ impl DemoSim {
                         .is_some()
                 })
                 .count(),
+        }
+    }
+
+    /// Suspended accounts, where the simulator keeps such a flag (WHM).
+    pub fn suspended_accounts(&self) -> Option<usize> {
+        match self {
+            DemoSim::Whm(s) => Some(s.accounts().iter().filter(|a| a.suspended).count()),
+            _ => None,
         }
     }
 

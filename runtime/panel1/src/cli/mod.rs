@@ -5,6 +5,7 @@ mod client;
 pub mod compile;
 mod conformance;
 mod demo;
+mod demo_bulk;
 mod demo_sims;
 mod demo_webhooks;
 mod secrets;
