@@ -36,7 +36,19 @@ async function call(method, path, body) {
   return data;
 }
 
+// A component upload: the file's bytes as application/wasm, with the CSRF
+// token like every unsafe request.
+async function upload(path, file) {
+  const headers = { Accept: 'application/json', 'Content-Type': 'application/wasm' };
+  if (csrf) headers['X-CSRF-Token'] = csrf;
+  const r = await fetch(path, { method: 'POST', headers, credentials: 'same-origin', body: file });
+  const data = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+
 export const api = {
+  upload,
   get: (path) => call('GET', path),
   post: (path, body) => call('POST', path, body ?? {}),
   del: (path) => call('DELETE', path),
@@ -80,7 +92,8 @@ export function query(params) {
 
 const KINDS = ['task.created', 'task.started', 'task.succeeded', 'task.failed', 'task.retrying',
   'task.cancelled', 'task.retried', 'task.rescued', 'service.updated', 'service.adopted',
-  'service.drift_detected', 'server.health_changed'];
+  'service.drift_detected', 'server.health_changed', 'bulk.created', 'bulk.progress', 'bulk.paused',
+  'bulk.resumed', 'bulk.cancelled', 'bulk.completed'];
 
 // Live updates from /v1/events (SSE, same cookie). Returns a closer.
 export function liveEvents(filter, onEvent) {

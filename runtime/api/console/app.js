@@ -6,7 +6,10 @@ import { servicesPage, provisionPage } from './services.js';
 import { servicePage } from './service.js';
 import { tasksPage, taskPage } from './tasks.js';
 import { serversPage, serverPage, connectPage } from './servers.js';
-import { adaptersPage, secretsPage, keysPage } from './settings.js';
+import { secretsPage, keysPage } from './settings.js';
+import { adaptersPage } from './adapters.js';
+import { bulkListPage, bulkPage } from './bulk.js';
+import { webhooksPage, webhookPage } from './webhooks.js';
 
 const UUID = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})';
 const ROUTES = [
@@ -18,6 +21,10 @@ const ROUTES = [
   ['/servers', serversPage],
   ['/servers/new', connectPage],
   [`/servers/${UUID}`, serverPage],
+  ['/bulk', bulkListPage],
+  [`/bulk/${UUID}`, bulkPage],
+  ['/webhooks', webhooksPage],
+  [`/webhooks/${UUID}`, webhookPage],
   ['/adapters', adaptersPage],
   ['/secrets', secretsPage],
   ['/keys', keysPage],

@@ -4,6 +4,7 @@
 import { h, badge, when, link, table, facts, flash } from './dom.js';
 import { api, liveEvents } from './api.js';
 import { problemText } from './services.js';
+import { usageSection } from './usage.js';
 
 export async function servicePage(ctx) {
   const id = ctx.id;
@@ -68,8 +69,9 @@ export async function servicePage(ctx) {
   }
 
   await refresh();
+  const usage = await usageSection(id);
   if (ctx.stale()) return;
-  ctx.page('Service', details, actions, h('h2', {}, 'Tasks'), live, tasks);
+  ctx.page('Service', details, actions, h('h2', {}, 'Tasks'), live, tasks, h('h2', {}, 'Usage (last 24 hours)'), usage);
   ctx.live(liveEvents({ service_id: id }, coalesced(async () => {
     await refresh();
     live.textContent = 'Live: updated from the event stream.';

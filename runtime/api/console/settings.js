@@ -1,25 +1,7 @@
-// Adapters, secrets (write-only: values go in, never come back) and API keys.
-import { h, badge, when, table, field, select, flash } from './dom.js';
+// Secrets (write-only: values go in, never come back) and API keys.
+import { h, when, table, field, select, flash } from './dom.js';
 import { api } from './api.js';
 import { problemText } from './services.js';
-
-export async function adaptersPage(ctx) {
-  const list = await api.get('/v1/adapters?limit=500');
-  if (ctx.stale()) return;
-  const caps = (a) => {
-    const c = a.report?.capabilities || a.report?.imports;
-    return Array.isArray(c) ? c.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ') : '—';
-  };
-  ctx.page('Adapters', table([
-    { title: 'Adapter', cell: (a) => a.name },
-    { title: 'Version', cell: (a) => a.version },
-    { title: 'Status', cell: (a) => badge(a.deprecated ? 'deprecated' : a.status) },
-    { title: 'Capabilities', cell: caps },
-    { title: 'Size', cell: (a) => `${a.size_bytes} B` },
-    { title: 'SHA-256', cell: (a) => h('code', { title: a.sha256 }, a.sha256.slice(0, 12)) },
-  ], list.items, 'No adapters.', { id: 'adapters' }),
-  h('p', {}, 'Upload new versions with ', h('code', {}, 'panel1 adapter upload'), ' (the check report is shown there).'));
-}
 
 export async function secretsPage(ctx) {
   const list = await api.get('/v1/secrets?limit=500');

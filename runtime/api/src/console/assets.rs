@@ -23,6 +23,10 @@ const FILES: &[(&str, &str, &str)] = &[
     ("tasks.js", include_str!("../../console/tasks.js"), JS),
     ("servers.js", include_str!("../../console/servers.js"), JS),
     ("settings.js", include_str!("../../console/settings.js"), JS),
+    ("adapters.js", include_str!("../../console/adapters.js"), JS),
+    ("bulk.js", include_str!("../../console/bulk.js"), JS),
+    ("webhooks.js", include_str!("../../console/webhooks.js"), JS),
+    ("usage.js", include_str!("../../console/usage.js"), JS),
 ];
 
 /// An embedded file by name: (body, content type).
