@@ -18,6 +18,7 @@ CREATE TYPE public.service_state AS ENUM (
     'provisioning',
     'active',
     'suspended',
+    'migrating',
     'terminating',
     'terminated',
     'failed'
@@ -1120,6 +1121,49 @@ CREATE FUNCTION public.panel1_dead_workers() RETURNS SETOF text
               AND (a.backend_start IS NULL OR a.backend_start = s.backend_start)))
 $$;
 
+-- Name: panel1_dependency_finished(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_dependency_finished() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    waiters uuid[];
+BEGIN
+    IF NEW.state = 'succeeded' THEN
+        -- Those whose last dependency this was: due at their own run_at
+        -- (now at the earliest), `scheduled`, so the promotion makes them
+        -- available after this commit. Never claimable in the transaction
+        -- that released them (not by a completion's hand-off either): what
+        -- that transaction writes for them (a step's input) is what they
+        -- run with. First, so the count-down below brings none to its last.
+        WITH gone AS (
+            DELETE FROM task_waits w USING task_dependencies d
+            WHERE d.depends_on = NEW.id AND w.task_id = d.task_id AND w.remaining = 1
+            RETURNING w.task_id, w.not_before
+        ),
+        released AS (
+            UPDATE task_queue q
+            SET run_at = GREATEST(g.not_before, now()), updated_at = now()
+            FROM gone g
+            WHERE q.task_id = g.task_id AND q.state = 'scheduled'
+            RETURNING q.task_id, q.run_at
+        )
+        UPDATE task_records t SET run_at = r.run_at, updated_at = now()
+        FROM released r WHERE t.id = r.task_id;
+        UPDATE task_waits w SET remaining = w.remaining - 1
+        FROM task_dependencies d
+        WHERE d.depends_on = NEW.id AND w.task_id = d.task_id;
+    ELSE
+        SELECT array_agg(w.task_id) INTO waiters
+        FROM task_dependencies d JOIN task_waits w ON w.task_id = d.task_id
+        WHERE d.depends_on = NEW.id;
+        IF waiters IS NOT NULL THEN
+            PERFORM panel1_settle_waiters(waiters, NEW.id, NEW.state::text);
+        END IF;
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- Name: panel1_events_notify(); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_events_notify() RETURNS trigger
@@ -1137,6 +1181,16 @@ END $$;
 CREATE FUNCTION public.panel1_load_shard() RETURNS smallint
     LANGUAGE plpgsql STABLE
     AS $$ BEGIN RETURN (1 + pg_backend_pid() % 63)::smallint; END $$;
+
+-- Name: panel1_migration_task_state(uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_migration_task_state(p_task uuid) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT COALESCE((SELECT t.state::text FROM tasks t WHERE t.id = p_task),
+                    (SELECT a.state::text FROM tasks_archive a WHERE a.id = p_task),
+                    'unknown')
+$$;
 
 -- Name: panel1_running(uuid); Type: FUNCTION; Schema: public
 
@@ -1276,6 +1330,37 @@ BEGIN
         END IF;
     END IF;
     RETURN true;
+END $$;
+
+-- Name: panel1_settle_waiters(uuid[], uuid, text); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_settle_waiters(p_tasks uuid[], p_dep uuid, p_state text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    n integer;
+    why text := format('task %s it waits on is %s', p_dep, p_state);
+BEGIN
+    DELETE FROM task_waits WHERE task_id = ANY (p_tasks);
+    DELETE FROM task_queue WHERE task_id = ANY (p_tasks) AND state <> 'running';
+    WITH settled AS (
+        UPDATE task_records t
+        SET state = 'cancelled', finished_at = now(), updated_at = now(),
+            last_error = jsonb_build_object('source', 'host', 'kind', 'dependency',
+                                            'message', why, 'depends_on', p_dep)
+        WHERE t.id = ANY (p_tasks) AND t.finished_at IS NULL
+        RETURNING t.id, t.tenant_id, t.service_id, t.operation
+    ),
+    written AS (
+        INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+        SELECT s.tenant_id, 'task.cancelled', s.id, s.service_id,
+               jsonb_build_object('operation', s.operation, 'state', 'cancelled',
+                                  'reason', why, 'depends_on', p_dep)
+        FROM settled s
+        RETURNING 1
+    )
+    SELECT count(*) INTO n FROM written;
+    RETURN n;
 END $$;
 
 -- Name: panel1_settle_webhook_delivery(bigint, integer, boolean, integer, integer, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: public
@@ -1722,6 +1807,74 @@ BEGIN
 END
 $$;
 
+-- Name: panel1_task_wait(uuid, uuid[]); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_task_wait(p_task uuid, p_deps uuid[]) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_tenant uuid;
+    v_run_at timestamptz;
+    n_known integer;
+    n_open integer;
+    bad record;
+    deps uuid[] := ARRAY(SELECT DISTINCT x FROM unnest(p_deps) x);
+BEGIN
+    SELECT t.tenant_id, t.run_at INTO v_tenant, v_run_at
+    FROM task_records t JOIN task_queue q ON q.task_id = t.id
+    WHERE t.id = p_task AND q.state <> 'running' AND NOT t.has_dependents
+      AND NOT EXISTS (SELECT 1 FROM task_waits w WHERE w.task_id = p_task)
+    FOR NO KEY UPDATE OF t;
+    IF v_tenant IS NULL THEN
+        RAISE EXCEPTION 'task % cannot wait: not queued, running, already waiting or waited on', p_task
+            USING ERRCODE = '55000';
+    END IF;
+    IF p_task = ANY (deps) THEN
+        RAISE EXCEPTION 'task % cannot wait on itself', p_task USING ERRCODE = '22023';
+    END IF;
+    -- Held until this transaction ends, so none of them finishes between
+    -- the look below and the links (its completion waits, then its trigger
+    -- sees the links).
+    PERFORM 1 FROM task_records t WHERE t.id = ANY (deps) AND t.tenant_id = v_tenant
+    ORDER BY t.id FOR NO KEY UPDATE;
+    SELECT count(*) INTO n_known FROM (
+        SELECT id FROM task_records WHERE id = ANY (deps) AND tenant_id = v_tenant
+        UNION SELECT id FROM tasks_archive WHERE id = ANY (deps) AND tenant_id = v_tenant
+    ) k;
+    IF n_known < cardinality(deps) THEN
+        RAISE EXCEPTION 'task % cannot wait on tasks that are not its tenant''s', p_task
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT x.id, x.state INTO bad FROM (
+        SELECT id, state FROM task_records WHERE id = ANY (deps)
+        UNION ALL SELECT id, state FROM tasks_archive WHERE id = ANY (deps)
+    ) x WHERE x.state IN ('failed', 'cancelled') ORDER BY x.id LIMIT 1;
+    IF FOUND THEN
+        PERFORM panel1_settle_waiters(ARRAY[p_task], bad.id, bad.state::text);
+        RETURN 'settled';
+    END IF;
+    WITH open AS (
+        SELECT t.id FROM task_records t
+        WHERE t.id = ANY (deps) AND t.state <> 'succeeded'
+    ),
+    linked AS (
+        INSERT INTO task_dependencies (task_id, depends_on) SELECT p_task, o.id FROM open o
+    ),
+    marked AS (
+        UPDATE task_records t SET has_dependents = true
+        FROM open o WHERE t.id = o.id AND NOT t.has_dependents
+    )
+    SELECT count(*) INTO n_open FROM open;
+    IF n_open = 0 THEN
+        RETURN 'ready';
+    END IF;
+    INSERT INTO task_waits (task_id, remaining, not_before) VALUES (p_task, n_open, v_run_at);
+    UPDATE task_queue SET state = 'scheduled', run_at = panel1_waiting_until(), updated_at = now()
+    WHERE task_id = p_task;
+    UPDATE task_records SET state = 'scheduled', updated_at = now() WHERE id = p_task;
+    RETURN 'waiting';
+END $$;
+
 -- Name: panel1_usage_prune(interval, interval, interval, integer); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_usage_prune(p_raw interval, p_hourly interval, p_daily interval, p_batch integer) RETURNS bigint
@@ -1928,6 +2081,12 @@ CREATE FUNCTION public.panel1_uuid_v7() RETURNS uuid
                     FROM 1 FOR 6),
             52, 1), 53, 1), 'hex')::uuid
 $$;
+
+-- Name: panel1_waiting_until(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_waiting_until() RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT '9999-12-31 00:00:00+00'::timestamptz $$;
 
 -- Name: panel1_webhook_fanout(); Type: FUNCTION; Schema: public
 
@@ -2195,6 +2354,33 @@ CREATE TABLE public.servers (
     CONSTRAINT servers_max_concurrency_check CHECK ((max_concurrency > 0))
 );
 
+-- Name: service_migrations; Type: TABLE; Schema: public
+
+CREATE TABLE public.service_migrations (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    service_id uuid NOT NULL,
+    source_server_id uuid NOT NULL,
+    target_server_id uuid NOT NULL,
+    state text DEFAULT 'running'::text NOT NULL,
+    previous_state public.service_state NOT NULL,
+    previous_remote_id text,
+    grace_period_seconds integer NOT NULL,
+    export_task_id uuid NOT NULL,
+    import_task_id uuid NOT NULL,
+    verify_task_id uuid NOT NULL,
+    terminate_task_id uuid NOT NULL,
+    cleanup_task_id uuid,
+    failed_step text,
+    reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    switched_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    CONSTRAINT service_migrations_grace_period_seconds_check CHECK (((grace_period_seconds >= 0) AND (grace_period_seconds <= 2592000))),
+    CONSTRAINT service_migrations_state_check CHECK ((state = ANY (ARRAY['running'::text, 'switched'::text, 'completed'::text, 'failed'::text])))
+);
+
 -- Name: services; Type: TABLE; Schema: public
 
 CREATE TABLE public.services (
@@ -2317,6 +2503,13 @@ CREATE TABLE public.task_attempts (
     CONSTRAINT task_attempts_outcome_check CHECK ((outcome = ANY (ARRAY['succeeded'::text, 'adapter-error'::text, 'sandbox-error'::text, 'abandoned'::text, 'internal'::text])))
 );
 
+-- Name: task_dependencies; Type: TABLE; Schema: public
+
+CREATE TABLE public.task_dependencies (
+    task_id uuid NOT NULL,
+    depends_on uuid NOT NULL
+);
+
 -- Name: task_queue; Type: TABLE; Schema: public
 
 CREATE TABLE public.task_queue (
@@ -2360,10 +2553,20 @@ CREATE TABLE public.task_records (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
+    has_dependents boolean DEFAULT false NOT NULL,
     CONSTRAINT task_records_never_running CHECK ((state <> 'running'::public.task_state)),
     CONSTRAINT tasks_attempt_check CHECK ((attempt >= 0)),
     CONSTRAINT tasks_check1 CHECK (((state = ANY (ARRAY['succeeded'::public.task_state, 'failed'::public.task_state, 'cancelled'::public.task_state])) = (finished_at IS NOT NULL))),
     CONSTRAINT tasks_max_attempts_check CHECK ((max_attempts > 0))
+);
+
+-- Name: task_waits; Type: TABLE; Schema: public
+
+CREATE TABLE public.task_waits (
+    task_id uuid NOT NULL,
+    remaining integer NOT NULL,
+    not_before timestamp with time zone NOT NULL,
+    CONSTRAINT task_waits_remaining_check CHECK ((remaining > 0))
 );
 
 -- Name: tasks; Type: VIEW; Schema: public
@@ -2412,7 +2615,8 @@ CREATE TABLE public.tasks_archive (
     last_error jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone
+    finished_at timestamp with time zone,
+    has_dependents boolean DEFAULT false NOT NULL
 );
 
 -- Name: tenants; Type: TABLE; Schema: public
@@ -2709,6 +2913,11 @@ ALTER TABLE ONLY public.servers
 ALTER TABLE ONLY public.servers
     ADD CONSTRAINT servers_tenant_id_name_key UNIQUE (tenant_id, name);
 
+-- Name: service_migrations service_migrations_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.service_migrations
+    ADD CONSTRAINT service_migrations_pkey PRIMARY KEY (id);
+
 -- Name: services services_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.services
@@ -2739,10 +2948,20 @@ ALTER TABLE ONLY public.sync_settings
 ALTER TABLE ONLY public.task_attempts
     ADD CONSTRAINT task_attempts_pkey PRIMARY KEY (task_id, attempt);
 
+-- Name: task_dependencies task_dependencies_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.task_dependencies
+    ADD CONSTRAINT task_dependencies_pkey PRIMARY KEY (task_id, depends_on);
+
 -- Name: task_queue task_queue_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.task_queue
     ADD CONSTRAINT task_queue_pkey PRIMARY KEY (task_id);
+
+-- Name: task_waits task_waits_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.task_waits
+    ADD CONSTRAINT task_waits_pkey PRIMARY KEY (task_id);
 
 -- Name: task_records tasks_pkey; Type: CONSTRAINT; Schema: public
 
@@ -2860,6 +3079,14 @@ CREATE INDEX server_health_transitions_server ON public.server_health_transition
 
 CREATE INDEX server_secrets_secret ON public.server_secrets USING btree (secret_id);
 
+-- Name: service_migrations_open; Type: INDEX; Schema: public
+
+CREATE UNIQUE INDEX service_migrations_open ON public.service_migrations USING btree (service_id) WHERE (state = ANY (ARRAY['running'::text, 'switched'::text]));
+
+-- Name: service_migrations_tenant; Type: INDEX; Schema: public
+
+CREATE INDEX service_migrations_tenant ON public.service_migrations USING btree (tenant_id, id);
+
 -- Name: services_live_remote_account; Type: INDEX; Schema: public
 
 CREATE UNIQUE INDEX services_live_remote_account ON public.services USING btree (server_id, COALESCE(remote_id, (spec ->> 'username'::text))) WHERE (state <> 'terminated'::public.service_state);
@@ -2891,6 +3118,10 @@ CREATE INDEX sync_runs_tenant ON public.sync_runs USING btree (tenant_id, id);
 -- Name: sync_settings_due; Type: INDEX; Schema: public
 
 CREATE INDEX sync_settings_due ON public.sync_settings USING btree (next_run_at) WHERE recurring;
+
+-- Name: task_dependencies_depends_on; Type: INDEX; Schema: public
+
+CREATE INDEX task_dependencies_depends_on ON public.task_dependencies USING btree (depends_on);
 
 -- Name: task_queue_available; Type: INDEX; Schema: public
 
@@ -2988,6 +3219,10 @@ CREATE TRIGGER servers_health_row AFTER INSERT ON public.servers FOR EACH ROW EX
 
 CREATE TRIGGER servers_sync_settings AFTER INSERT ON public.servers FOR EACH ROW EXECUTE FUNCTION public.panel1_sync_settings_for_server();
 
+-- Name: task_records task_records_dependency_finished; Type: TRIGGER; Schema: public
+
+CREATE TRIGGER task_records_dependency_finished AFTER UPDATE OF state ON public.task_records FOR EACH ROW WHEN ((new.has_dependents AND (old.state IS DISTINCT FROM new.state) AND (new.state = ANY (ARRAY['succeeded'::public.task_state, 'failed'::public.task_state, 'cancelled'::public.task_state])))) EXECUTE FUNCTION public.panel1_dependency_finished();
+
 -- Name: adapter_versions adapter_versions_adapter_id_fkey; Type: FK CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.adapter_versions
@@ -3073,6 +3308,26 @@ ALTER TABLE ONLY public.servers
 ALTER TABLE ONLY public.servers
     ADD CONSTRAINT servers_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
+-- Name: service_migrations service_migrations_service_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.service_migrations
+    ADD CONSTRAINT service_migrations_service_id_fkey FOREIGN KEY (service_id) REFERENCES public.services(id) ON DELETE CASCADE;
+
+-- Name: service_migrations service_migrations_source_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.service_migrations
+    ADD CONSTRAINT service_migrations_source_server_id_fkey FOREIGN KEY (source_server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
+-- Name: service_migrations service_migrations_target_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.service_migrations
+    ADD CONSTRAINT service_migrations_target_server_id_fkey FOREIGN KEY (target_server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
+-- Name: service_migrations service_migrations_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.service_migrations
+    ADD CONSTRAINT service_migrations_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
 -- Name: services services_server_id_fkey; Type: FK CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.services
@@ -3103,10 +3358,20 @@ ALTER TABLE ONLY public.sync_runs
 ALTER TABLE ONLY public.sync_settings
     ADD CONSTRAINT sync_settings_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
 
+-- Name: task_dependencies task_dependencies_task_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.task_dependencies
+    ADD CONSTRAINT task_dependencies_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.task_records(id) ON DELETE CASCADE;
+
 -- Name: task_queue task_queue_task_id_fkey; Type: FK CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.task_queue
     ADD CONSTRAINT task_queue_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.task_records(id) ON DELETE CASCADE;
+
+-- Name: task_waits task_waits_task_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.task_waits
+    ADD CONSTRAINT task_waits_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.task_records(id) ON DELETE CASCADE;
 
 -- Name: task_records tasks_server_id_fkey; Type: FK CONSTRAINT; Schema: public
 

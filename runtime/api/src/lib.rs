@@ -48,6 +48,7 @@ fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::services::router())
         .merge(routes::tasks::router())
         .merge(routes::bulk::router())
+        .merge(routes::migrations::router())
         .merge(routes::webhooks::router())
         .merge(routes::sync::router())
         .merge(routes::usage::router())

@@ -21,6 +21,7 @@ fn body_for(path: &str) -> Option<Value> {
         p if p.ends_with("/sync-policy") => json!({"policy": "report"}),
         p if p.ends_with("/usage-schedule") => json!({"interval_seconds": 3600}),
         "/v1/bulk" => json!({"action": "refresh-status", "selector": {"all": true}}),
+        p if p.ends_with("/migrate") => json!({"target_server_id": uuid::Uuid::nil()}),
         p if p.ends_with("/change-password") => json!({"password_secret": "api-token"}),
         p if p.ends_with("/keys") => json!({"name": "k", "scopes": ["read"]}),
         _ => json!({}),
@@ -80,6 +81,21 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
         .await;
     assert_eq!(bulk.status, StatusCode::ACCEPTED, "{:?}", bulk.body);
     let a_bulk = bulk.body["id"].as_str().unwrap().to_string();
+    // A migration record of A's (its steps need a 0.2.0 adapter; only the
+    // record matters here).
+    let a_migration: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO service_migrations (id, tenant_id, service_id, source_server_id, target_server_id,
+                                         previous_state, grace_period_seconds, export_task_id,
+                                         import_task_id, verify_task_id, terminate_task_id)
+         SELECT gen_random_uuid(), s.tenant_id, s.id, s.server_id, s.server_id, 'active', 0,
+                gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid()
+         FROM services s WHERE s.id = $1::uuid RETURNING id",
+    )
+    .bind(&service)
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    let a_migration = a_migration.to_string();
     let (_, b_key) = api.tenant("tenant-b").await;
     let deliveries = api
         .get(&a.key, &format!("/v1/webhooks/{hook}/deliveries"))
@@ -111,7 +127,11 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
             .replace("/v1/webhooks/{id}", &format!("/v1/webhooks/{hook}"))
             .replace("{delivery_id}", &delivery.to_string())
             .replace("/v1/sync-runs/{id}", &format!("/v1/sync-runs/{a_run}"))
-            .replace("/v1/bulk/{id}", &format!("/v1/bulk/{a_bulk}"));
+            .replace("/v1/bulk/{id}", &format!("/v1/bulk/{a_bulk}"))
+            .replace(
+                "/v1/migrations/{id}",
+                &format!("/v1/migrations/{a_migration}"),
+            );
         assert!(!concrete.contains('{'), "no id for {path}");
         for method in methods(item) {
             walked += 1;
@@ -212,6 +232,7 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
                     &hook,
                     &a_run,
                     &a_bulk,
+                    &a_migration,
                 ] {
                     assert!(!text.contains(id.as_str()), "B's {path} shows A's {id}");
                 }

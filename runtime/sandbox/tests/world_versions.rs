@@ -46,11 +46,14 @@ async fn a_v2_adapter_runs_its_backup_functions() {
         ops,
         json!([
             "status",
+            "terminate",
             "create-backup",
             "backup-status",
             "list-backups",
             "delete-backup",
-            "restore-backup"
+            "restore-backup",
+            "export-service",
+            "import-service"
         ])
     );
 
@@ -87,8 +90,23 @@ async fn a_v2_adapter_runs_its_backup_functions() {
     let r = call(&a, ctx.clone(), Operation::DeleteBackup, by_ref).await;
     assert_eq!(ok(&r), &json!({"deleted": "alice-task-1"}));
 
+    // Moves (docs/migration.md): the package names the account; the
+    // import of a `fail-import…` user fails for good.
+    let r = call(&a, ctx.clone(), Operation::ExportService, alice()).await;
+    let package = ok(&r).clone();
+    assert_eq!(package["reference"], "alice.tar");
+    let mut import = alice();
+    import["transfer"] = package;
+    import["source_address"] = json!("https://a.example");
+    let r = call(&a, ctx.clone(), Operation::ImportService, import.clone()).await;
+    assert_eq!(ok(&r)["state"], "active");
+    assert_eq!(ok(&r)["details"]["imported_from"], "alice.tar");
+    import["service"]["username"] = json!("fail-import-bob");
+    let r = call(&a, ctx.clone(), Operation::ImportService, import).await;
+    assert_eq!(adapter_error(&r).0, "permanent");
+
     // What the adapter leaves out is the SDK's `unsupported`.
-    let r = call(&a, ctx, Operation::ExportService, alice()).await;
+    let r = call(&a, ctx, Operation::Provision, alice()).await;
     assert_eq!(adapter_error(&r).0, "unsupported");
 }
 

@@ -21,6 +21,9 @@ pub enum PlatformTask {
     Usage,
     /// `panel1:sync:…`: one page of a server's service sync.
     Sync,
+    /// `panel1:migration:<id>:<step>`: one step of a service's migration
+    /// (docs/migration.md).
+    Migration,
 }
 
 impl PlatformTask {
@@ -35,6 +38,7 @@ impl PlatformTask {
         match rest.split(':').next()? {
             "usage" => Some(PlatformTask::Usage),
             "sync" => Some(PlatformTask::Sync),
+            "migration" => Some(PlatformTask::Migration),
             _ => None,
         }
     }
@@ -44,6 +48,7 @@ impl PlatformTask {
         let kind = match self {
             PlatformTask::Usage => "usage",
             PlatformTask::Sync => "sync",
+            PlatformTask::Migration => "migration",
         };
         format!("{KEY_PREFIX}{kind}:{}", parts.join(":"))
     }
@@ -60,6 +65,7 @@ pub(crate) async fn project(
     match PlatformTask::of(task) {
         Some(PlatformTask::Usage) => crate::usage::project(tx, task, outcome).await,
         Some(PlatformTask::Sync) => crate::sync::project(tx, task, outcome).await,
+        Some(PlatformTask::Migration) => crate::migration::project(tx, task, outcome).await,
         None => Ok(()),
     }
 }

@@ -65,6 +65,8 @@ pub enum ServiceState {
     Provisioning,
     Active,
     Suspended,
+    /// Being moved to another server (docs/migration.md).
+    Migrating,
     Terminating,
     Terminated,
     /// Provisioning failed for good; `failure_reason` says why.
@@ -79,6 +81,7 @@ impl ServiceState {
             ServiceState::Provisioning => "provisioning",
             ServiceState::Active => "active",
             ServiceState::Suspended => "suspended",
+            ServiceState::Migrating => "migrating",
             ServiceState::Terminating => "terminating",
             ServiceState::Terminated => "terminated",
             ServiceState::Failed => "failed",

@@ -2,6 +2,7 @@
 pub mod adapters;
 pub mod bulk;
 pub mod health;
+pub mod migrations;
 pub mod secrets;
 pub mod server_health;
 pub mod servers;

@@ -43,8 +43,9 @@ pub struct Service {
     pub plan: Option<String>,
     #[schema(value_type = Object)]
     pub spec: Value,
-    /// `pending`, `provisioning`, `active`, `suspended`, `terminating`,
-    /// `terminated`, `failed`.
+    /// `pending`, `provisioning`, `active`, `suspended`, `migrating` (being
+    /// moved to another server: `POST /v1/services/{id}/migrate`),
+    /// `terminating`, `terminated`, `failed`.
     pub state: String,
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -208,11 +209,12 @@ async fn create_service(
     Ok(Accepted(ServiceTask { service, task }))
 }
 
-pub(crate) const STATES: [&str; 7] = [
+pub(crate) const STATES: [&str; 8] = [
     "pending",
     "provisioning",
     "active",
     "suspended",
+    "migrating",
     "terminating",
     "terminated",
     "failed",

@@ -49,9 +49,10 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// Why a task that could run does not start: `server_down` while its
-    /// server's circuit breaker is open (it starts when the server
-    /// recovers; no attempt is spent meanwhile).
+    /// Why a task that could run does not start: `dependencies` while it
+    /// waits on other tasks (a migration's later steps), `server_down`
+    /// while its server's circuit breaker is open (it starts when the
+    /// server recovers; no attempt is spent meanwhile).
     pub waiting_for: Option<String>,
 }
 
@@ -88,8 +89,22 @@ pub struct TaskDetail {
 
 const COLUMNS: &str = "id, server_id, service_id, operation, state::text AS state, input, attempt,
     max_attempts, run_at, idempotency_key, result, last_error, created_at, updated_at, finished_at,
-    CASE WHEN state IN ('scheduled', 'available', 'retryable') AND panel1_server_down(server_id)
+    CASE WHEN state = 'scheduled' AND EXISTS (SELECT 1 FROM task_waits w WHERE w.task_id = id)
+         THEN 'dependencies'
+         WHEN state IN ('scheduled', 'available', 'retryable') AND panel1_server_down(server_id)
          THEN 'server_down' END AS waiting_for";
+
+/// A migration's steps are moved by their migration only (docs/migration.md).
+fn refuse_migration_step(task: &Task, verb: &str) -> ApiResult<()> {
+    let key = task.idempotency_key.as_deref().unwrap_or_default();
+    if key.starts_with("panel1:migration:") {
+        return Err(ApiError::Conflict(format!(
+            "task {} is a step of a service migration; it cannot be {verb} on its own",
+            task.id
+        )));
+    }
+    Ok(())
+}
 
 /// Enqueue in the caller's transaction and return the task as stored.
 pub async fn enqueue_task(
@@ -228,8 +243,10 @@ async fn get_task(
 }
 
 /// Cancel a task that has not finished (a finished one is returned as is).
+/// Tasks waiting on it are cancelled too.
 #[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "A step of a service migration")),
     security(("api_key" = [])))]
 async fn cancel_task(
     effect: Effect,
@@ -238,7 +255,10 @@ async fn cancel_task(
 ) -> ApiResult<Json<Task>> {
     let tenant = p.tenant(Scope::Write)?;
     let mut tx = effect.begin().await?;
-    load_task_in(&mut tx, tenant, id).await?;
+    let task = load_task_in(&mut tx, tenant, id).await?;
+    if task.finished_at.is_none() {
+        refuse_migration_step(&task, "cancelled")?;
+    }
     match panel1_store::cancel(&mut *tx, tenant, id).await {
         // Archived: finished long ago, nothing to cancel.
         Ok(_) | Err(panel1_store::StoreError::NotFound(_)) => {}
@@ -260,6 +280,7 @@ async fn retry_task(
     let tenant = p.tenant(Scope::Write)?;
     let mut tx = effect.begin().await?;
     let task = load_task_in(&mut tx, tenant, id).await?;
+    refuse_migration_step(&task, "retried")?;
     if let (Some(service), false) = (task.service_id, task.operation == "terminate") {
         // Under the service row's lock, as the service actions take it.
         sqlx::query("SELECT 1 FROM services WHERE id = $1 FOR UPDATE")
