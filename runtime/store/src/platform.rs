@@ -1,5 +1,5 @@
 //! Platform tasks: work Panel1 schedules for itself through the task queue
-//! (usage collection, service sync pages), so it runs under the same server
+//! (usage collection, service sync pages, backups), so it runs under the same server
 //! caps, leases, retries and circuit breaker as a tenant's operations.
 //!
 //! They are marked by an idempotency key in the reserved `panel1:`
@@ -21,6 +21,9 @@ pub enum PlatformTask {
     Usage,
     /// `panel1:sync:…`: one page of a server's service sync.
     Sync,
+    /// `panel1:backup:<backup>:<step>`: a step of a backup (create, status
+    /// check, delete; migrations/0021).
+    Backup,
 }
 
 impl PlatformTask {
@@ -35,6 +38,7 @@ impl PlatformTask {
         match rest.split(':').next()? {
             "usage" => Some(PlatformTask::Usage),
             "sync" => Some(PlatformTask::Sync),
+            "backup" => Some(PlatformTask::Backup),
             _ => None,
         }
     }
@@ -44,6 +48,7 @@ impl PlatformTask {
         let kind = match self {
             PlatformTask::Usage => "usage",
             PlatformTask::Sync => "sync",
+            PlatformTask::Backup => "backup",
         };
         format!("{KEY_PREFIX}{kind}:{}", parts.join(":"))
     }
@@ -60,6 +65,7 @@ pub(crate) async fn project(
     match PlatformTask::of(task) {
         Some(PlatformTask::Usage) => crate::usage::project(tx, task, outcome).await,
         Some(PlatformTask::Sync) => crate::sync::project(tx, task, outcome).await,
+        Some(PlatformTask::Backup) => crate::backups::project(tx, task, outcome).await,
         None => Ok(()),
     }
 }
@@ -76,6 +82,10 @@ mod tests {
         assert_eq!(
             PlatformTask::of_key("panel1:sync:run:3"),
             Some(PlatformTask::Sync)
+        );
+        assert_eq!(
+            PlatformTask::of_key("panel1:backup:b:create"),
+            Some(PlatformTask::Backup)
         );
         assert_eq!(PlatformTask::of_key("recurring:abc:1"), None);
         assert_eq!(PlatformTask::of_key("panel1:other:x"), None);
