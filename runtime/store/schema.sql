@@ -683,6 +683,196 @@ BEGIN
 END
 $$;
 
+-- Name: panel1_backup_create(uuid[], uuid, text, smallint); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_backup_create(p_services uuid[], p_policy uuid, p_trigger text, p_priority smallint) RETURNS TABLE(backup_id uuid, task_id uuid, service_id uuid)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH sel AS MATERIALIZED (
+        SELECT panel1_uuid_v7() AS bid, panel1_uuid_v7() AS tid, s.id AS sid, s.tenant_id,
+               s.server_id, panel1_service_input(s) AS input
+        FROM services s WHERE s.id = ANY (p_services)
+        ORDER BY s.id
+    ),
+    t AS (
+        INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
+                                  run_at, max_attempts, priority, idempotency_key, created_at)
+        SELECT x.tid, x.tenant_id, x.server_id, x.sid, 'create-backup',
+               jsonb_build_object('service', x.input), 'available', now(), 3, p_priority,
+               'panel1:backup:' || x.bid::text || ':create', clock_timestamp()
+        FROM sel x
+        RETURNING *
+    ),
+    q AS (
+        INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
+                                max_attempts, lease, created_at, updated_at)
+        SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
+               created_at, updated_at
+        FROM t
+        RETURNING task_id
+    ),
+    b AS (
+        INSERT INTO backups (id, tenant_id, service_id, server_id, policy_id, trigger, task_id,
+                             step_task_id)
+        SELECT x.bid, x.tenant_id, x.sid, x.server_id, p_policy, p_trigger, x.tid, x.tid FROM sel x
+        RETURNING id, task_id, service_id
+    )
+    SELECT b.id, b.task_id, b.service_id FROM b;
+    IF FOUND THEN
+        PERFORM pg_notify('panel1_tasks', '');
+    END IF;
+END
+$$;
+
+-- Name: panel1_backup_followup(uuid, text, text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_backup_followup(p_backup uuid, p_step text, p_operation text, p_input jsonb, p_run_at timestamp with time zone) RETURNS uuid
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_task uuid;
+    v_state task_state := CASE WHEN p_run_at > now() THEN 'scheduled' ELSE 'available' END;
+BEGIN
+    WITH t AS (
+        INSERT INTO task_records (id, tenant_id, server_id, service_id, operation, input, state,
+                                  run_at, max_attempts, priority, idempotency_key, created_at)
+        SELECT panel1_uuid_v7(), b.tenant_id, b.server_id, NULL, p_operation, p_input, v_state,
+               GREATEST(p_run_at, now()), 5, -5, 'panel1:backup:' || b.id::text || ':' || p_step,
+               clock_timestamp()
+        FROM backups b WHERE b.id = p_backup
+        ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING *
+    ),
+    q AS (
+        INSERT INTO task_queue (task_id, server_id, service_id, state, priority, run_at, attempt,
+                                max_attempts, lease, created_at, updated_at)
+        SELECT id, server_id, service_id, state, priority, run_at, attempt, max_attempts, lease,
+               created_at, updated_at
+        FROM t
+        RETURNING task_id
+    )
+    SELECT q.task_id INTO v_task FROM q;
+    UPDATE backups SET step_task_id = v_task WHERE id = p_backup AND v_task IS NOT NULL;
+    IF v_task IS NOT NULL AND v_state = 'available' THEN
+        PERFORM pg_notify('panel1_tasks', '');
+    END IF;
+    RETURN v_task;
+END
+$$;
+
+-- Name: panel1_backup_offset_ms(uuid, bigint); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_backup_offset_ms(p_service uuid, p_window_ms bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT ((hashtextextended(p_service::text, 0) % GREATEST(p_window_ms, 1)) + GREATEST(p_window_ms, 1))
+           % GREATEST(p_window_ms, 1)
+$$;
+
+-- Name: panel1_backup_policy_for(uuid, text, uuid); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_backup_policy_for(p_tenant uuid, p_plan text, p_server uuid) RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT p.id FROM backup_policies p
+    WHERE p.tenant_id = p_tenant
+      AND (p.plan IS NULL OR p.plan = p_plan)
+      AND (p.server_id IS NULL OR p.server_id = p_server)
+    ORDER BY (p.plan IS NOT NULL) DESC, (p.server_id IS NOT NULL) DESC
+    LIMIT 1
+$$;
+
+-- Name: panel1_backup_policy_pass(uuid, bigint, bigint, bigint); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_backup_policy_pass(p_policy uuid, p_from_ms bigint, p_to_ms bigint, p_window_ms bigint) RETURNS TABLE(enqueued integer, skipped_unsupported integer, skipped_busy integer)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_tenant uuid;
+    v_plan text;
+    v_server uuid;
+    ids uuid[];
+    n_unsupported integer;
+    n_busy integer;
+    n integer;
+BEGIN
+    SELECT p.tenant_id, p.plan, p.server_id INTO v_tenant, v_plan, v_server
+    FROM backup_policies p WHERE p.id = p_policy;
+    WITH due AS (
+        SELECT s.id, av.world_version, av.info
+        FROM services s
+        JOIN servers sv ON sv.id = s.server_id
+        JOIN adapter_versions av ON av.id = sv.adapter_version_id
+        WHERE s.tenant_id = v_tenant AND s.state IN ('active', 'suspended')
+          AND (v_plan IS NULL OR s.plan = v_plan)
+          AND (v_server IS NULL OR s.server_id = v_server)
+          AND panel1_backup_offset_ms(s.id, p_window_ms) >= p_from_ms
+          AND panel1_backup_offset_ms(s.id, p_window_ms) < p_to_ms
+          AND panel1_backup_policy_for(s.tenant_id, s.plan, s.server_id) = p_policy
+    ),
+    judged AS (
+        SELECT d.id,
+               CASE WHEN NOT panel1_backup_supported(d.world_version, d.info) THEN 'unsupported'
+                    WHEN EXISTS (SELECT 1 FROM backups b WHERE b.service_id = d.id AND b.state = 'pending')
+                    THEN 'busy'
+                    ELSE 'due' END AS verdict
+        FROM due d
+    )
+    SELECT array_agg(j.id) FILTER (WHERE j.verdict = 'due'),
+           count(*) FILTER (WHERE j.verdict = 'unsupported'),
+           count(*) FILTER (WHERE j.verdict = 'busy')
+      INTO ids, n_unsupported, n_busy
+      FROM judged j;
+    SELECT count(*) INTO n FROM panel1_backup_create(COALESCE(ids, '{}'), p_policy, 'policy', -5::smallint);
+    RETURN QUERY SELECT n, n_unsupported, n_busy;
+END
+$$;
+
+-- Name: panel1_backup_supported(text, jsonb); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_backup_supported(p_world text, p_info jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT p_world <> '0.1.0' AND (p_info IS NULL OR COALESCE(p_info -> 'operations' ? 'create-backup', false))
+$$;
+
+-- Name: panel1_backup_sweep(interval); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_backup_sweep(p_quiet interval) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH orphans AS (
+        UPDATE backups b
+        SET state = CASE WHEN b.state = 'pending' THEN 'failed' ELSE 'complete' END,
+            failure_reason = CASE WHEN b.state = 'pending'
+                                  THEN 'its task was cancelled before the backup completed'
+                                  ELSE 'the delete-backup task was cancelled' END,
+            completed_at = CASE WHEN b.state = 'pending' THEN now() ELSE b.completed_at END,
+            updated_at = now()
+        WHERE b.state IN ('pending', 'deleting') AND b.updated_at < now() - p_quiet
+          AND NOT EXISTS (SELECT 1 FROM task_queue q WHERE q.task_id = b.step_task_id)
+        RETURNING b.*
+    ),
+    failed AS (
+        INSERT INTO events (tenant_id, kind, task_id, service_id, payload)
+        SELECT o.tenant_id, 'backup.failed', o.task_id, o.service_id,
+               jsonb_build_object('backup_id', o.id, 'server_id', o.server_id,
+                                  'policy_id', o.policy_id, 'trigger', o.trigger, 'state', o.state,
+                                  'provider_backup_id', o.provider_backup_id,
+                                  'size_bytes', o.size_bytes, 'failure_reason', o.failure_reason)
+        FROM orphans o WHERE o.state = 'failed'
+    )
+    SELECT count(*) INTO n FROM orphans;
+    RETURN n;
+END
+$$;
+
 -- Name: panel1_breaker_hold(); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_breaker_hold() RETURNS integer
@@ -1217,6 +1407,32 @@ BEGIN
     VALUES (NEW.id, NEW.tenant_id, now() + interval '60 seconds');
     RETURN NULL;
 END $$;
+
+-- Name: services; Type: TABLE; Schema: public
+
+CREATE TABLE public.services (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    remote_id text,
+    plan text,
+    spec jsonb DEFAULT '{}'::jsonb NOT NULL,
+    state public.service_state DEFAULT 'pending'::public.service_state NOT NULL,
+    failure_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- Name: panel1_service_input(public.services); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_service_input(s public.services) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'service_id', s.id::text, 'remote_id', s.remote_id, 'plan', s.plan,
+        'username', s.spec -> 'username', 'domain', s.spec -> 'domain',
+        'contact_email', s.spec -> 'contact_email', 'params', s.spec -> 'params'))
+$$;
 
 -- Name: panel1_set_health_settings(uuid, uuid, boolean, integer, integer, integer, integer); Type: FUNCTION; Schema: public
 
@@ -2184,6 +2400,61 @@ CREATE UNLOGGED TABLE public.api_rate_limits (
     tat timestamp with time zone NOT NULL
 );
 
+-- Name: backup_policies; Type: TABLE; Schema: public
+
+CREATE TABLE public.backup_policies (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    name text NOT NULL,
+    plan text,
+    server_id uuid,
+    cron text NOT NULL,
+    window_secs integer NOT NULL,
+    keep_daily integer NOT NULL,
+    keep_weekly integer NOT NULL,
+    keep_monthly integer NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    occurrence_at timestamp with time zone NOT NULL,
+    scheduled_until timestamp with time zone NOT NULL,
+    run_at timestamp with time zone,
+    run_enqueued integer DEFAULT 0 NOT NULL,
+    run_skipped_unsupported integer DEFAULT 0 NOT NULL,
+    run_skipped_busy integer DEFAULT 0 NOT NULL,
+    run_window_closed boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT backup_policies_check CHECK ((((keep_daily + keep_weekly) + keep_monthly) > 0)),
+    CONSTRAINT backup_policies_keep_daily_check CHECK (((keep_daily >= 0) AND (keep_daily <= 366))),
+    CONSTRAINT backup_policies_keep_monthly_check CHECK (((keep_monthly >= 0) AND (keep_monthly <= 120))),
+    CONSTRAINT backup_policies_keep_weekly_check CHECK (((keep_weekly >= 0) AND (keep_weekly <= 260))),
+    CONSTRAINT backup_policies_window_secs_check CHECK (((window_secs >= 0) AND (window_secs <= 86400)))
+);
+
+-- Name: backups; Type: TABLE; Schema: public
+
+CREATE TABLE public.backups (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    service_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    policy_id uuid,
+    trigger text NOT NULL,
+    provider_backup_id text,
+    state text DEFAULT 'pending'::text NOT NULL,
+    size_bytes bigint,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    task_id uuid,
+    polls integer DEFAULT 0 NOT NULL,
+    step_task_id uuid,
+    failure_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT backups_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'complete'::text, 'failed'::text, 'deleting'::text, 'deleted'::text, 'expired'::text]))),
+    CONSTRAINT backups_trigger_check CHECK ((trigger = ANY (ARRAY['policy'::text, 'request'::text])))
+);
+
 -- Name: bulk_tasks; Type: TABLE; Schema: public
 
 CREATE TABLE public.bulk_tasks (
@@ -2379,21 +2650,6 @@ CREATE TABLE public.service_migrations (
     finished_at timestamp with time zone,
     CONSTRAINT service_migrations_grace_period_seconds_check CHECK (((grace_period_seconds >= 0) AND (grace_period_seconds <= 2592000))),
     CONSTRAINT service_migrations_state_check CHECK ((state = ANY (ARRAY['running'::text, 'switched'::text, 'completed'::text, 'failed'::text])))
-);
-
--- Name: services; Type: TABLE; Schema: public
-
-CREATE TABLE public.services (
-    id uuid NOT NULL,
-    tenant_id uuid NOT NULL,
-    server_id uuid NOT NULL,
-    remote_id text,
-    plan text,
-    spec jsonb DEFAULT '{}'::jsonb NOT NULL,
-    state public.service_state DEFAULT 'pending'::public.service_state NOT NULL,
-    failure_reason text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 -- Name: sync_drift; Type: TABLE; Schema: public
@@ -2843,6 +3099,16 @@ ALTER TABLE ONLY public.api_keys
 ALTER TABLE ONLY public.api_rate_limits
     ADD CONSTRAINT api_rate_limits_pkey PRIMARY KEY (key_id);
 
+-- Name: backup_policies backup_policies_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.backup_policies
+    ADD CONSTRAINT backup_policies_pkey PRIMARY KEY (id);
+
+-- Name: backups backups_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.backups
+    ADD CONSTRAINT backups_pkey PRIMARY KEY (id);
+
 -- Name: bulk_operations bulk_operations_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.bulk_operations
@@ -3034,6 +3300,34 @@ CREATE INDEX api_idempotency_age ON public.api_idempotency USING btree (created_
 -- Name: api_keys_tenant; Type: INDEX; Schema: public
 
 CREATE INDEX api_keys_tenant ON public.api_keys USING btree (tenant_id, created_at);
+
+-- Name: backup_policies_due; Type: INDEX; Schema: public
+
+CREATE INDEX backup_policies_due ON public.backup_policies USING btree (occurrence_at) WHERE enabled;
+
+-- Name: backup_policies_scope; Type: INDEX; Schema: public
+
+CREATE UNIQUE INDEX backup_policies_scope ON public.backup_policies USING btree (tenant_id, COALESCE(plan, ''::text), COALESCE(server_id, '00000000-0000-0000-0000-000000000000'::uuid));
+
+-- Name: backups_in_flight; Type: INDEX; Schema: public
+
+CREATE INDEX backups_in_flight ON public.backups USING btree (updated_at) WHERE (state = ANY (ARRAY['pending'::text, 'deleting'::text]));
+
+-- Name: backups_pending; Type: INDEX; Schema: public
+
+CREATE INDEX backups_pending ON public.backups USING btree (service_id) WHERE (state = 'pending'::text);
+
+-- Name: backups_retention; Type: INDEX; Schema: public
+
+CREATE INDEX backups_retention ON public.backups USING btree (service_id, policy_id, created_at) WHERE (state = 'complete'::text);
+
+-- Name: backups_service; Type: INDEX; Schema: public
+
+CREATE INDEX backups_service ON public.backups USING btree (service_id, id);
+
+-- Name: backups_tenant; Type: INDEX; Schema: public
+
+CREATE INDEX backups_tenant ON public.backups USING btree (tenant_id, id);
 
 -- Name: bulk_operations_open; Type: INDEX; Schema: public
 
@@ -3237,6 +3531,31 @@ ALTER TABLE ONLY public.adapters
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: backup_policies backup_policies_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.backup_policies
+    ADD CONSTRAINT backup_policies_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
+-- Name: backup_policies backup_policies_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.backup_policies
+    ADD CONSTRAINT backup_policies_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: backups backups_policy_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.backups
+    ADD CONSTRAINT backups_policy_id_fkey FOREIGN KEY (policy_id) REFERENCES public.backup_policies(id) ON DELETE SET NULL;
+
+-- Name: backups backups_service_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.backups
+    ADD CONSTRAINT backups_service_id_fkey FOREIGN KEY (service_id) REFERENCES public.services(id) ON DELETE CASCADE;
+
+-- Name: backups backups_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.backups
+    ADD CONSTRAINT backups_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
 -- Name: bulk_operations bulk_operations_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
 

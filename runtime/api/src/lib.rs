@@ -52,6 +52,8 @@ fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::webhooks::router())
         .merge(routes::sync::router())
         .merge(routes::usage::router())
+        .merge(routes::backups::router())
+        .merge(routes::backup_policies::router())
         .routes(routes!(events::stream_events))
         .split_for_parts();
     let (open, open_doc) = routes::health::router().split_for_parts();

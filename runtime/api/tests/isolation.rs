@@ -24,6 +24,9 @@ fn body_for(path: &str) -> Option<Value> {
         p if p.ends_with("/migrate") => json!({"target_server_id": uuid::Uuid::nil()}),
         p if p.ends_with("/change-password") => json!({"password_secret": "api-token"}),
         p if p.ends_with("/keys") => json!({"name": "k", "scopes": ["read"]}),
+        "/v1/backup-policies" => {
+            json!({"name": "nightly", "cron": "0 3 * * *", "retention": {"daily": 7}})
+        }
         _ => json!({}),
     })
 }
@@ -96,6 +99,28 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
     .await
     .unwrap();
     let a_migration = a_migration.to_string();
+    // A backup policy and a backup record of A's (the reference adapter
+    // is 0.1.0: it cannot make one, so the record is written as a 0.2.0
+    // adapter's would be).
+    let policy = api
+        .post(
+            &a.key,
+            "/v1/backup-policies",
+            json!({"name": "a", "cron": "0 3 * * *", "retention": {"daily": 7}}),
+        )
+        .await;
+    assert_eq!(policy.status, StatusCode::CREATED, "{:?}", policy.body);
+    let a_policy = policy.body["id"].as_str().unwrap().to_string();
+    let a_backup = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO backups (id, tenant_id, service_id, server_id, trigger, provider_backup_id, state)
+         SELECT $1::uuid, tenant_id, id, server_id, 'request', 'b1', 'complete' FROM services WHERE id = $2::uuid",
+    )
+    .bind(&a_backup)
+    .bind(&service)
+    .execute(&api.pool)
+    .await
+    .unwrap();
     let (_, b_key) = api.tenant("tenant-b").await;
     let deliveries = api
         .get(&a.key, &format!("/v1/webhooks/{hook}/deliveries"))
@@ -131,6 +156,11 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
             .replace(
                 "/v1/migrations/{id}",
                 &format!("/v1/migrations/{a_migration}"),
+            )
+            .replace("/v1/backups/{id}", &format!("/v1/backups/{a_backup}"))
+            .replace(
+                "/v1/backup-policies/{id}",
+                &format!("/v1/backup-policies/{a_policy}"),
             );
         assert!(!concrete.contains('{'), "no id for {path}");
         for method in methods(item) {
@@ -233,6 +263,8 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
                     &a_run,
                     &a_bulk,
                     &a_migration,
+                    &a_policy,
+                    &a_backup,
                 ] {
                     assert!(!text.contains(id.as_str()), "B's {path} shows A's {id}");
                 }

@@ -4,6 +4,7 @@
 //! make them consistent. Postgres is the only coordination engine.
 
 mod backoff;
+pub mod backups;
 pub mod bulk;
 mod claim;
 mod complete;

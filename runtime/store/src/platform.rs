@@ -1,5 +1,5 @@
 //! Platform tasks: work Panel1 schedules for itself through the task queue
-//! (usage collection, service sync pages), so it runs under the same server
+//! (usage collection, service sync pages, backups), so it runs under the same server
 //! caps, leases, retries and circuit breaker as a tenant's operations.
 //!
 //! They are marked by an idempotency key in the reserved `panel1:`
@@ -24,6 +24,9 @@ pub enum PlatformTask {
     /// `panel1:migration:<id>:<step>`: one step of a service's migration
     /// (docs/migration.md).
     Migration,
+    /// `panel1:backup:<backup>:<step>`: a step of a backup (create, status
+    /// check, delete; migrations/0021).
+    Backup,
 }
 
 impl PlatformTask {
@@ -39,6 +42,7 @@ impl PlatformTask {
             "usage" => Some(PlatformTask::Usage),
             "sync" => Some(PlatformTask::Sync),
             "migration" => Some(PlatformTask::Migration),
+            "backup" => Some(PlatformTask::Backup),
             _ => None,
         }
     }
@@ -49,6 +53,7 @@ impl PlatformTask {
             PlatformTask::Usage => "usage",
             PlatformTask::Sync => "sync",
             PlatformTask::Migration => "migration",
+            PlatformTask::Backup => "backup",
         };
         format!("{KEY_PREFIX}{kind}:{}", parts.join(":"))
     }
@@ -66,6 +71,7 @@ pub(crate) async fn project(
         Some(PlatformTask::Usage) => crate::usage::project(tx, task, outcome).await,
         Some(PlatformTask::Sync) => crate::sync::project(tx, task, outcome).await,
         Some(PlatformTask::Migration) => crate::migration::project(tx, task, outcome).await,
+        Some(PlatformTask::Backup) => crate::backups::project(tx, task, outcome).await,
         None => Ok(()),
     }
 }
@@ -82,6 +88,10 @@ mod tests {
         assert_eq!(
             PlatformTask::of_key("panel1:sync:run:3"),
             Some(PlatformTask::Sync)
+        );
+        assert_eq!(
+            PlatformTask::of_key("panel1:backup:b:create"),
+            Some(PlatformTask::Backup)
         );
         assert_eq!(PlatformTask::of_key("recurring:abc:1"), None);
         assert_eq!(PlatformTask::of_key("panel1:other:x"), None);

@@ -134,6 +134,12 @@ impl Worker {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "scheduling service sync failed"),
                 }
+                // Backup policies (store/src/backups/schedule.rs).
+                match panel1_store::backups::schedule::schedule_due(&self.pool).await {
+                    Ok(k) if k > 0 => self.wake.notify_one(),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduling backups failed"),
+                }
             }
             if n.is_multiple_of(240) {
                 let _ = panel1_store::prune(&self.pool, self.config.prune_after).await;

@@ -1,5 +1,7 @@
 //! The `/v1` resources, one file each, and the small pieces they share.
 pub mod adapters;
+pub mod backup_policies;
+pub mod backups;
 pub mod bulk;
 pub mod health;
 pub mod migrations;
