@@ -52,13 +52,15 @@ lint:
 # side by side with graphile-worker on the same Postgres (DATABASE_URL or the
 # local cluster; needs Node for the peer), orphan recovery after SIGKILL,
 # usage collection of 10 000 services in one 5-minute interval (~6 minutes),
-# and a bulk suspend of 10 000 services (docs/bulk.md; about a minute).
+# a bulk suspend of 10 000 services (docs/bulk.md; about a minute), and
+# listing services at 100 000 (the console's services page; under a minute).
 bench: adapters
     cargo bench --workspace --bench sandbox
     cargo bench --workspace --bench queue
     cargo bench --workspace --bench recovery
     cargo bench --workspace --bench usage
     cargo bench --workspace --bench bulk
+    cargo bench --workspace --bench paging
 
 # The main job, end to end: Panel1 (API + workers, its own Postgres in
 # .panel1/ unless DATABASE_URL is set) and simulated WHM, Plesk and Docker;

@@ -3385,13 +3385,21 @@ CREATE INDEX service_migrations_tenant ON public.service_migrations USING btree 
 
 CREATE UNIQUE INDEX services_live_remote_account ON public.services USING btree (server_id, COALESCE(remote_id, (spec ->> 'username'::text))) WHERE (state <> 'terminated'::public.service_state);
 
--- Name: services_server; Type: INDEX; Schema: public
+-- Name: services_server_id; Type: INDEX; Schema: public
 
-CREATE INDEX services_server ON public.services USING btree (server_id);
+CREATE INDEX services_server_id ON public.services USING btree (server_id, id);
 
--- Name: services_tenant; Type: INDEX; Schema: public
+-- Name: services_tenant_id; Type: INDEX; Schema: public
 
-CREATE INDEX services_tenant ON public.services USING btree (tenant_id, created_at);
+CREATE INDEX services_tenant_id ON public.services USING btree (tenant_id, id);
+
+-- Name: services_tenant_plan_id; Type: INDEX; Schema: public
+
+CREATE INDEX services_tenant_plan_id ON public.services USING btree (tenant_id, plan, id);
+
+-- Name: services_tenant_state_id; Type: INDEX; Schema: public
+
+CREATE INDEX services_tenant_state_id ON public.services USING btree (tenant_id, state, id);
 
 -- Name: sync_drift_run; Type: INDEX; Schema: public
 
