@@ -21,9 +21,12 @@ export async function serversPage(ctx) {
 
 export async function serverPage(ctx) {
   const id = ctx.id;
-  const [s, health] = await Promise.all([
+  // The load against the cap: the server's tasks running now (the cap is
+  // at most 256, so one page of 500 counts them all).
+  const [s, health, running] = await Promise.all([
     api.get(`/v1/servers/${id}`),
     api.get(`/v1/servers/${id}/health`).catch(() => null),
+    api.get(`/v1/tasks?server_id=${id}&state=running&limit=500`).catch(() => null),
   ]);
   if (ctx.stale()) return;
   const test = h('button', {
@@ -47,6 +50,10 @@ export async function serverPage(ctx) {
       ['Latency', health?.last_latency_ms != null ? `${health.last_latency_ms} ms` : null],
       ['Breaker', health ? (health.breaker_open ? `open (${health.held_tasks} tasks held)` : 'closed') : null],
       ['Concurrency cap', s.max_concurrency],
+      ['Running now', running ? h('span', { id: 'server-load', class: 'progress' },
+        h('progress', { max: s.max_concurrency, value: running.items.length,
+          'aria-label': `${running.items.length} of ${s.max_concurrency} slots in use` }),
+        ` ${running.items.length} of ${s.max_concurrency}`) : null],
       ['Adapter version', s.adapter_version_id],
       ['Bound secrets', s.secrets.map((b) => `${b.name} → ${b.destinations.join(', ')}`).join('; ') || null],
     ]),

@@ -113,6 +113,9 @@ async fn a_tenant_drives_a_service_from_the_browser_and_another_sees_none_of_it(
     b.fill("#connect textarea[name=secrets]", &binding).await;
     b.click("#connect button[type=submit]").await;
     b.heading("Server whm-sim").await;
+    // The load against the cap (no worker runs yet).
+    let load = b.text("#server-load").await;
+    assert_eq!(load.trim(), "0 of 4", "{load}");
     b.goto(&format!("{base}/#/servers")).await;
     b.wait_text("#servers", Duration::from_secs(10), |t| {
         t.contains("whm-sim")
