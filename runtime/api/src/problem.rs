@@ -73,6 +73,18 @@ impl ApiError {
         }])
     }
 
+    /// `value`, when given, must be one of `allowed` (a filter naming a
+    /// state or kind): otherwise a field error listing them.
+    pub fn check_one_of(field: &str, value: Option<&str>, allowed: &[&str]) -> ApiResult<()> {
+        match value {
+            Some(v) if !allowed.contains(&v) => Err(ApiError::validation(
+                field,
+                format!("one of {}", allowed.join(", ")),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(format!("{context}: {e}"))
     }

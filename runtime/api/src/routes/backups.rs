@@ -196,14 +196,7 @@ async fn list_backups(
     ApiQuery(q): ApiQuery<BackupQuery>,
 ) -> ApiResult<Json<Page<Backup>>> {
     let tenant = p.tenant(Scope::Read)?;
-    if let Some(s) = q.state.as_deref() {
-        if !store::STATES.contains(&s) {
-            return Err(ApiError::validation(
-                "state",
-                format!("one of {}", store::STATES.join(", ")),
-            ));
-        }
-    }
+    ApiError::check_one_of("state", q.state.as_deref(), &store::STATES)?;
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor,

@@ -230,14 +230,7 @@ async fn request(state: &AppState, tenant: Uuid, body: NewBulk) -> ApiResult<sto
         }
     }
     check_opt("selector.plan", &sel.plan, 128)?;
-    if let Some(s) = &sel.state {
-        if !STATES.contains(&s.as_str()) {
-            return Err(ApiError::validation(
-                "selector.state",
-                format!("one of {}", STATES.join(", ")),
-            ));
-        }
-    }
+    ApiError::check_one_of("selector.state", sel.state.as_deref(), &STATES)?;
     if let Some(server) = sel.server_id {
         // Another tenant's server is "no such server", as for a new service.
         tenant_server(state, tenant, server)
@@ -346,14 +339,7 @@ async fn list_bulk(
     ApiQuery(f): ApiQuery<BulkFilter>,
 ) -> ApiResult<Json<Page<Bulk>>> {
     let tenant = p.tenant(Scope::Read)?;
-    if let Some(s) = &f.state {
-        if !BULK_STATES.contains(&s.as_str()) {
-            return Err(ApiError::validation(
-                "state",
-                format!("one of {}", BULK_STATES.join(", ")),
-            ));
-        }
-    }
+    ApiError::check_one_of("state", f.state.as_deref(), &BULK_STATES)?;
     let page = PageParams {
         limit: f.limit,
         cursor: f.cursor,

@@ -186,14 +186,7 @@ async fn list_migrations(
     ApiQuery(f): ApiQuery<MigrationFilter>,
 ) -> ApiResult<Json<Page<Migration>>> {
     let tenant = p.tenant(Scope::Read)?;
-    if let Some(s) = &f.state {
-        if !MIGRATION_STATES.contains(&s.as_str()) {
-            return Err(ApiError::validation(
-                "state",
-                format!("one of {}", MIGRATION_STATES.join(", ")),
-            ));
-        }
-    }
+    ApiError::check_one_of("state", f.state.as_deref(), &MIGRATION_STATES)?;
     let page = PageParams {
         limit: f.limit,
         cursor: f.cursor,

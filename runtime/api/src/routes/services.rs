@@ -276,14 +276,7 @@ async fn list_services(
     ApiQuery(f): ApiQuery<ServiceFilter>,
 ) -> ApiResult<Json<Page<Service>>> {
     let tenant = p.tenant(Scope::Read)?;
-    if let Some(s) = &f.state {
-        if !STATES.contains(&s.as_str()) {
-            return Err(ApiError::validation(
-                "state",
-                format!("one of {}", STATES.join(", ")),
-            ));
-        }
-    }
+    ApiError::check_one_of("state", f.state.as_deref(), &STATES)?;
     let page = crate::pagination::PageParams {
         limit: f.limit,
         cursor: f.cursor,

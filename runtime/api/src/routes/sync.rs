@@ -377,14 +377,7 @@ async fn list_drift(
     ApiQuery(q): ApiQuery<DriftQuery>,
 ) -> ApiResult<Json<DriftPage>> {
     let tenant = p.tenant(Scope::Read)?;
-    if let Some(k) = q.kind.as_deref() {
-        if !KINDS.contains(&k) {
-            return Err(ApiError::validation(
-                "kind",
-                format!("one of {}", KINDS.join(", ")),
-            ));
-        }
-    }
+    ApiError::check_one_of("kind", q.kind.as_deref(), &KINDS)?;
     let limit = PageParams {
         limit: q.limit,
         cursor: None,
