@@ -61,6 +61,7 @@ bench: adapters
     cargo bench --workspace --bench usage
     cargo bench --workspace --bench bulk
     cargo bench --workspace --bench paging
+    cargo bench --workspace --bench latency
 
 # The main job, end to end: Panel1 (API + workers, its own Postgres in
 # .panel1/ unless DATABASE_URL is set) and simulated WHM, Plesk and Docker;

@@ -33,28 +33,49 @@ const FALLBACK_POLL: Duration = Duration::from_secs(2);
 const BATCH: i64 = 500;
 /// How soon a stream reads again when events are written but their
 /// transactions' elders are still running (no notification marks the end
-/// of a transaction that wrote no event).
-const HELD_BACK_POLL: Duration = Duration::from_millis(20);
+/// of a transaction that wrote no event): at first soon, as the elders are
+/// usually other completions a commit away, then backing off to the last.
+const HELD_BACK_POLLS: [Duration; 5] = [
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_millis(2),
+    Duration::from_millis(5),
+    Duration::from_millis(20),
+];
 
 /// Wakes event streams; stops them on shutdown.
 #[derive(Clone)]
 pub struct EventHub {
     wake: watch::Receiver<u64>,
+    wake_tx: std::sync::Arc<watch::Sender<u64>>,
     stop: watch::Sender<bool>,
 }
 
 impl EventHub {
     pub fn start(pool: PgPool) -> EventHub {
         let (tx, rx) = watch::channel(0u64);
+        let tx = std::sync::Arc::new(tx);
         let (stop, _) = watch::channel(false);
         let mut stopped = stop.subscribe();
+        let listen_tx = tx.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = listen(pool, tx) => {}
+                _ = listen(pool, listen_tx) => {}
                 _ = stopped.wait_for(|s| *s) => {}
             }
         });
-        EventHub { wake: rx, stop }
+        EventHub {
+            wake: rx,
+            wake_tx: tx,
+            stop,
+        }
+    }
+
+    /// Wakes every stream to read the table now: for a worker in this
+    /// process, after its completions commit (the NOTIFY arrives later).
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
+        let tx = self.wake_tx.clone();
+        move || tx.send_modify(|n| *n = n.wrapping_add(1))
     }
 
     /// End every open stream (graceful shutdown).
@@ -63,7 +84,7 @@ impl EventHub {
     }
 }
 
-async fn listen(pool: PgPool, tx: watch::Sender<u64>) {
+async fn listen(pool: PgPool, tx: std::sync::Arc<watch::Sender<u64>>) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -134,8 +155,8 @@ struct Cursor {
     /// A stream started without a cursor skips what had committed by then
     /// (a `pg_snapshot` taken at the start).
     started: Option<String>,
-    /// Events exist past the cursor that are not settled yet.
-    held_back: bool,
+    /// Reads in a row that found events past the cursor not settled yet.
+    held_back: usize,
     buffer: VecDeque<(i64, EventRecord)>,
     wake: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
@@ -169,7 +190,10 @@ impl Cursor {
         .fetch_all(&self.pool)
         .await?;
         // Settled rows sort first (their tx is below every unsettled one).
-        self.held_back = rows.iter().any(|r| !r.settled);
+        self.held_back = match rows.iter().any(|r| !r.settled) {
+            true => self.held_back + 1,
+            false => 0,
+        };
         self.buffer.extend(
             rows.into_iter()
                 .take_while(|r| r.settled)
@@ -202,10 +226,9 @@ impl Cursor {
             if !self.buffer.is_empty() {
                 continue;
             }
-            let poll = if self.held_back {
-                HELD_BACK_POLL
-            } else {
-                FALLBACK_POLL
+            let poll = match self.held_back {
+                0 => FALLBACK_POLL,
+                n => HELD_BACK_POLLS[(n - 1).min(HELD_BACK_POLLS.len() - 1)],
             };
             tokio::select! {
                 _ = self.wake.changed() => {}
@@ -291,7 +314,7 @@ pub async fn stream_events(
         filter,
         after,
         started,
-        held_back: false,
+        held_back: 0,
         buffer: VecDeque::new(),
         wake: state.events.wake.clone(),
         stop: state.events.stop.subscribe(),

@@ -40,6 +40,9 @@ impl Worker {
             match panel1_store::complete_and_claim(&self.pool, items, handoff).await {
                 Ok(r) => {
                     if r.0.iter().any(|a| *a != Applied::Stale) {
+                        if let Some(wake) = self.local_streams.get() {
+                            wake();
+                        }
                         self.events_written.notify_one();
                     }
                     return Some(r);

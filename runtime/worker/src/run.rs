@@ -101,6 +101,10 @@ pub struct Worker {
     completions_rx: Mutex<Option<mpsc::Receiver<Pending>>>,
     /// Completions committed events: wake the event streams.
     pub(crate) events_written: Notify,
+    /// Wakes the event streams of an API in this process directly (set by
+    /// [`Worker::wake_local_streams_with`]); the NOTIFY still goes out for
+    /// the other processes.
+    pub(crate) local_streams: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Shutdown began: finished slots take no next task.
     stopping: AtomicBool,
     pub(crate) metrics: Option<Arc<crate::WorkerMetrics>>,
@@ -153,9 +157,18 @@ impl Worker {
             completions: tx,
             completions_rx: Mutex::new(Some(rx)),
             events_written: Notify::new(),
+            local_streams: std::sync::OnceLock::new(),
             stopping: AtomicBool::new(false),
             metrics,
         })
+    }
+
+    /// When this worker shares its process with the API (`panel1 serve`):
+    /// `wake` wakes that API's event streams as soon as a completion has
+    /// committed, a database round trip and a LISTEN hop before the NOTIFY
+    /// would. Set once; later calls are ignored.
+    pub fn wake_local_streams_with(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.local_streams.set(Box::new(wake));
     }
 
     /// Run until `shutdown` resolves; then stop claiming, let running

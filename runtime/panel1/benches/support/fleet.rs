@@ -125,6 +125,8 @@ pub async fn fleet(
 pub struct Api {
     pub base: String,
     pub key: String,
+    /// Its event streams (a worker in this process wakes them directly).
+    pub events: panel1_api::events::EventHub,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -150,6 +152,7 @@ impl Api {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let events = state.events.clone();
         let app = panel1_api::router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -158,7 +161,12 @@ impl Api {
             })
             .await;
         });
-        Api { base, key, stop }
+        Api {
+            base,
+            key,
+            events,
+            stop,
+        }
     }
 
     pub fn stop(self) {

@@ -184,6 +184,7 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
             },
             Some(worker_metrics),
         );
+        w.wake_local_streams_with(state.events.waker());
         let mut rx = stop_rx.clone();
         Some(tokio::spawn(async move {
             w.run(async move {
