@@ -8,8 +8,8 @@
 //!
 //! Each operation is split into stages from the client's clock and the
 //! database's (one machine, one wall clock):
-//! - api: the request until the enqueue transaction began (`created_at`),
-//! - commit+reply: from there to the 202 at the client,
+//! - api: the request until the enqueue statement ran (`created_at`),
+//! - commit + 202: from there to the 202 at the client,
 //! - pickup: enqueue until the worker started the attempt,
 //! - sandbox: the adapter call (the attempt's `wall_us`),
 //! - to completion: the call's end until the completion transaction began,
@@ -235,7 +235,7 @@ fn print_stages(label: &str, s: &[Stages]) {
         );
     };
     row("**request → final event**", &|x| x.total);
-    row("api (request → enqueue began)", &|x| x.api);
+    row("api (request → enqueue statement)", &|x| x.api);
     row("commit + 202 at the client", &|x| x.reply);
     row("pickup (enqueue → attempt started)", &|x| x.pickup);
     row("sandbox call", &|x| x.sandbox);
