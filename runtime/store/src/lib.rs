@@ -23,6 +23,7 @@ mod recurring;
 mod rekey;
 pub mod secret_box;
 mod sessions;
+pub mod shadow;
 pub mod setup;
 mod states;
 pub mod sync;
