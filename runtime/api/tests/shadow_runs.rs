@@ -117,6 +117,17 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["record_exchanges"], true);
     let server = r.body["id"].as_str().unwrap().to_string();
+    // No health checks: the only requests the panel sees are the tasks'.
+    let r = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/servers/{server}/health"),
+            Some(&key),
+            Some(json!({"enabled": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 
     // Four real attempts, recorded: test-connection, provision, suspend, unsuspend.
     let r = api
@@ -155,7 +166,7 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
         assert!(text.contains("{{secret:api-token}}"), "{op}: {text}");
     }
     // The echoed credential came back in the response, and was kept redacted.
-    assert!(rows[0].1.contains("\"status\":200"), "{}", rows[0].1);
+    assert!(rows[0].1.contains("\"status\": 200"), "{}", rows[0].1);
 
     // A candidate is used by no server before promotion.
     let same = upload_candidate(&api, &key, "shadow-refpanel-rebuild", "1.0.1").await;

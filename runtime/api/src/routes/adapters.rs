@@ -265,13 +265,13 @@ async fn upload_adapter(
         Some(p.tenant(Scope::Write)?)
     };
     let candidate = q.candidate.unwrap_or(false);
+    let (name, version, bytes) = read_upload(&state, q, req).await?;
     if candidate && tenant.is_none() {
         return Err(ApiError::validation(
             "candidate",
             "candidates are tenant adapters (built-in versions are not shadow-run)",
         ));
     }
-    let (name, version, bytes) = read_upload(&state, q, req).await?;
     let sandbox = state.sandbox.clone();
     let artifacts = state.artifacts.clone();
     // Off the async threads: the load checks the structure, then waits for
