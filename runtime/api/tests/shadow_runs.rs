@@ -55,8 +55,10 @@ async fn finished_run(api: &Api, key: &str, version: &str, max: Option<i64>) -> 
     assert_eq!(r.body["state"], "pending");
     let run = r.body["id"].as_str().unwrap();
     let path = format!("/v1/adapters/{version}/shadow-runs/{run}");
-    api.wait_for(key, &path, |v| v["state"] == "completed" || v["state"] == "failed")
-        .await
+    api.wait_for(key, &path, |v| {
+        v["state"] == "completed" || v["state"] == "failed"
+    })
+    .await
 }
 
 /// Recordings stored so far (the worker writes each after its completion).
@@ -100,7 +102,11 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
     assert_eq!(r.body["candidate"], false);
     let current = ready(&api, &key, r.body["id"].as_str().unwrap()).await;
     let r = api
-        .post(&key, "/v1/secrets", json!({"name": "api-token", "value": TOKEN}))
+        .post(
+            &key,
+            "/v1/secrets",
+            json!({"name": "api-token", "value": TOKEN}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let server_body = |version: &str| {
@@ -131,12 +137,22 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
 
     // Four real attempts, recorded: test-connection, provision, suspend, unsuspend.
     let r = api
-        .post(&key, &format!("/v1/servers/{server}/test-connection"), json!({}))
+        .post(
+            &key,
+            &format!("/v1/servers/{server}/test-connection"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-    let task = r.body["id"].as_str().or(r.body["task"]["id"].as_str()).unwrap().to_string();
-    api.wait_for(&key, &format!("/v1/tasks/{task}"), |v| v["state"] == "succeeded")
-        .await;
+    let task = r.body["id"]
+        .as_str()
+        .or(r.body["task"]["id"].as_str())
+        .unwrap()
+        .to_string();
+    api.wait_for(&key, &format!("/v1/tasks/{task}"), |v| {
+        v["state"] == "succeeded"
+    })
+    .await;
     let r = api
         .post(
             &key,
@@ -148,7 +164,11 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
     let svc = r.body["service"]["id"].as_str().unwrap().to_string();
     service_state(&api, &key, &svc, "active").await;
     let r = api
-        .post(&key, &format!("/v1/services/{svc}/suspend"), json!({"reason": "unpaid"}))
+        .post(
+            &key,
+            &format!("/v1/services/{svc}/suspend"),
+            json!({"reason": "unpaid"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     service_state(&api, &key, &svc, "suspended").await;
@@ -160,9 +180,15 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
 
     let rows = recordings(&api, 4).await;
     let ops: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(ops, ["test-connection", "provision", "suspend", "unsuspend"]);
+    assert_eq!(
+        ops,
+        ["test-connection", "provision", "suspend", "unsuspend"]
+    );
     for (op, text) in &rows {
-        assert!(!text.contains(TOKEN), "{op}: the secret was recorded: {text}");
+        assert!(
+            !text.contains(TOKEN),
+            "{op}: the secret was recorded: {text}"
+        );
         assert!(text.contains("{{secret:api-token}}"), "{op}: {text}");
     }
     // The echoed credential came back in the response, and was kept redacted.
@@ -172,10 +198,19 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
     let same = upload_candidate(&api, &key, "shadow-refpanel-rebuild", "1.0.1").await;
     let r = api.post(&key, "/v1/servers", server_body(&same)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
-    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("candidate"));
-    let r = api.post(&key, &format!("/v1/adapters/{same}/promote"), json!({})).await;
+    assert!(r.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("candidate"));
+    let r = api
+        .post(&key, &format!("/v1/adapters/{same}/promote"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("no shadow run"), "{:?}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("no shadow run"),
+        "{:?}",
+        r.body
+    );
 
     let sent_before = panel.requests().len();
     let clean = finished_run(&api, &key, &same, None).await;
@@ -221,12 +256,19 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
     assert_eq!(panel.requests().len(), sent_before);
 
     // Promotion follows the latest report.
-    let r = api.post(&key, &format!("/v1/adapters/{changed}/promote"), json!({})).await;
+    let r = api
+        .post(&key, &format!("/v1/adapters/{changed}/promote"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
     assert_eq!(r.problem(), "conflict");
     let detail = r.body["detail"].as_str().unwrap();
-    assert!(detail.contains("2 of 4 attempts") && detail.contains("accept"), "{detail}");
-    let r = api.post(&key, &format!("/v1/adapters/{same}/promote"), json!({})).await;
+    assert!(
+        detail.contains("2 of 4 attempts") && detail.contains("accept"),
+        "{detail}"
+    );
+    let r = api
+        .post(&key, &format!("/v1/adapters/{same}/promote"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["accepted"], false);
     assert_eq!(r.body["servers"], json!([server]));
@@ -236,7 +278,11 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
     assert_eq!(s.body["adapter_version_id"], same.as_str());
     // A dirty report may be accepted explicitly.
     let r = api
-        .post(&key, &format!("/v1/adapters/{changed}/promote"), json!({"accept": true}))
+        .post(
+            &key,
+            &format!("/v1/adapters/{changed}/promote"),
+            json!({"accept": true}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["accepted"], true);
@@ -257,18 +303,35 @@ async fn bad_shadow_run_requests_are_clear_problems() {
     // Not a candidate; nothing recorded; bad bounds; unknown body field.
     let r = api.post(&key, &runs(&current), json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("not a candidate"));
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not a candidate"));
     let r = api.post(&key, &runs(&cand), json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("nothing to replay"));
-    for body in [json!({"max_attempts": 0}), json!({"max_attempts": 201}), json!({"nope": 1})] {
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("nothing to replay"));
+    for body in [
+        json!({"max_attempts": 0}),
+        json!({"max_attempts": 201}),
+        json!({"nope": 1}),
+    ] {
         let r = api.post(&key, &runs(&cand), body.clone()).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:?}",
+            r.body
+        );
     }
     // Another tenant's candidate and runs do not exist for this one.
     let r = api.post(&other, &runs(&cand), json!({})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
-    let r = api.post(&other, &format!("/v1/adapters/{cand}/promote"), json!({})).await;
+    let r = api
+        .post(&other, &format!("/v1/adapters/{cand}/promote"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
     let r = api
         .get(&other, &format!("{}/{}", runs(&cand), uuid::Uuid::now_v7()))
@@ -279,7 +342,10 @@ async fn bad_shadow_run_requests_are_clear_problems() {
     // The platform uploads no candidates.
     let resp = api
         .http
-        .post(format!("{}/v1/adapters?name=x&version=1&candidate=true", api.base))
+        .post(format!(
+            "{}/v1/adapters?name=x&version=1&candidate=true",
+            api.base
+        ))
         .bearer_auth(&api.platform_key)
         .header("content-type", "application/wasm")
         .body(component("shadow-refpanel"))

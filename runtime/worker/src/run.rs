@@ -400,7 +400,10 @@ impl Worker {
         .cloned()
     }
 
-    pub(crate) async fn server_settings(&self, server: Uuid) -> Result<Arc<ServerSettings>, StoreError> {
+    pub(crate) async fn server_settings(
+        &self,
+        server: Uuid,
+    ) -> Result<Arc<ServerSettings>, StoreError> {
         if let Some((at, rt)) = self
             .servers
             .lock()

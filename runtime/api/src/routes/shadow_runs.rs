@@ -152,7 +152,11 @@ async fn start_shadow_run(
                 "the candidate is still being inspected; retry in a moment".into(),
             ))
         }
-        _ => return Err(ApiError::Conflict("the candidate was rejected at inspection".into())),
+        _ => {
+            return Err(ApiError::Conflict(
+                "the candidate was rejected at inspection".into(),
+            ))
+        }
     }
     let recorded: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM attempt_recordings r JOIN adapter_versions v ON v.id = r.adapter_version_id

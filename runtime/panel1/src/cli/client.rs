@@ -182,7 +182,11 @@ impl Client {
         let req = self
             .http
             .post(format!("{}/v1/adapters", self.conn.url))
-            .query(&[("name", name), ("version", version), ("candidate", candidate)])
+            .query(&[
+                ("name", name),
+                ("version", version),
+                ("candidate", candidate),
+            ])
             .header("content-type", "application/wasm")
             .body(bytes);
         self.send(req).await

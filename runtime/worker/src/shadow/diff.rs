@@ -134,7 +134,10 @@ fn body_shape_changes(recorded: &RecordedBody, live: &RecordedBody) -> Vec<Strin
     match (shape_of(recorded), shape_of(live)) {
         (Shape::Json(a), Shape::Json(b)) => walk("", &a, &b, &mut out),
         (Shape::Form(a), Shape::Form(b)) => {
-            out.extend(a.difference(&b).map(|k| format!("form field `{k}` removed")));
+            out.extend(
+                a.difference(&b)
+                    .map(|k| format!("form field `{k}` removed")),
+            );
             out.extend(b.difference(&a).map(|k| format!("form field `{k}` added")));
         }
         (Shape::Empty, Shape::Empty) | (Shape::Opaque, Shape::Opaque) => {}
@@ -186,11 +189,7 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
         }
         _ if type_name(a) != type_name(b) => {
             let at = if path.is_empty() { "/" } else { path };
-            out.push(format!(
-                "`{at}` was {}, is {}",
-                type_name(a),
-                type_name(b)
-            ));
+            out.push(format!("`{at}` was {}, is {}", type_name(a), type_name(b)));
         }
         _ => {}
     }
@@ -221,13 +220,21 @@ mod tests {
     #[test]
     fn body_shapes_compare_keys_and_types_not_values() {
         let recorded = vec![
-            exchange("POST", "https://h.test/a", r#"{"u":"x","n":1,"l":[{"k":1}]}"#),
+            exchange(
+                "POST",
+                "https://h.test/a",
+                r#"{"u":"x","n":1,"l":[{"k":1}]}"#,
+            ),
             exchange("GET", "https://h.test/b", ""),
             exchange("PUT", "https://h.test/c", "a=1&b=2"),
         ];
         let served = vec![
             Served {
-                request: req("POST", "https://h.test/a", r#"{"u":"y","n":"1","l":[{"k":2,"j":0}],"z":null}"#),
+                request: req(
+                    "POST",
+                    "https://h.test/a",
+                    r#"{"u":"y","n":"1","l":[{"k":2,"j":0}],"z":null}"#,
+                ),
                 recorded: Some(0),
             },
             Served {

@@ -106,14 +106,22 @@ impl Worker {
             .await
             .map_err(|e| format!("loading the candidate: {e}"))?;
         let limit = i64::from(run.max_attempts);
-        let recorded =
-            shadow::recordings_to_replay(&self.pool, tenant, adapter, candidate, run.created_at, limit)
-                .await
-                .map_err(|e| e.to_string())?;
+        let recorded = shadow::recordings_to_replay(
+            &self.pool,
+            tenant,
+            adapter,
+            candidate,
+            run.created_at,
+            limit,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         if recorded.is_empty() {
-            return Err("no complete recorded attempts of this adapter's other versions in \
+            return Err(
+                "no complete recorded attempts of this adapter's other versions in \
                         this tenant to replay (set record_exchanges on a server)"
-                .into());
+                    .into(),
+            );
         }
         let mut totals = Totals::default();
         let mut baseline = BTreeSet::new();
@@ -193,7 +201,10 @@ impl Worker {
             .await
         {
             Ok(r) => (diff::outcome_summary(&r.outcome), r.http),
-            Err(_) => (json!({"status": "adapter-error", "kind": "invalid-input"}), vec![]),
+            Err(_) => (
+                json!({"status": "adapter-error", "kind": "invalid-input"}),
+                vec![],
+            ),
         };
         let requests = diff::request_diffs(set.recorded(), &set.served(), &http);
         Ok((requests, diff::outcome_diff(&rec.outcome, &outcome)))

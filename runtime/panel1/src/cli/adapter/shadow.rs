@@ -40,7 +40,9 @@ pub async fn shadow(conn: Conn, args: ShadowArgs) -> u8 {
                 Some(n) => json!({ "max_attempts": n }),
                 None => json!({}),
             };
-            let mut run = c.post(&format!("/v1/adapters/{v}/shadow-runs"), body).await?;
+            let mut run = c
+                .post(&format!("/v1/adapters/{v}/shadow-runs"), body)
+                .await?;
             let path = format!(
                 "/v1/adapters/{v}/shadow-runs/{}",
                 run["id"].as_str().unwrap_or_default()
