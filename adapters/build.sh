@@ -10,7 +10,7 @@ dist="${PANEL1_ADAPTERS_DIST:-$here/dist}"
 mkdir -p "$dist"
 cd "$here"
 
-crates=(acme reference cpanel plesk docker kubernetes spin-loop mem-bomb deep-recursion huge-output log-spam mid-trap info-trap ssrf exfil launder bad-import host-hoard output-bomb backups-v2)
+crates=(acme reference cpanel plesk docker kubernetes spin-loop mem-bomb deep-recursion huge-output log-spam mid-trap info-trap ssrf exfil launder bad-import host-hoard output-bomb backups-v2 shadow-refpanel)
 
 have_wasip2() {
   command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2
@@ -23,10 +23,19 @@ ensure_wasm_tools() {
   command -v wasm-tools >/dev/null || { echo "adapters: wasm-tools not on PATH after install" >&2; exit 1; }
 }
 
+# Feature builds of one crate, each copied out as <crate>-<feature>.wasm
+# (the shadow-run candidates: docs/shadow-runs.md).
+variants=(shadow-refpanel:rebuild shadow-refpanel:changed)
+
 build_rustup() {
   cargo build --release --target wasm32-wasip2 --quiet
   for c in "${crates[@]}"; do
     cp "target/wasm32-wasip2/release/${c//-/_}.wasm" "$dist/$c.wasm"
+  done
+  for v in "${variants[@]}"; do
+    c="${v%%:*}" f="${v#*:}"
+    cargo build --release --target wasm32-wasip2 --quiet -p "$c" --features "$f"
+    cp "target/wasm32-wasip2/release/${c//-/_}.wasm" "$dist/$c-$f.wasm"
   done
 }
 
@@ -40,6 +49,12 @@ build_debian() {
     /usr/bin/cargo build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --quiet
   for c in "${crates[@]}"; do
     wasm-tools component new "target/wasm32-unknown-unknown/release/${c//-/_}.wasm" -o "$dist/$c.wasm"
+  done
+  for v in "${variants[@]}"; do
+    c="${v%%:*}" f="${v#*:}"
+    RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/bin/rust-lld \
+      /usr/bin/cargo build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --quiet -p "$c" --features "$f"
+    wasm-tools component new "target/wasm32-unknown-unknown/release/${c//-/_}.wasm" -o "$dist/$c-$f.wasm"
   done
 }
 

@@ -1624,6 +1624,16 @@ BEGIN
     RETURN true;
 END $$;
 
+-- Name: panel1_shadow_run_notify(); Type: FUNCTION; Schema: public
+
+CREATE FUNCTION public.panel1_shadow_run_notify() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('panel1_shadow_runs', NEW.id::text);
+    RETURN NULL;
+END $$;
+
 -- Name: panel1_sync_acted(bigint[], uuid[]); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_sync_acted(p_drift bigint[], p_task uuid[]) RETURNS void
@@ -2338,6 +2348,8 @@ CREATE TABLE public.adapter_versions (
     config_schema jsonb,
     rejection text,
     inspected_at timestamp with time zone,
+    candidate boolean DEFAULT false NOT NULL,
+    promoted_at timestamp with time zone,
     CONSTRAINT adapter_version_inspected CHECK (((status = 'inspecting'::public.adapter_version_status) = (inspected_at IS NULL))),
     CONSTRAINT adapter_version_ready_has_info CHECK (((status <> 'ready'::public.adapter_version_status) OR ((info IS NOT NULL) AND (config_schema IS NOT NULL)))),
     CONSTRAINT adapter_versions_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text))
@@ -2398,6 +2410,24 @@ CREATE TABLE public.api_keys (
 CREATE UNLOGGED TABLE public.api_rate_limits (
     key_id uuid NOT NULL,
     tat timestamp with time zone NOT NULL
+);
+
+-- Name: attempt_recordings; Type: TABLE; Schema: public
+
+CREATE TABLE public.attempt_recordings (
+    task_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    tenant_id uuid NOT NULL,
+    server_id uuid NOT NULL,
+    adapter_version_id uuid NOT NULL,
+    operation text NOT NULL,
+    input jsonb NOT NULL,
+    outcome jsonb NOT NULL,
+    exchanges jsonb NOT NULL,
+    complete boolean NOT NULL,
+    bytes integer NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT attempt_recordings_bytes_check CHECK ((bytes >= 0))
 );
 
 -- Name: backup_policies; Type: TABLE; Schema: public
@@ -2622,6 +2652,7 @@ CREATE TABLE public.servers (
     limits jsonb DEFAULT '{}'::jsonb NOT NULL,
     max_concurrency integer DEFAULT 4 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    record_exchanges boolean DEFAULT false NOT NULL,
     CONSTRAINT servers_max_concurrency_check CHECK ((max_concurrency > 0))
 );
 
@@ -2650,6 +2681,30 @@ CREATE TABLE public.service_migrations (
     finished_at timestamp with time zone,
     CONSTRAINT service_migrations_grace_period_seconds_check CHECK (((grace_period_seconds >= 0) AND (grace_period_seconds <= 2592000))),
     CONSTRAINT service_migrations_state_check CHECK ((state = ANY (ARRAY['running'::text, 'switched'::text, 'completed'::text, 'failed'::text])))
+);
+
+-- Name: shadow_runs; Type: TABLE; Schema: public
+
+CREATE TABLE public.shadow_runs (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    candidate_version_id uuid NOT NULL,
+    max_attempts integer NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    leased_by text,
+    lease_expires_at timestamp with time zone,
+    tries integer DEFAULT 0 NOT NULL,
+    report jsonb,
+    clean boolean,
+    failure text,
+    accepted_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT shadow_runs_check CHECK (((state = 'running'::text) = (lease_expires_at IS NOT NULL))),
+    CONSTRAINT shadow_runs_check1 CHECK (((state = ANY (ARRAY['completed'::text, 'failed'::text])) = (finished_at IS NOT NULL))),
+    CONSTRAINT shadow_runs_check2 CHECK (((state = 'completed'::text) = (clean IS NOT NULL))),
+    CONSTRAINT shadow_runs_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 200))),
+    CONSTRAINT shadow_runs_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'running'::text, 'completed'::text, 'failed'::text])))
 );
 
 -- Name: sync_drift; Type: TABLE; Schema: public
@@ -3099,6 +3154,11 @@ ALTER TABLE ONLY public.api_keys
 ALTER TABLE ONLY public.api_rate_limits
     ADD CONSTRAINT api_rate_limits_pkey PRIMARY KEY (key_id);
 
+-- Name: attempt_recordings attempt_recordings_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.attempt_recordings
+    ADD CONSTRAINT attempt_recordings_pkey PRIMARY KEY (task_id, attempt);
+
 -- Name: backup_policies backup_policies_pkey; Type: CONSTRAINT; Schema: public
 
 ALTER TABLE ONLY public.backup_policies
@@ -3188,6 +3248,11 @@ ALTER TABLE ONLY public.service_migrations
 
 ALTER TABLE ONLY public.services
     ADD CONSTRAINT services_pkey PRIMARY KEY (id);
+
+-- Name: shadow_runs shadow_runs_pkey; Type: CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.shadow_runs
+    ADD CONSTRAINT shadow_runs_pkey PRIMARY KEY (id);
 
 -- Name: sync_drift sync_drift_pkey; Type: CONSTRAINT; Schema: public
 
@@ -3301,6 +3366,14 @@ CREATE INDEX api_idempotency_age ON public.api_idempotency USING btree (created_
 
 CREATE INDEX api_keys_tenant ON public.api_keys USING btree (tenant_id, created_at);
 
+-- Name: attempt_recordings_age; Type: INDEX; Schema: public
+
+CREATE INDEX attempt_recordings_age ON public.attempt_recordings USING btree (recorded_at);
+
+-- Name: attempt_recordings_version; Type: INDEX; Schema: public
+
+CREATE INDEX attempt_recordings_version ON public.attempt_recordings USING btree (tenant_id, adapter_version_id, recorded_at DESC);
+
 -- Name: backup_policies_due; Type: INDEX; Schema: public
 
 CREATE INDEX backup_policies_due ON public.backup_policies USING btree (occurrence_at) WHERE enabled;
@@ -3400,6 +3473,14 @@ CREATE INDEX services_tenant_plan_id ON public.services USING btree (tenant_id, 
 -- Name: services_tenant_state_id; Type: INDEX; Schema: public
 
 CREATE INDEX services_tenant_state_id ON public.services USING btree (tenant_id, state, id);
+
+-- Name: shadow_runs_candidate; Type: INDEX; Schema: public
+
+CREATE INDEX shadow_runs_candidate ON public.shadow_runs USING btree (tenant_id, candidate_version_id, created_at DESC);
+
+-- Name: shadow_runs_open; Type: INDEX; Schema: public
+
+CREATE INDEX shadow_runs_open ON public.shadow_runs USING btree (created_at) WHERE (state = ANY (ARRAY['pending'::text, 'running'::text]));
 
 -- Name: sync_drift_run; Type: INDEX; Schema: public
 
@@ -3521,6 +3602,10 @@ CREATE TRIGGER servers_health_row AFTER INSERT ON public.servers FOR EACH ROW EX
 
 CREATE TRIGGER servers_sync_settings AFTER INSERT ON public.servers FOR EACH ROW EXECUTE FUNCTION public.panel1_sync_settings_for_server();
 
+-- Name: shadow_runs shadow_runs_notify; Type: TRIGGER; Schema: public
+
+CREATE TRIGGER shadow_runs_notify AFTER INSERT ON public.shadow_runs FOR EACH ROW EXECUTE FUNCTION public.panel1_shadow_run_notify();
+
 -- Name: task_records task_records_dependency_finished; Type: TRIGGER; Schema: public
 
 CREATE TRIGGER task_records_dependency_finished AFTER UPDATE OF state ON public.task_records FOR EACH ROW WHEN ((new.has_dependents AND (old.state IS DISTINCT FROM new.state) AND (new.state = ANY (ARRAY['succeeded'::public.task_state, 'failed'::public.task_state, 'cancelled'::public.task_state])))) EXECUTE FUNCTION public.panel1_dependency_finished();
@@ -3539,6 +3624,21 @@ ALTER TABLE ONLY public.adapters
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: attempt_recordings attempt_recordings_adapter_version_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.attempt_recordings
+    ADD CONSTRAINT attempt_recordings_adapter_version_id_fkey FOREIGN KEY (adapter_version_id) REFERENCES public.adapter_versions(id) ON DELETE CASCADE;
+
+-- Name: attempt_recordings attempt_recordings_server_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.attempt_recordings
+    ADD CONSTRAINT attempt_recordings_server_id_fkey FOREIGN KEY (server_id) REFERENCES public.servers(id) ON DELETE CASCADE;
+
+-- Name: attempt_recordings attempt_recordings_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.attempt_recordings
+    ADD CONSTRAINT attempt_recordings_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
 -- Name: backup_policies backup_policies_server_id_fkey; Type: FK CONSTRAINT; Schema: public
 
@@ -3664,6 +3764,16 @@ ALTER TABLE ONLY public.services
 
 ALTER TABLE ONLY public.services
     ADD CONSTRAINT services_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+-- Name: shadow_runs shadow_runs_candidate_version_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.shadow_runs
+    ADD CONSTRAINT shadow_runs_candidate_version_id_fkey FOREIGN KEY (candidate_version_id) REFERENCES public.adapter_versions(id) ON DELETE CASCADE;
+
+-- Name: shadow_runs shadow_runs_tenant_id_fkey; Type: FK CONSTRAINT; Schema: public
+
+ALTER TABLE ONLY public.shadow_runs
+    ADD CONSTRAINT shadow_runs_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
 -- Name: sync_drift sync_drift_run_id_fkey; Type: FK CONSTRAINT; Schema: public
 

@@ -42,6 +42,7 @@ fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::tenants::router())
         .merge(routes::adapters::router())
+        .merge(routes::shadow_runs::router())
         .merge(routes::secrets::router())
         .merge(routes::servers::router())
         .merge(routes::server_health::router())

@@ -36,7 +36,7 @@ pub use compiler::{
 pub use component_check::{Capability, ComponentReport, SUPPORTED_WORLD_VERSIONS};
 pub use egress::address::{classify_ip, AddressClass};
 pub use egress::policy::{EgressPolicy, EgressRule, RuleParseError};
-pub use egress::replay::{ReplayMiss, ReplaySet};
+pub use egress::replay::{ReplayMiss, ReplaySet, Served};
 pub use egress::resolver::{Resolver, StaticResolver, SystemResolver};
 pub use egress::scanner::{Marker, SecretScanner, MIN_SCANNED_SECRET_BYTES};
 pub use egress::tape::{

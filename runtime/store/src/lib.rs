@@ -24,6 +24,7 @@ mod rekey;
 pub mod secret_box;
 mod sessions;
 pub mod setup;
+pub mod shadow;
 mod states;
 pub mod sync;
 pub mod testing;

@@ -188,6 +188,9 @@ pub struct ServerRuntime {
     pub limits: Value,
     /// (name, plaintext, destinations)
     pub secrets: Vec<(String, String, Vec<String>)>,
+    pub tenant_id: Uuid,
+    /// Keep each attempt's HTTP exchanges (migrations/0024).
+    pub record_exchanges: bool,
 }
 
 pub async fn server_runtime(
@@ -196,7 +199,8 @@ pub async fn server_runtime(
     server: Uuid,
 ) -> Result<ServerRuntime, StoreError> {
     let row = sqlx::query(
-        "SELECT s.tenant_id, s.adapter_version_id, v.sha256, s.config, s.egress, s.grants, s.limits
+        "SELECT s.tenant_id, s.adapter_version_id, v.sha256, s.config, s.egress, s.grants, s.limits,
+                s.record_exchanges
          FROM servers s JOIN adapter_versions v ON v.id = s.adapter_version_id WHERE s.id = $1",
     )
     .bind(server)
@@ -230,6 +234,8 @@ pub async fn server_runtime(
         grants: row.try_get("grants")?,
         limits: row.try_get("limits")?,
         secrets,
+        tenant_id: tenant,
+        record_exchanges: row.try_get("record_exchanges")?,
     })
 }
 

@@ -143,6 +143,11 @@ impl Worker {
             }
             if n.is_multiple_of(240) {
                 let _ = panel1_store::prune(&self.pool, self.config.prune_after).await;
+                // Recorded attempts (issue 19) are kept 14 days.
+                use panel1_store::shadow::{prune_recordings, RECORDING_RETENTION};
+                if let Err(e) = prune_recordings(&self.pool, RECORDING_RETENTION).await {
+                    tracing::warn!(error = %e, "pruning recorded attempts failed");
+                }
             }
         }
     }

@@ -11,6 +11,8 @@ use uuid::Uuid;
 /// one server shares one host context.
 pub struct ServerSettings {
     pub adapter_version_id: Uuid,
+    /// Keep each attempt's HTTP exchanges (crate::recording).
+    pub record_exchanges: bool,
     /// The host context, or why the stored settings cannot make one.
     pub context: Result<Arc<HostContext>, String>,
 }
@@ -19,6 +21,7 @@ impl ServerSettings {
     pub fn new(rt: &ServerRuntime) -> Self {
         ServerSettings {
             adapter_version_id: rt.adapter_version_id,
+            record_exchanges: rt.record_exchanges,
             context: host_context(rt).map(Arc::new),
         }
     }

@@ -86,7 +86,7 @@ impl Worker {
             idempotency_key: None,
         };
         let started = Instant::now();
-        let (outcome, _) = self.attempt(&task).await;
+        let (outcome, _, _) = self.attempt(&task).await;
         let latency = started.elapsed();
         let outcome = match outcome {
             TaskOutcome::Succeeded { .. } => CheckOutcome::Ok,

@@ -10,7 +10,9 @@ mod health;
 mod inspect;
 mod leases;
 mod metrics;
+mod recording;
 mod run;
+mod shadow;
 pub mod webhooks;
 
 pub use health::HealthConfig;

@@ -1,7 +1,10 @@
 use crate::completion::note_applied;
 use crate::context::ServerSettings;
 use crate::leases::{Held, Leases};
-use panel1_sandbox::{CallRequest, LoadedAdapter, Operation, Outcome, Sandbox};
+use crate::recording::{taped, Taped};
+use panel1_sandbox::{
+    CallRequest, HttpTape, LoadedAdapter, Operation, Outcome, Recording, Sandbox,
+};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::{setup, Applied, AttemptRecord, ClaimedTask, StoreError, TaskOutcome};
 use sqlx::pool::PoolConnection;
@@ -182,6 +185,8 @@ impl Worker {
         let listener = tokio::spawn(self.clone().listen());
         let upkeep = tokio::spawn(self.clone().upkeep());
         let inspector = tokio::spawn(self.clone().inspector());
+        // A run cut short keeps its lease until it lapses; then another worker runs it.
+        let shadow_runs = tokio::spawn(self.clone().shadow_runs());
         let completer = match self
             .completions_rx
             .lock()
@@ -252,6 +257,7 @@ impl Worker {
         listener.abort();
         upkeep.abort();
         inspector.abort();
+        shadow_runs.abort();
         webhooks.abort();
         health.abort();
         // Queued tasks never started: back to the queue for other workers.
@@ -384,7 +390,7 @@ impl Worker {
         }
     }
 
-    async fn adapter(&self, version: Uuid) -> Result<Arc<LoadedAdapter>, String> {
+    pub(crate) async fn adapter(&self, version: Uuid) -> Result<Arc<LoadedAdapter>, String> {
         let cell = self
             .adapters
             .lock()
@@ -407,7 +413,10 @@ impl Worker {
         .cloned()
     }
 
-    async fn server_settings(&self, server: Uuid) -> Result<Arc<ServerSettings>, StoreError> {
+    pub(crate) async fn server_settings(
+        &self,
+        server: Uuid,
+    ) -> Result<Arc<ServerSettings>, StoreError> {
         if let Some((at, rt)) = self
             .servers
             .lock()
@@ -443,7 +452,7 @@ impl Worker {
         let mut next = Some((task, held));
         while let Some((task, held)) = next.take() {
             let started = chrono::Utc::now();
-            let (outcome, record) = tokio::select! {
+            let (outcome, record, taped) = tokio::select! {
                 r = self.attempt(&task) => r,
                 // The lease was lost (rescued elsewhere or cancelled): stop.
                 _ = held.lost() => {
@@ -456,6 +465,7 @@ impl Worker {
                 started_at: Some(started),
                 ..record
             };
+            let taped = taped.map(|t| (crate::recording::outcome_summary(&outcome), t));
             let observed = self.metrics.as_ref().map(|_| {
                 (
                     crate::WorkerMetrics::error_kind(&outcome),
@@ -485,6 +495,9 @@ impl Worker {
             };
             if let Some(applied) = applied {
                 note_applied(&task, &applied);
+                if let Some((summary, t)) = taped {
+                    self.store_recording(&task, summary, t, &applied).await;
+                }
                 if let (Some(m), Some((kind, cost))) = (&self.metrics, observed) {
                     m.completed(&task.operation, kind, &cost, &applied);
                 }
@@ -513,9 +526,19 @@ impl Worker {
         applied.await.ok()
     }
 
-    pub(crate) async fn attempt(&self, task: &ClaimedTask) -> (TaskOutcome, AttemptRecord) {
-        let internal =
-            |message: String| (TaskOutcome::Internal { message }, AttemptRecord::default());
+    /// Run one attempt: its outcome, its record, and its exchanges when the
+    /// server records them.
+    pub(crate) async fn attempt(
+        &self,
+        task: &ClaimedTask,
+    ) -> (TaskOutcome, AttemptRecord, Option<Taped>) {
+        let internal = |message: String| {
+            (
+                TaskOutcome::Internal { message },
+                AttemptRecord::default(),
+                None,
+            )
+        };
         // The task itself is unusable (bad operation, input or server
         // settings): fail it, no retry.
         let invalid = |message: String| {
@@ -524,7 +547,7 @@ impl Worker {
                 message,
                 retry_after_ms: None,
             };
-            (o, AttemptRecord::default())
+            (o, AttemptRecord::default(), None)
         };
         let operation: Operation = match task.operation.parse() {
             Ok(op) => op,
@@ -548,10 +571,17 @@ impl Worker {
             idempotency_key: task.id.to_string(),
             attempt: task.attempt.max(1) as u32,
         };
-        let report = match self.sandbox.call(&adapter, context, &request).await {
+        let recording = runtime.record_exchanges.then(Recording::new);
+        let tape = recording.clone().map(HttpTape::Record);
+        let report = match self
+            .sandbox
+            .call_with_tape(&adapter, context, &request, tape)
+            .await
+        {
             Ok(r) => r,
             Err(e) => return invalid(e.to_string()),
         };
+        let taped = recording.map(|r| taped(runtime.adapter_version_id, r.exchanges()));
         let record = AttemptRecord {
             log: serde_json::to_value(&report.log).unwrap_or_default(),
             http: serde_json::to_value(&report.http).unwrap_or_default(),
@@ -576,6 +606,6 @@ impl Worker {
                 message,
             },
         };
-        (outcome, record)
+        (outcome, record, taped)
     }
 }

@@ -52,6 +52,11 @@ pub struct AdapterVersion {
     pub config_schema: Option<serde_json::Value>,
     pub rejection: Option<String>,
     pub deprecated: bool,
+    /// Uploaded as a candidate: no server uses it until it is promoted
+    /// (`POST /v1/adapters/{id}/promote`, after a shadow run).
+    pub candidate: bool,
+    /// When the candidate was promoted.
+    pub promoted_at: Option<DateTime<Utc>>,
     /// Visible to every tenant.
     pub builtin: bool,
     pub created_at: DateTime<Utc>,
@@ -60,7 +65,8 @@ pub struct AdapterVersion {
 const SELECT: &str =
     "SELECT v.id, a.id AS adapter_id, a.name, v.version, v.sha256, v.world_version,
         octet_length(v.component)::bigint AS size_bytes, v.report, v.status::text AS status, v.info,
-        v.config_schema, v.rejection, v.deprecated, a.tenant_id IS NULL AS builtin, v.created_at
+        v.config_schema, v.rejection, v.deprecated, v.candidate, v.promoted_at,
+        a.tenant_id IS NULL AS builtin, v.created_at
     FROM adapter_versions v JOIN adapters a ON a.id = v.adapter_id";
 
 /// The version if `principal` may see it (built-in, or its tenant's).
@@ -73,7 +79,7 @@ pub async fn visible_version(
 }
 
 /// [`visible_version`] on this connection (a request's transaction sees its own writes).
-async fn visible_version_in(
+pub(crate) async fn visible_version_in(
     conn: &mut PgConnection,
     principal: &Principal,
     id: Uuid,
@@ -103,6 +109,9 @@ pub struct UploadParams {
     /// with a raw body.
     #[param(pattern = "^[!-~]{1,64}$")]
     pub version: Option<String>,
+    /// Upload as a candidate of the adapter (tenant adapters only): no
+    /// server uses it until it is promoted after a shadow run.
+    pub candidate: Option<bool>,
 }
 
 fn check_label(field: &str, value: Option<String>, adapter_name: bool) -> ApiResult<String> {
@@ -255,7 +264,14 @@ async fn upload_adapter(
     } else {
         Some(p.tenant(Scope::Write)?)
     };
+    let candidate = q.candidate.unwrap_or(false);
     let (name, version, bytes) = read_upload(&state, q, req).await?;
+    if candidate && tenant.is_none() {
+        return Err(ApiError::validation(
+            "candidate",
+            "candidates are tenant adapters (built-in versions are not shadow-run)",
+        ));
+    }
     let sandbox = state.sandbox.clone();
     let artifacts = state.artifacts.clone();
     // Off the async threads: the load checks the structure, then waits for
@@ -305,6 +321,14 @@ async fn upload_adapter(
         }
         Err(e) => return Err(e.into()),
     };
+    // Same bytes again return the version as it is: a candidate is only
+    // ever made at its first upload.
+    if candidate && existing.is_none() {
+        sqlx::query("UPDATE adapter_versions SET candidate = true WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let v = visible_version_in(&mut tx, &p, id).await?;
     Ok(match existing {
         Some(_) => Json(v).into_response(),

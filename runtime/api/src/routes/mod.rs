@@ -9,6 +9,7 @@ pub mod secrets;
 pub mod server_health;
 pub mod servers;
 pub mod services;
+pub mod shadow_runs;
 pub mod sync;
 pub mod tasks;
 pub mod tenants;

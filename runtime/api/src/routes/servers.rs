@@ -98,6 +98,10 @@ pub struct NewServer {
     /// adapters that declare it and need it.
     #[serde(default)]
     pub allow_secret_reveal: bool,
+    /// Keep each attempt's HTTP exchanges (redacted, capped, 14 days) for
+    /// shadow runs of candidate versions (docs/shadow-runs.md).
+    #[serde(default)]
+    pub record_exchanges: bool,
 }
 
 fn empty_object() -> Value {
@@ -123,6 +127,8 @@ pub struct Server {
     #[schema(value_type = Object)]
     pub grants: Value,
     pub secrets: Vec<SecretBindingInput>,
+    /// Each attempt's HTTP exchanges are kept (docs/shadow-runs.md).
+    pub record_exchanges: bool,
     pub created_at: DateTime<Utc>,
     /// The latest health check's verdict (details at `/health`).
     pub health: Option<HealthSummary>,
@@ -137,6 +143,7 @@ type ServerRow = (
     i32,
     Value,
     Value,
+    bool,
     DateTime<Utc>,
 );
 
@@ -147,15 +154,26 @@ async fn load_server(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Serv
 /// [`load_server`] on this connection (a request's transaction sees its own writes).
 async fn load_server_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiResult<Server> {
     let row: Option<ServerRow> = sqlx::query_as(
-        "SELECT id, name, adapter_version_id, config, egress, max_concurrency, limits, grants, created_at
+        "SELECT id, name, adapter_version_id, config, egress, max_concurrency, limits, grants,
+                record_exchanges, created_at
          FROM servers WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)
     .bind(tenant)
     .fetch_optional(&mut *conn)
     .await?;
-    let (id, name, adapter_version_id, config, egress, max_concurrency, limits, grants, created_at) =
-        row.ok_or_else(|| ApiError::NotFound(format!("server {id}")))?;
+    let (
+        id,
+        name,
+        adapter_version_id,
+        config,
+        egress,
+        max_concurrency,
+        limits,
+        grants,
+        record_exchanges,
+        created_at,
+    ) = row.ok_or_else(|| ApiError::NotFound(format!("server {id}")))?;
     let secrets: Vec<(String, Vec<String>)> = sqlx::query_as(
         "SELECT x.name, b.destinations FROM server_secrets b JOIN secrets x ON x.id = b.secret_id
          WHERE b.server_id = $1 ORDER BY x.name",
@@ -177,6 +195,7 @@ async fn load_server_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiR
             .into_iter()
             .map(|(name, destinations)| SecretBindingInput { name, destinations })
             .collect(),
+        record_exchanges,
         created_at,
         health,
     })
@@ -187,7 +206,7 @@ pub async fn tenant_server(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResul
     load_server(state, tenant, id).await
 }
 
-fn validate_config(schema: &Value, config: &Value) -> ApiResult<()> {
+pub(crate) fn validate_config(schema: &Value, config: &Value) -> ApiResult<()> {
     let validator = jsonschema::validator_for(schema)
         .map_err(|e| ApiError::Conflict(format!("the adapter's config schema is unusable: {e}")))?;
     let errors: Vec<FieldError> = validator
@@ -318,6 +337,13 @@ async fn create_server(
             ))
         }
     }
+    if version.candidate {
+        return Err(ApiError::validation(
+            "adapter_version_id",
+            "the adapter version is a candidate: servers use it once it is promoted \
+             (POST /v1/adapters/{id}/promote after a shadow run)",
+        ));
+    }
     if version.deprecated {
         return Err(ApiError::validation(
             "adapter_version_id",
@@ -343,8 +369,9 @@ async fn create_server(
     let mut tx = effect.begin().await?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
-        "INSERT INTO servers (id, tenant_id, name, adapter_version_id, config, egress, grants, limits, max_concurrency)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO servers (id, tenant_id, name, adapter_version_id, config, egress, grants, limits,
+             max_concurrency, record_exchanges)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id)
     .bind(tenant)
@@ -355,6 +382,7 @@ async fn create_server(
     .bind(to_json(&grants)?)
     .bind(to_json(&limits)?)
     .bind(body.max_concurrency)
+    .bind(body.record_exchanges)
     .execute(&mut *tx)
     .await;
     match inserted {

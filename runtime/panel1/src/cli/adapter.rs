@@ -1,7 +1,8 @@
-//! `panel1 adapter new|check|run|test|conformance|push`.
+//! `panel1 adapter new|check|run|test|conformance|push|shadow|promote`.
 mod record;
 mod scaffold;
 mod scenario;
+mod shadow;
 mod test_cmd;
 
 use super::compile::{sandbox_config, CompileArgs};
@@ -60,7 +61,17 @@ pub enum AdapterCommand {
         name: String,
         #[arg(long)]
         version: String,
+        /// Upload as a candidate: no server uses it until `adapter promote`.
+        #[arg(long)]
+        candidate: bool,
     },
+    /// Shadow-run a candidate version (ID): replay recorded attempts of the
+    /// adapter's current version against it; waits and prints the report.
+    /// Exits 0 when clean, 1 when something differs or the run failed.
+    Shadow(shadow::ShadowArgs),
+    /// Promote a candidate version (ID): its latest shadow run must be
+    /// clean, or accepted with --accept.
+    Promote(shadow::PromoteArgs),
 }
 
 #[derive(Args)]
@@ -136,7 +147,10 @@ pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
             file,
             name,
             version,
-        } => super::client::push(conn, file, name, version).await,
+            candidate,
+        } => super::client::push(conn, file, name, version, candidate).await,
+        AdapterCommand::Shadow(args) => shadow::shadow(conn, args).await,
+        AdapterCommand::Promote(args) => shadow::promote(conn, args).await,
     }
 }
 

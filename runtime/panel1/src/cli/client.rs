@@ -170,12 +170,23 @@ impl Client {
             .await
     }
 
-    pub async fn push_adapter(&self, file: &str, name: &str, version: &str) -> Result<Value> {
+    pub async fn push_adapter(
+        &self,
+        file: &str,
+        name: &str,
+        version: &str,
+        candidate: bool,
+    ) -> Result<Value> {
         let bytes = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+        let candidate = if candidate { "true" } else { "false" };
         let req = self
             .http
             .post(format!("{}/v1/adapters", self.conn.url))
-            .query(&[("name", name), ("version", version)])
+            .query(&[
+                ("name", name),
+                ("version", version),
+                ("candidate", candidate),
+            ])
             .header("content-type", "application/wasm")
             .body(bytes);
         self.send(req).await
@@ -272,7 +283,7 @@ fn summary(payload: &Value) -> String {
     parts.join(" ")
 }
 
-fn print(v: &Value) {
+pub(super) fn print(v: &Value) {
     let _ = writeln!(
         std::io::stdout(),
         "{}",
@@ -296,7 +307,7 @@ async fn task_result(c: &Client, result: Value, no_wait: bool) -> Result<u8> {
     })
 }
 
-fn exit(r: Result<u8>) -> u8 {
+pub(super) fn exit(r: Result<u8>) -> u8 {
     r.unwrap_or_else(|e| {
         eprintln!("panel1: {e:#}");
         EXIT_USAGE
@@ -425,11 +436,11 @@ pub async fn task(conn: Conn, cmd: TaskCommand) -> u8 {
     )
 }
 
-pub async fn push(conn: Conn, file: String, name: String, version: String) -> u8 {
+pub async fn push(conn: Conn, file: String, name: String, version: String, candidate: bool) -> u8 {
     let c = Client::new(conn);
     exit(
         async {
-            print(&c.push_adapter(&file, &name, &version).await?);
+            print(&c.push_adapter(&file, &name, &version, candidate).await?);
             Ok(EXIT_OK)
         }
         .await,

@@ -25,6 +25,14 @@ pub struct ReplayMiss {
     pub message: String,
 }
 
+/// A request the guest made during a replay, and the index of the recorded
+/// exchange that answered it (`None`: a miss). A shadow run compares these.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Served {
+    pub request: RecordedRequest,
+    pub recorded: Option<usize>,
+}
+
 pub struct ReplaySet {
     exchanges: Vec<RecordedExchange>,
     /// Off for adapters whose bodies vary by run (a generated password).
@@ -36,6 +44,7 @@ pub struct ReplaySet {
 struct State {
     used: Vec<bool>,
     misses: Vec<ReplayMiss>,
+    served: Vec<Served>,
 }
 
 impl ReplaySet {
@@ -46,7 +55,7 @@ impl ReplaySet {
             match_bodies: true,
             state: Mutex::new(State {
                 used,
-                misses: Vec::new(),
+                ..State::default()
             }),
         }
     }
@@ -75,6 +84,10 @@ impl ReplaySet {
             }
             if !self.match_bodies || same_body(&x.request, request) {
                 state.used[i] = true;
+                state.served.push(Served {
+                    request: request.clone(),
+                    recorded: Some(i),
+                });
                 return Ok(x.clone());
             }
             same_target.get_or_insert(i);
@@ -105,7 +118,21 @@ impl ReplaySet {
             message,
         };
         state.misses.push(miss.clone());
+        state.served.push(Served {
+            request: request.clone(),
+            recorded: None,
+        });
         Err(miss)
+    }
+
+    /// The recorded exchanges this set serves from.
+    pub fn recorded(&self) -> &[RecordedExchange] {
+        &self.exchanges
+    }
+
+    /// Every request asked of this set, in order, with what answered it.
+    pub fn served(&self) -> Vec<Served> {
+        self.state().served.clone()
     }
 
     /// Requests that found no recorded exchange, in order.
@@ -271,6 +298,8 @@ mod tests {
             miss.message
         );
         assert_eq!(set.misses().len(), 1);
+        let served: Vec<Option<usize>> = set.served().iter().map(|s| s.recorded).collect();
+        assert_eq!(served, vec![Some(0), Some(2), Some(1), None]);
     }
 
     #[test]
