@@ -18,6 +18,14 @@ const COMPLETERS: usize = 2;
 type Item = (ClaimedTask, TaskOutcome, AttemptRecord);
 
 impl Worker {
+    /// When this worker shares its process with the API (`panel1 serve`):
+    /// `wake` wakes that API's event streams as soon as a completion has
+    /// committed, a database round trip and a LISTEN hop before the NOTIFY
+    /// would. Set once; later calls are ignored.
+    pub fn wake_local_streams_with(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.local_streams.set(Box::new(wake));
+    }
+
     /// Commit `items` (claiming up to `handoff` next tasks in the same
     /// transaction), retrying while the database is unreachable for up to
     /// four lease lengths. A retry of a commit that did go through finds its

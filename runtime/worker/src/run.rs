@@ -104,9 +104,7 @@ pub struct Worker {
     completions_rx: Mutex<Option<mpsc::Receiver<Pending>>>,
     /// Completions committed events: wake the event streams.
     pub(crate) events_written: Notify,
-    /// Wakes the event streams of an API in this process directly (set by
-    /// [`Worker::wake_local_streams_with`]); the NOTIFY still goes out for
-    /// the other processes.
+    /// Wakes an in-process API's event streams (`wake_local_streams_with`).
     pub(crate) local_streams: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Shutdown began: finished slots take no next task.
     stopping: AtomicBool,
@@ -164,14 +162,6 @@ impl Worker {
             stopping: AtomicBool::new(false),
             metrics,
         })
-    }
-
-    /// When this worker shares its process with the API (`panel1 serve`):
-    /// `wake` wakes that API's event streams as soon as a completion has
-    /// committed, a database round trip and a LISTEN hop before the NOTIFY
-    /// would. Set once; later calls are ignored.
-    pub fn wake_local_streams_with(&self, wake: impl Fn() + Send + Sync + 'static) {
-        let _ = self.local_streams.set(Box::new(wake));
     }
 
     /// Run until `shutdown` resolves; then stop claiming, let running
