@@ -244,7 +244,9 @@ fn a_ts_project_builds_and_passes_conformance_and_a_type_error_fails_its_build()
         // The types come from the WIT: a field the WIT does not have (here a
         // typo in connection-info's `server-version`) must stop the build
         // before componentize-js, leaving no component behind.
-        assert!(project.join("types/interfaces/panel1-provisioning-types.d.ts").is_file());
+        assert!(project
+            .join("types/interfaces/panel1-provisioning-types.d.ts")
+            .is_file());
         let src = project.join("adapter.ts");
         let good = std::fs::read_to_string(&src).unwrap();
         let bad = good.replacen("{ serverVersion:", "{ serverVersio:", 1);
@@ -255,8 +257,14 @@ fn a_ts_project_builds_and_passes_conformance_and_a_type_error_fails_its_build()
         let o = build(project);
         assert!(!o.status.success(), "a type error built: {}", text(&o));
         let out = text(&o);
-        assert!(out.contains("serverVersio") && out.contains("tsc found errors"), "{out}");
-        assert!(!wasm.exists(), "a component was written despite the type error");
+        assert!(
+            out.contains("serverVersio") && out.contains("tsc found errors"),
+            "{out}"
+        );
+        assert!(
+            !wasm.exists(),
+            "a component was written despite the type error"
+        );
     });
     assert!(secs < Duration::from_secs(900).as_secs_f64());
 }
@@ -268,10 +276,15 @@ fn a_c_project_builds_and_passes_conformance() {
         // wasi:cli, which a libc would pull in) and a small component.
         let imports = report["imports"].as_array().unwrap();
         assert!(
-            imports.iter().filter_map(Value::as_str).all(|i| !i.starts_with("wasi:cli")),
+            imports
+                .iter()
+                .filter_map(Value::as_str)
+                .all(|i| !i.starts_with("wasi:cli")),
             "{imports:?}"
         );
-        let size = std::fs::metadata(project.join("starter-c.wasm")).unwrap().len();
+        let size = std::fs::metadata(project.join("starter-c.wasm"))
+            .unwrap()
+            .len();
         assert!(size < 300_000, "{size} bytes");
     });
     // The goal is 2 minutes; as for Rust, only a runaway fails here
