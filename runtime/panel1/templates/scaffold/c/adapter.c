@@ -131,7 +131,10 @@ static bool whm_call(whm *w, const char *fn, const char *const *params, bool *ok
         p1_buf_cstr(&url, "=");
         p1_buf_urlencode(&url, p1_cstr(params[1]));
     }
-    p1_header headers[] = {{"authorization", p1_buf_str(&w->auth)}, {"accept", P1_LIT("application/json")}};
+    p1_header headers[2] = {
+        {.name = "authorization", .value = p1_buf_str(&w->auth)},
+        {.name = "accept", .value = P1_LIT("application/json")},
+    };
     p1_http_error herr;
     if (!p1_request("GET", p1_buf_str(&url), headers, 2, P1_LIT(""), timeout, doc, &herr)) {
         p1_buf hint = {0};
