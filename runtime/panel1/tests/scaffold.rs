@@ -1,10 +1,13 @@
 //! `panel1 adapter new` as an author uses it: the real binary writes a
 //! project into a temporary directory outside the repository, the project's
-//! own build script builds it (installing its dependencies from crates.io or
-//! npm), then `adapter check` and `adapter conformance --provider whm` judge
-//! the component. Every conformance check must pass. Needs cargo with the
-//! wasm32-wasip2 target (adapters/build.sh adds it) and node/npm: a missing
-//! toolchain fails the test, it is never skipped.
+//! own build script builds it (installing its dependencies from crates.io,
+//! npm or PyPI), then `adapter check` and `adapter conformance --provider
+//! whm` judge the component. Every conformance check must pass. Needs cargo
+//! with the wasm32-wasip2 target (adapters/build.sh adds it), node/npm,
+//! python3 and, for C, Debian's clang and lld (the C build script installs
+//! its pinned wit-bindgen and wasm-tools into ~/.cache/panel1/tools once;
+//! .ci/run does that up front): a missing toolchain fails the test, it is
+//! never skipped.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -80,9 +83,19 @@ fn assert_standalone(project: &Path) {
     }
 }
 
+fn build(project: &Path) -> Output {
+    Command::new(project.join("build.sh"))
+        .current_dir(project.parent().unwrap())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .output()
+        .expect("run build.sh")
+}
+
 /// Scaffold, build, check and run the suite; returns the seconds from
-/// `adapter new` to the green conformance report.
-fn scaffold_to_green(lang: &str) -> f64 {
+/// `adapter new` to the green conformance report. `more` then looks at the
+/// built project and the `adapter check` report.
+fn scaffold_to_green(lang: &str, more: impl FnOnce(&Path, &Value)) -> f64 {
     let root = temp(lang);
     let name = format!("starter-{lang}");
     let project = root.join(&name);
@@ -110,12 +123,7 @@ fn scaffold_to_green(lang: &str) -> f64 {
 
     // The project's own one-command build, dependencies included; in its own
     // cargo target directory, not this test's.
-    let build = Command::new(project.join("build.sh"))
-        .current_dir(&root)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET_DIR")
-        .output()
-        .expect("run build.sh");
+    let build = build(&project);
     assert!(build.status.success(), "{lang} build.sh: {}", text(&build));
     let wasm = project.join(format!("{name}.wasm"));
     assert!(wasm.is_file(), "{} was not built", wasm.display());
@@ -167,13 +175,14 @@ fn scaffold_to_green(lang: &str) -> f64 {
     assert!(conf.status.success(), "conformance: {}", text(&conf));
     let secs = started.elapsed().as_secs_f64();
     eprintln!("{lang}: adapter new -> green conformance in {secs:.1} s");
+    more(&project, &report);
     let _ = std::fs::remove_dir_all(&root);
     secs
 }
 
 #[test]
 fn a_rust_project_builds_and_passes_conformance() {
-    let secs = scaffold_to_green("rust");
+    let secs = scaffold_to_green("rust", |_, _| {});
     // The goal is 2 minutes on a machine to itself; builds here
     // share two cores, so only a runaway fails.
     assert!(secs < Duration::from_secs(600).as_secs_f64());
@@ -181,7 +190,7 @@ fn a_rust_project_builds_and_passes_conformance() {
 
 #[test]
 fn a_js_project_builds_and_passes_conformance() {
-    let secs = scaffold_to_green("js");
+    let secs = scaffold_to_green("js", |_, _| {});
     assert!(secs < Duration::from_secs(900).as_secs_f64());
 }
 
@@ -225,6 +234,60 @@ fn refusals_exit_2_and_write_nothing() {
 
 #[test]
 fn a_python_project_builds_and_passes_conformance() {
-    let secs = scaffold_to_green("python");
+    let secs = scaffold_to_green("python", |_, _| {});
     assert!(secs < Duration::from_secs(900).as_secs_f64());
+}
+
+#[test]
+fn a_ts_project_builds_and_passes_conformance_and_a_type_error_fails_its_build() {
+    let secs = scaffold_to_green("ts", |project, _| {
+        // The types come from the WIT: a field the WIT does not have (here a
+        // typo in connection-info's `server-version`) must stop the build
+        // before componentize-js, leaving no component behind.
+        assert!(project
+            .join("types/interfaces/panel1-provisioning-types.d.ts")
+            .is_file());
+        let src = project.join("adapter.ts");
+        let good = std::fs::read_to_string(&src).unwrap();
+        let bad = good.replacen("{ serverVersion:", "{ serverVersio:", 1);
+        assert_ne!(good, bad, "adapter.ts changed: update this test");
+        std::fs::write(&src, bad).unwrap();
+        let wasm = project.join("starter-ts.wasm");
+        std::fs::remove_file(&wasm).unwrap();
+        let o = build(project);
+        assert!(!o.status.success(), "a type error built: {}", text(&o));
+        let out = text(&o);
+        assert!(
+            out.contains("serverVersio") && out.contains("tsc found errors"),
+            "{out}"
+        );
+        assert!(
+            !wasm.exists(),
+            "a component was written despite the type error"
+        );
+    });
+    assert!(secs < Duration::from_secs(900).as_secs_f64());
+}
+
+#[test]
+fn a_c_project_builds_and_passes_conformance() {
+    let secs = scaffold_to_green("c", |project, report| {
+        // No libc and no engine inside: only the world's imports (no
+        // wasi:cli, which a libc would pull in) and a small component.
+        let imports = report["imports"].as_array().unwrap();
+        assert!(
+            imports
+                .iter()
+                .filter_map(Value::as_str)
+                .all(|i| !i.starts_with("wasi:cli")),
+            "{imports:?}"
+        );
+        let size = std::fs::metadata(project.join("starter-c.wasm"))
+            .unwrap()
+            .len();
+        assert!(size < 300_000, "{size} bytes");
+    });
+    // The goal is 2 minutes; as for Rust, only a runaway fails here
+    // (the tools are installed once, by .ci/run or the first build).
+    assert!(secs < Duration::from_secs(600).as_secs_f64());
 }

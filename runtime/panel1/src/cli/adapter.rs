@@ -20,10 +20,11 @@ use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum AdapterCommand {
-    /// Create a standalone adapter project (Rust, JavaScript or Python):
-    /// the released WIT, a narrowed world without `secrets-reveal`, a WHM
-    /// starter that passes `adapter conformance --provider whm`, a README
-    /// and `./build.sh` (→ NAME.wasm). Needs no Panel1 checkout.
+    /// Create a standalone adapter project (Rust, JavaScript, TypeScript,
+    /// Python or C): the released WIT, a narrowed world without
+    /// `secrets-reveal`, a WHM starter that passes `adapter conformance
+    /// --provider whm`, a README and `./build.sh` (→ NAME.wasm). Needs no
+    /// Panel1 checkout.
     New(scaffold::NewArgs),
     /// Validate a component and print a JSON report (world version,
     /// operations, imports, capabilities, size, sha256). Exits 3 if the

@@ -1,4 +1,4 @@
-//! `panel1 adapter new NAME --lang rust|js|python [--dir PATH]`: a standalone
+//! `panel1 adapter new NAME --lang rust|js|ts|python|c [--dir PATH]`: a standalone
 //! adapter project that builds with one command (`./build.sh` → NAME.wasm)
 //! and needs nothing from a Panel1 checkout: the WIT, the narrowed world and
 //! (Rust) the SDK come from this binary (see `files`). The sample adapter is
@@ -13,7 +13,9 @@ impl Lang {
         match self {
             Lang::Rust => "rust",
             Lang::Js => "js",
+            Lang::Ts => "ts",
             Lang::Python => "python",
+            Lang::C => "c",
         }
     }
 }
@@ -29,8 +31,14 @@ pub enum Lang {
     Rust,
     /// JavaScript with componentize-js (npm) and a wasi:http helper.
     Js,
+    /// TypeScript: types generated from the WIT (jco), checked by tsc, then
+    /// componentize-js (npm); the JS project's wasi:http helper, typed.
+    Ts,
     /// Python with componentize-py (PyPI) and a wasi:http helper.
     Python,
+    /// C without libc: wit-bindgen's C bindings, clang/lld (Debian), a
+    /// wasi:http helper and a small JSON reader.
+    C,
 }
 
 #[derive(Args)]

@@ -99,7 +99,7 @@ fn every_sdk_rewrite_applies_and_no_project_references_the_repo() {
             "{file}: not rewritten"
         );
     }
-    for lang in [Lang::Rust, Lang::Js, Lang::Python] {
+    for lang in [Lang::Rust, Lang::Js, Lang::Ts, Lang::Python, Lang::C] {
         for t in render("acme", lang) {
             assert!(!t.text.contains("{{"), "{}: unfilled placeholder", t.path);
             assert!(
