@@ -83,6 +83,9 @@ fn assert_standalone(project: &Path) {
     }
 }
 
+/// Held while a test compiles and runs its component (see `scaffold_to_green`).
+static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn build(project: &Path) -> Output {
     Command::new(project.join("build.sh"))
         .current_dir(project.parent().unwrap())
@@ -129,6 +132,11 @@ fn scaffold_to_green(lang: &str, more: impl FnOnce(&Path, &Value)) -> f64 {
     assert!(wasm.is_file(), "{} was not built", wasm.display());
     let wasm = wasm.to_str().unwrap();
 
+    // One language at a time from here: `check` and `conformance` compile
+    // the component under the CLI's compile budget, and the JS, TS and
+    // Python components (14-40 MB) compiled at once on two shared cores
+    // could outlast it.
+    let _compiling = COMPILING.lock().unwrap_or_else(|p| p.into_inner());
     let check = panel1(&["adapter", "check", wasm]);
     assert!(check.status.success(), "adapter check: {}", text(&check));
     let report: Value = serde_json::from_slice(&check.stdout).expect("check JSON");
