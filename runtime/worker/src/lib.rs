@@ -11,6 +11,7 @@ mod inspect;
 mod leases;
 mod metrics;
 mod run;
+mod source_secret;
 pub mod webhooks;
 
 pub use health::HealthConfig;

@@ -1,6 +1,7 @@
 use crate::completion::note_applied;
 use crate::context::ServerSettings;
 use crate::leases::{Held, Leases};
+use crate::source_secret;
 use panel1_sandbox::{CallRequest, LoadedAdapter, Operation, Outcome, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::{setup, Applied, AttemptRecord, ClaimedTask, StoreError, TaskOutcome};
@@ -529,9 +530,21 @@ impl Worker {
             Ok(a) => a,
             Err(e) => return internal(format!("loading adapter: {e}")),
         };
+        let mut input = task.input.clone();
+        // A migration's import carries the source's credential (this call only).
+        let context = if operation == Operation::ImportService {
+            let bound =
+                source_secret::bind(&self.pool, &self.secrets, task, context, &mut input).await;
+            match bound {
+                Ok(c) => c,
+                Err(e) => return internal(e),
+            }
+        } else {
+            context
+        };
         let request = CallRequest {
             operation,
-            input: task.input.clone(),
+            input,
             idempotency_key: task.id.to_string(),
             attempt: task.attempt.max(1) as u32,
         };
