@@ -215,7 +215,7 @@ async fn api(
     let outcome = match function {
         "create_remote_root_transfer_session" => transfers::create_session(shared, params).await,
         "start_transfer_session" => transfers::start(shared, params),
-        _ => functions::call(function, &mut lock(&shared.state), params, &env),
+        _ => call_locked(shared, function, params, &env),
     };
     match outcome {
         Ok(answer) => responses::api1_ok(function, answer),
@@ -229,6 +229,17 @@ async fn api(
             responses::api1_fail(function, &reason)
         }
     }
+}
+
+/// A function that only reads and changes the state, under the lock (kept
+/// out of `api`'s future, which must stay `Send`).
+fn call_locked(
+    shared: &Shared,
+    function: &str,
+    params: &BTreeMap<String, String>,
+    env: &Env,
+) -> Result<functions::Answer, String> {
+    functions::call(function, &mut lock(&shared.state), params, env)
 }
 
 /// Anything but `/json-api/<function>`: a create_user_session login URL

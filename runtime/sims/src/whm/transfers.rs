@@ -54,12 +54,23 @@ pub struct TransferSession {
 }
 
 /// A session with the credential it pulls with.
-#[derive(Debug)]
 struct Held {
     public: TransferSession,
     remote_url: String,
     user: String,
     password: String,
+}
+
+// The password stays out of `{:?}`.
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("public", &self.public)
+            .field("remote_url", &self.remote_url)
+            .field("user", &self.user)
+            .field("password", &"[redacted]")
+            .finish()
+    }
 }
 
 #[derive(Debug)]
