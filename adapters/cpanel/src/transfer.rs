@@ -88,7 +88,10 @@ pub fn export(req: ExportRequest) -> Result<TransferPackage, AdapterError> {
     if let Some(p) = &account.plan {
         details.push(KeyValue::new("plan", p));
     }
-    log::info("account ready to be pulled by the target", &[("username", &user)]);
+    log::info(
+        "account ready to be pulled by the target",
+        &[("username", &user)],
+    );
     Ok(TransferPackage {
         kind: KIND.into(),
         reference: user,
@@ -186,7 +189,11 @@ pub fn import(req: ImportRequest) -> Result<ServiceStatus, AdapterError> {
     };
     log::info(
         "transfer session created",
-        &[("username", &user), ("transfer_session_id", &session), ("source", &host)],
+        &[
+            ("username", &user),
+            ("transfer_session_id", &session),
+            ("source", &host),
+        ],
     );
     let item = Params::new()
         .text("transfer_session_id", &session)
@@ -196,7 +203,10 @@ pub fn import(req: ImportRequest) -> Result<ServiceStatus, AdapterError> {
         .opt("domain", domain);
     if let Answer::Failed(reason) = whm.call(Method::Get, "enqueue_transfer_item", item)? {
         abort(&whm, &session);
-        if reason.to_ascii_lowercase().contains("already being transferred") {
+        if reason
+            .to_ascii_lowercase()
+            .contains("already being transferred")
+        {
             return Err(transient(
                 format!("WHM is already transferring `{user}` in another session: {reason}"),
                 Some(10_000),
@@ -227,7 +237,10 @@ fn abort(whm: &Whm, session: &str) {
     if let Err(e) = whm.ok(Method::Get, "abort_transfer_session", params) {
         log::warn(
             "could not abort the transfer session",
-            &[("transfer_session_id", session), ("reason", whm::message(&e))],
+            &[
+                ("transfer_session_id", session),
+                ("reason", whm::message(&e)),
+            ],
         );
     }
 }
@@ -271,7 +284,10 @@ mod tests {
 
     #[test]
     fn source_hosts() {
-        assert_eq!(source_host("whm-a.example.com").unwrap(), "whm-a.example.com");
+        assert_eq!(
+            source_host("whm-a.example.com").unwrap(),
+            "whm-a.example.com"
+        );
         assert_eq!(
             source_host("https://WHM-A.example.com:2087/json-api/").unwrap(),
             "whm-a.example.com"
@@ -299,7 +315,10 @@ mod tests {
     #[test]
     fn a_refused_login_is_auth_failed() {
         assert!(matches!(
-            session_failure("create_remote_root_transfer_session", "Failed to authenticate with the remote server"),
+            session_failure(
+                "create_remote_root_transfer_session",
+                "Failed to authenticate with the remote server"
+            ),
             AdapterError::AuthFailed(_)
         ));
         assert!(matches!(

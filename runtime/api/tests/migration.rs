@@ -456,12 +456,17 @@ async fn a_migration_is_cancelled_before_its_switch_and_the_target_cleaned_up() 
     let id = r.body["id"].as_str().unwrap().to_string();
     // Hold the verify (it still waits on the import): the import runs on
     // B, the switch does not come.
-    let verify = step(&r.body, "verify")["task_id"].as_str().unwrap().to_string();
-    sqlx::query("UPDATE task_waits SET not_before = now() + interval '1 hour' WHERE task_id = $1::uuid")
-        .bind(&verify)
-        .execute(&api.pool)
-        .await
-        .unwrap();
+    let verify = step(&r.body, "verify")["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sqlx::query(
+        "UPDATE task_waits SET not_before = now() + interval '1 hour' WHERE task_id = $1::uuid",
+    )
+    .bind(&verify)
+    .execute(&api.pool)
+    .await
+    .unwrap();
     let path = format!("/v1/migrations/{id}");
     api.wait_for(&key, &path, |m| step(m, "import")["state"] == "succeeded")
         .await;
@@ -484,16 +489,21 @@ async fn a_migration_is_cancelled_before_its_switch_and_the_target_cleaned_up() 
     // The import made the account on B: a cleanup terminate there runs.
     let m = api
         .wait_for(&key, &path, |m| {
-            names(m).contains(&"cleanup".to_string())
-                && step(m, "cleanup")["state"] == "succeeded"
+            names(m).contains(&"cleanup".to_string()) && step(m, "cleanup")["state"] == "succeeded"
         })
         .await;
     let cleanup = step(&m, "cleanup")["task_id"].as_str().unwrap().to_string();
     let t = api.get(&key, &format!("/v1/tasks/{cleanup}")).await.body;
-    assert_eq!((t["operation"].as_str(), t["server_id"].as_str()), (Some("terminate"), Some(b.as_str())));
+    assert_eq!(
+        (t["operation"].as_str(), t["server_id"].as_str()),
+        (Some("terminate"), Some(b.as_str()))
+    );
     // The service is back, active, on A; the source was never terminated.
     let s = api.get(&key, &format!("/v1/services/{svc}")).await.body;
-    assert_eq!((s["state"].as_str(), s["server_id"].as_str()), (Some("active"), Some(a.as_str())));
+    assert_eq!(
+        (s["state"].as_str(), s["server_id"].as_str()),
+        (Some("active"), Some(a.as_str()))
+    );
     let terminated_on_a: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM task_records WHERE server_id = $1::uuid AND operation = 'terminate' AND state = 'succeeded'",
     )
@@ -507,7 +517,11 @@ async fn a_migration_is_cancelled_before_its_switch_and_the_target_cleaned_up() 
         .contains(&"migration.cancelled".to_string()));
 
     // Once ended, a cancel is refused; so is one after a switch.
-    refused(&api.post(&key, &cancel, json!({})).await, StatusCode::CONFLICT, "already ended");
+    refused(
+        &api.post(&key, &cancel, json!({})).await,
+        StatusCode::CONFLICT,
+        "already ended",
+    );
     let r = api
         .post(
             &key,
@@ -517,14 +531,21 @@ async fn a_migration_is_cancelled_before_its_switch_and_the_target_cleaned_up() 
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let second = r.body["id"].as_str().unwrap().to_string();
-    api.wait_for(&key, &format!("/v1/migrations/{second}"), |m| m["state"] == "switched")
-        .await;
+    api.wait_for(&key, &format!("/v1/migrations/{second}"), |m| {
+        m["state"] == "switched"
+    })
+    .await;
     let r = api
         .post(&key, &format!("/v1/migrations/{second}/cancel"), json!({}))
         .await;
     refused(&r, StatusCode::CONFLICT, "has switched");
     refused(
-        &api.post(&key, &format!("/v1/migrations/{}/cancel", Uuid::now_v7()), json!({})).await,
+        &api.post(
+            &key,
+            &format!("/v1/migrations/{}/cancel", Uuid::now_v7()),
+            json!({}),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         "migration",
     );

@@ -84,8 +84,10 @@ async fn active_service(pool: &PgPool, tenant: &str, server: &str, user: &str) -
     .bind(id)
     .bind(tenant)
     .bind(server)
-    .bind(json!({"username": user, "domain": format!("{user}.example"), "plan": "gold",
-                 "contact_email": null, "params": {}}))
+    .bind(
+        json!({"username": user, "domain": format!("{user}.example"), "plan": "gold",
+                 "contact_email": null, "params": {}}),
+    )
     .bind(user)
     .execute(pool)
     .await
@@ -111,8 +113,12 @@ async fn world(tenant: &str, root_password: Option<&str>) -> World {
     let version = cpanel_adapter(&api).await;
     let (tenant, key) = api.tenant(tenant).await;
     let token = "SHAREDWHMTOKEN0123456789ABCDEF";
-    let a = WhmSimulator::start(SimConfig::with_token(token)).await.unwrap();
-    let b = WhmSimulator::start(SimConfig::with_token(token)).await.unwrap();
+    let a = WhmSimulator::start(SimConfig::with_token(token))
+        .await
+        .unwrap();
+    let b = WhmSimulator::start(SimConfig::with_token(token))
+        .await
+        .unwrap();
     b.add_remote("127.0.0.1", &a.base_url());
     a.add_package(Package::new("gold", Some(2048), Some(8192)));
     a.add_account(
@@ -124,7 +130,15 @@ async fn world(tenant: &str, root_password: Option<&str>) -> World {
     secret(&api, &key, "whm-token", token).await;
     let pw = root_password.map_or_else(|| a.root_password().to_string(), str::to_string);
     secret(&api, &key, "whm-root-password", &pw).await;
-    let server_a = whm_server(&api, &key, &version, "whm-a", &a, &["whm-token", "whm-root-password"]).await;
+    let server_a = whm_server(
+        &api,
+        &key,
+        &version,
+        "whm-a",
+        &a,
+        &["whm-token", "whm-root-password"],
+    )
+    .await;
     let server_b = whm_server(&api, &key, &version, "whm-b", &b, &["whm-token"]).await;
     let service = active_service(&api.pool, &tenant, &server_a, "alice1").await;
     World {
@@ -188,12 +202,20 @@ async fn an_account_moves_between_two_whm_servers_with_a_transfer_session() {
     assert_eq!(moved.plan, "gold");
     assert_eq!(moved.contact_email, "alice@example.net");
     assert!(!moved.suspended);
-    assert!(w.b.packages().iter().any(|p| p.name == "gold" && p.disk_quota_mb == Some(2048)));
+    assert!(w
+        .b
+        .packages()
+        .iter()
+        .any(|p| p.name == "gold" && p.disk_quota_mb == Some(2048)));
     // Gone from A once the grace (1 s) passed: the migration completes
     // with the source's terminate.
     assert!(w.a.account("alice1").is_none(), "{:?}", w.a.accounts());
 
-    let svc = w.api.get(&w.key, &format!("/v1/services/{}", w.service)).await.body;
+    let svc = w
+        .api
+        .get(&w.key, &format!("/v1/services/{}", w.service))
+        .await
+        .body;
     assert_eq!(svc["server_id"], w.server_b.as_str(), "{svc:?}");
     assert_eq!(svc["state"], "active");
     assert_eq!(svc["remote_id"], "alice1");
@@ -209,19 +231,21 @@ async fn an_account_moves_between_two_whm_servers_with_a_transfer_session() {
     ] {
         assert!(on_b.iter().any(|x| x == f), "{f} not in B's log {on_b:?}");
     }
-    let create = w
-        .b
-        .request_log()
-        .into_iter()
-        .find(|r| r.function == "create_remote_root_transfer_session")
-        .unwrap();
+    let create =
+        w.b.request_log()
+            .into_iter()
+            .find(|r| r.function == "create_remote_root_transfer_session")
+            .unwrap();
     assert_eq!(create.params["host"], "127.0.0.1");
     assert_eq!(create.params["password"], REDACTED);
     assert_eq!(create.method, "POST", "the password goes in the body");
     let sessions = w.b.transfer_sessions();
     assert_eq!(sessions.len(), 1, "one transfer: {sessions:?}");
     assert_eq!(sessions[0].state, "COMPLETED");
-    assert_eq!(sessions[0].items, vec![("alice1".to_string(), "alice1".to_string())]);
+    assert_eq!(
+        sessions[0].items,
+        vec![("alice1".to_string(), "alice1".to_string())]
+    );
     let on_a = World::functions(&w.a);
     for f in ["version", "accountsummary", "listpkgs", "removeacct"] {
         assert!(on_a.iter().any(|x| x == f), "{f} not in A's log {on_a:?}");
@@ -243,28 +267,33 @@ async fn a_wrong_source_password_fails_the_migration_and_leaves_both_servers_as_
     // Compensated: the cleanup on B ran, nothing is there; A untouched.
     let m = w
         .api
-        .wait_for(&w.key, &format!("/v1/migrations/{}", m["id"].as_str().unwrap()), |m| {
-            m["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|s| s["name"] == "cleanup" && (s["state"] == "succeeded" || s["state"] == "failed"))
-        })
+        .wait_for(
+            &w.key,
+            &format!("/v1/migrations/{}", m["id"].as_str().unwrap()),
+            |m| {
+                m["steps"].as_array().unwrap().iter().any(|s| {
+                    s["name"] == "cleanup" && (s["state"] == "succeeded" || s["state"] == "failed")
+                })
+            },
+        )
         .await;
     assert!(w.b.account("alice1").is_none(), "{:?}", w.b.accounts());
     assert!(w.b.transfer_sessions().is_empty(), "no session was made");
     let a = w.a.account("alice1").expect("still on A");
     assert!(!a.suspended);
     assert!(!World::functions(&w.a).iter().any(|f| f == "removeacct"));
-    let svc = w.api.get(&w.key, &format!("/v1/services/{}", w.service)).await.body;
+    let svc = w
+        .api
+        .get(&w.key, &format!("/v1/services/{}", w.service))
+        .await
+        .body;
     assert_eq!(svc["server_id"], w.server_a.as_str(), "{svc:?} {m:?}");
     assert_eq!(svc["state"], "active");
     // B tried to log in to A and was refused.
-    let refused = w
-        .a
-        .request_log()
-        .into_iter()
-        .filter(|r| r.auth == panel1_sims::AuthOutcome::Wrong)
-        .count();
+    let refused =
+        w.a.request_log()
+            .into_iter()
+            .filter(|r| r.auth == panel1_sims::AuthOutcome::Wrong)
+            .count();
     assert!(refused >= 1, "A saw no refused login");
 }

@@ -114,15 +114,25 @@ async fn an_account_is_pulled_with_its_domain_package_and_suspension() {
     let other = session(&source, &target).await;
     let refused = enqueue(&target, &other, "carol").await;
     assert_eq!(result(&refused), 0);
-    assert!(reason(&refused).contains("already being transferred"), "{refused}");
+    assert!(
+        reason(&refused).contains("already being transferred"),
+        "{refused}"
+    );
 
     let seen = follow(&target, &id).await;
-    assert_eq!(seen.first().map(String::as_str), Some("TRANSFER_INPROGRESS"));
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("TRANSFER_INPROGRESS")
+    );
     assert!(seen.contains(&"RESTORE_INPROGRESS".to_string()), "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("COMPLETED"));
     let carol = target.sim.account("carol").expect("pulled");
     assert_eq!(
-        (carol.domain.as_str(), carol.plan.as_str(), carol.contact_email.as_str()),
+        (
+            carol.domain.as_str(),
+            carol.plan.as_str(),
+            carol.contact_email.as_str()
+        ),
         ("carol.example", "gold", "c@example.net")
     );
     assert!(carol.suspended);
@@ -178,7 +188,10 @@ async fn a_wrong_password_an_unknown_user_and_an_abort_fail_as_whm_does() {
         .await;
     assert_eq!(follow(&target, &id).await.last().unwrap(), "FAILED");
     let failed = &target.sim.transfer_sessions()[0];
-    assert!(failed.error.as_deref().unwrap().contains("does not exist"), "{failed:?}");
+    assert!(
+        failed.error.as_deref().unwrap().contains("does not exist"),
+        "{failed:?}"
+    );
     assert!(target.sim.account("ghost").is_none());
 
     // Aborted before it ends: nothing arrives, and it stays aborted.

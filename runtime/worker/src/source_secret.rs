@@ -40,7 +40,10 @@ pub(crate) async fn bind(
         .map_err(|e| format!("loading the source server {source}: {e}"))?;
     let (context, chosen) = with_source(&context, &rt.secrets);
     if let Some(obj) = input.as_object_mut() {
-        obj.insert("source_secret".into(), chosen.map_or(Value::Null, Value::String));
+        obj.insert(
+            "source_secret".into(),
+            chosen.map_or(Value::Null, Value::String),
+        );
     }
     Ok(Arc::new(context))
 }
@@ -102,12 +105,24 @@ mod tests {
             ..HostContext::default()
         };
         let source = vec![
-            ("whm-root-password".to_string(), "ROOT-PW".to_string(), vec!["whm-a.example:2087".to_string()]),
-            ("whm-token".to_string(), "A-TOKEN".to_string(), vec!["whm-a.example:2087".to_string()]),
+            (
+                "whm-root-password".to_string(),
+                "ROOT-PW".to_string(),
+                vec!["whm-a.example:2087".to_string()],
+            ),
+            (
+                "whm-token".to_string(),
+                "A-TOKEN".to_string(),
+                vec!["whm-a.example:2087".to_string()],
+            ),
         ];
         let (ctx, chosen) = with_source(&target, &source);
         assert_eq!(chosen.as_deref(), Some("source.whm-root-password"));
-        let bound = ctx.secrets.iter().find(|s| s.name == "source.whm-root-password").unwrap();
+        let bound = ctx
+            .secrets
+            .iter()
+            .find(|s| s.name == "source.whm-root-password")
+            .unwrap();
         assert_eq!(bound.value, "ROOT-PW");
         assert_eq!(bound.destinations, vec!["whm-b.example:2087".to_string()]);
         assert_eq!(ctx.secrets.len(), 3);

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::backups;
-use super::transfers;
 use super::spec::{invalid_value, missing_param};
 use super::state::{check_domain, now, random_token, Account, Session, SimState};
+use super::transfers;
 
 /// What a successful call answers besides `metadata.result=1`.
 #[derive(Debug, Default)]

@@ -227,7 +227,9 @@ pub(crate) fn enqueue(transfers: &mut Transfers, p: &Params) -> Outcome {
 
 /// `start_transfer_session`: the session runs in the background.
 pub(crate) fn start(shared: &Arc<Shared>, p: &Params) -> Outcome {
-    let id = get(p, "transfer_session_id").unwrap_or_default().to_string();
+    let id = get(p, "transfer_session_id")
+        .unwrap_or_default()
+        .to_string();
     let step = {
         let mut state = lock(&shared.state);
         let step = state.transfers.step;
@@ -318,7 +320,11 @@ fn mb(v: Option<&Value>) -> Option<u64> {
 }
 
 /// Create the pulled accounts (and their packages when missing here).
-fn restore(shared: &Shared, id: &str, pulled: &[(String, Value, Option<Value>)]) -> Result<(), String> {
+fn restore(
+    shared: &Shared,
+    id: &str,
+    pulled: &[(String, Value, Option<Value>)],
+) -> Result<(), String> {
     let mut state = lock(&shared.state);
     if state.transfers.held(id)?.public.state == "ABORTED" {
         return Ok(());
