@@ -19,13 +19,16 @@ use crate::{input, lookup};
 use panel1_sdk::*;
 use serde_json::Value;
 
-/// The backup functions this adapter implements. delete-backup is not one:
+/// The backup functions this adapter implements (export/import are in
+/// `transfer`). delete-backup is not one:
 /// WHM API 1 has no function that removes a cpmove archive.
-pub const OPERATIONS: [BackupOperation; 4] = [
+pub const OPERATIONS: [BackupOperation; 6] = [
     BackupOperation::CreateBackup,
     BackupOperation::BackupStatus,
     BackupOperation::ListBackups,
     BackupOperation::RestoreBackup,
+    BackupOperation::ExportService,
+    BackupOperation::ImportService,
 ];
 
 /// Where pkgacct writes archives: /home is one of the places

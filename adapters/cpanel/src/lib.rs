@@ -17,7 +17,8 @@
 //! log line, an error or a result.
 //!
 //! Built against world 0.2.0 (`panel1-sdk-v2`): backups of an account with
-//! WHM's pkgacct and cpmove restores are in [`backups`].
+//! WHM's pkgacct and cpmove restores are in [`backups`]; moving an account
+//! to another WHM with WHM's transfer sessions is in [`transfer`].
 use account::Account;
 use form::Params;
 use panel1_sdk::*;
@@ -31,6 +32,7 @@ mod form;
 mod input;
 mod password;
 mod settings;
+mod transfer;
 mod units;
 mod username;
 mod whm;
@@ -435,6 +437,14 @@ impl Adapter for Cpanel {
 
     fn restore_backup(req: BackupRefRequest) -> Result<ServiceStatus, AdapterError> {
         backups::restore(req)
+    }
+
+    fn export_service(req: ExportRequest) -> Result<TransferPackage, AdapterError> {
+        transfer::export(req)
+    }
+
+    fn import_service(req: ImportRequest) -> Result<ServiceStatus, AdapterError> {
+        transfer::import(req)
     }
 
     fn login_url(req: ServiceRequest) -> Result<LoginLink, AdapterError> {

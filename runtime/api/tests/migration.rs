@@ -435,3 +435,119 @@ async fn migrations_that_cannot_be_are_refused_with_a_problem() {
     assert_eq!(theirs.body["items"], json!([]));
     api.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_is_cancelled_before_its_switch_and_the_target_cleaned_up() {
+    let api = Api::start().await;
+    let version = v2_adapter(&api).await;
+    let (tenant, key) = api.tenant("cancellers").await;
+    let (_, other_key) = api.tenant("bystanders").await;
+    let a = server(&api, &key, &version, "a").await;
+    let b = server(&api, &key, &version, "b").await;
+    let svc = active_service(&api.pool, &tenant, &a, "erin").await;
+    let r = api
+        .post(
+            &key,
+            &format!("/v1/services/{svc}/migrate"),
+            json!({"target_server_id": b, "grace_period_seconds": 0}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    // Hold the verify (it still waits on the import): the import runs on
+    // B, the switch does not come.
+    let verify = step(&r.body, "verify")["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sqlx::query(
+        "UPDATE task_waits SET not_before = now() + interval '1 hour' WHERE task_id = $1::uuid",
+    )
+    .bind(&verify)
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    let path = format!("/v1/migrations/{id}");
+    api.wait_for(&key, &path, |m| step(m, "import")["state"] == "succeeded")
+        .await;
+
+    // Another tenant's id is not found; the owner cancels.
+    let cancel = format!("/v1/migrations/{id}/cancel");
+    refused(
+        &api.post(&other_key, &cancel, json!({})).await,
+        StatusCode::NOT_FOUND,
+        "migration",
+    );
+    let r = api.post(&key, &cancel, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["state"], "failed");
+    assert_eq!(r.body["failed_step"], "cancel");
+    assert!(r.body["reason"].as_str().unwrap().contains("cancelled"));
+    for s in ["verify", "switch", "terminate"] {
+        assert_eq!(step(&r.body, s)["state"], "cancelled", "{s}: {:?}", r.body);
+    }
+    // The import made the account on B: a cleanup terminate there runs.
+    let m = api
+        .wait_for(&key, &path, |m| {
+            names(m).contains(&"cleanup".to_string()) && step(m, "cleanup")["state"] == "succeeded"
+        })
+        .await;
+    let cleanup = step(&m, "cleanup")["task_id"].as_str().unwrap().to_string();
+    let t = api.get(&key, &format!("/v1/tasks/{cleanup}")).await.body;
+    assert_eq!(
+        (t["operation"].as_str(), t["server_id"].as_str()),
+        (Some("terminate"), Some(b.as_str()))
+    );
+    // The service is back, active, on A; the source was never terminated.
+    let s = api.get(&key, &format!("/v1/services/{svc}")).await.body;
+    assert_eq!(
+        (s["state"].as_str(), s["server_id"].as_str()),
+        (Some("active"), Some(a.as_str()))
+    );
+    let terminated_on_a: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM task_records WHERE server_id = $1::uuid AND operation = 'terminate' AND state = 'succeeded'",
+    )
+    .bind(&a)
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated_on_a, 0);
+    assert!(migration_events(&api.pool, &svc)
+        .await
+        .contains(&"migration.cancelled".to_string()));
+
+    // Once ended, a cancel is refused; so is one after a switch.
+    refused(
+        &api.post(&key, &cancel, json!({})).await,
+        StatusCode::CONFLICT,
+        "already ended",
+    );
+    let r = api
+        .post(
+            &key,
+            &format!("/v1/services/{svc}/migrate"),
+            json!({"target_server_id": b, "grace_period_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let second = r.body["id"].as_str().unwrap().to_string();
+    api.wait_for(&key, &format!("/v1/migrations/{second}"), |m| {
+        m["state"] == "switched"
+    })
+    .await;
+    let r = api
+        .post(&key, &format!("/v1/migrations/{second}/cancel"), json!({}))
+        .await;
+    refused(&r, StatusCode::CONFLICT, "has switched");
+    refused(
+        &api.post(
+            &key,
+            &format!("/v1/migrations/{}/cancel", Uuid::now_v7()),
+            json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "migration",
+    );
+    api.shutdown().await;
+}

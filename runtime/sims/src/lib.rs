@@ -30,4 +30,4 @@ pub mod plesk;
 pub mod whm;
 
 pub use common::{AuthOutcome, Fault, FaultRule, LoggedRequest, SimError, SimHandle, REDACTED};
-pub use whm::{spec, Account, Package, Session, SimConfig, WhmSimulator};
+pub use whm::{spec, Account, Package, Session, SimConfig, TransferSession, WhmSimulator};

@@ -12,7 +12,11 @@ mod leases;
 mod metrics;
 mod recording;
 mod run;
+<<<<<<< HEAD
 mod shadow;
+=======
+mod source_secret;
+>>>>>>> whm-transfer
 pub mod webhooks;
 
 pub use health::HealthConfig;

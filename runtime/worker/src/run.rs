@@ -2,6 +2,7 @@ use crate::completion::note_applied;
 use crate::context::ServerSettings;
 use crate::leases::{Held, Leases};
 use crate::recording::{taped, Taped};
+use crate::source_secret;
 use panel1_sandbox::{
     CallRequest, HttpTape, LoadedAdapter, Operation, Outcome, Recording, Sandbox,
 };
@@ -555,9 +556,21 @@ impl Worker {
             Ok(a) => a,
             Err(e) => return internal(format!("loading adapter: {e}")),
         };
+        let mut input = task.input.clone();
+        // A migration's import carries the source's credential (this call only).
+        let context = if operation == Operation::ImportService {
+            let bound =
+                source_secret::bind(&self.pool, &self.secrets, task, context, &mut input).await;
+            match bound {
+                Ok(c) => c,
+                Err(e) => return internal(e),
+            }
+        } else {
+            context
+        };
         let request = CallRequest {
             operation,
-            input: task.input.clone(),
+            input,
             idempotency_key: task.id.to_string(),
             attempt: task.attempt.max(1) as u32,
         };

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use panel1_store::migration::{self as store, NewMigration, Refused};
+use panel1_store::migration::{self as store, CancelRefused, NewMigration, Refused};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(migrate_service))
         .routes(routes!(list_migrations))
         .routes(routes!(get_migration))
+        .routes(routes!(cancel_migration))
 }
 
 /// The grace period when none is given: an hour.
@@ -79,7 +80,7 @@ pub struct Migration {
     pub grace_period_seconds: i32,
     /// The step that failed: `export`, `import`, `verify`, `switch`, or
     /// `terminate` (a completed migration whose source could not be
-    /// terminated).
+    /// terminated); `cancel` for one cancelled before its switch.
     pub failed_step: Option<String>,
     /// Why it failed (the adapter's error for that step).
     pub reason: Option<String>,
@@ -218,5 +219,36 @@ async fn get_migration(
     let m = store::get(&state.pool, tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("migration {id}")))?;
+    Ok(Json(m.into()))
+}
+
+/// Cancel a migration that has not switched yet: the steps not started are
+/// cancelled, the service goes back to its previous state on the source,
+/// and the target is cleaned up (a `cleanup` step) when the import may have
+/// made anything there. The migration ends `failed` with `failed_step`
+/// `cancel`. A step already running finishes first; its outcome changes
+/// nothing.
+#[utoipa::path(post, path = "/v1/migrations/{id}/cancel", tag = "services", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Migration),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The migration has switched (the service is on the target) or has already ended")),
+    security(("api_key" = [])))]
+async fn cancel_migration(
+    effect: Effect,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Migration>> {
+    let tenant = p.tenant(Scope::Write)?;
+    let mut tx = effect.begin().await?;
+    store::cancel(&mut tx, tenant, id)
+        .await
+        .map_err(|e| match e {
+            CancelRefused::NotFound(_) => ApiError::NotFound(format!("migration {id}")),
+            CancelRefused::Conflict(why) => ApiError::Conflict(why),
+            CancelRefused::Store(e) => e.into(),
+        })?;
+    let m = store::get(&mut *tx, tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("migration {id} vanished")))?;
     Ok(Json(m.into()))
 }

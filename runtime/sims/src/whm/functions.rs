@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use super::backups;
 use super::spec::{invalid_value, missing_param};
 use super::state::{check_domain, now, random_token, Account, Session, SimState};
+use super::transfers;
 
 /// What a successful call answers besides `metadata.result=1`.
 #[derive(Debug, Default)]
@@ -69,7 +70,14 @@ pub(crate) fn call(function: &str, state: &mut SimState, p: &Params, env: &Env) 
         "fetch_pkgacct_master_log" => backups::fetch_pkgacct_master_log(state, p),
         "list_cparchive_files" => backups::list_cparchive_files(state),
         "start_local_cpmove_restore" => backups::start_local_cpmove_restore(state, p),
-        "get_transfer_session_state" => backups::get_transfer_session_state(state, p),
+        "get_transfer_session_state" => match get(p, "transfer_session_id") {
+            Some(id) if state.transfers.is_remote_session(id) => {
+                transfers::state_of(&mut state.transfers, id)
+            }
+            _ => backups::get_transfer_session_state(state, p),
+        },
+        "enqueue_transfer_item" => transfers::enqueue(&mut state.transfers, p),
+        "abort_transfer_session" => transfers::abort(&mut state.transfers, p),
         other => Err(format!("Unknown function “{other}”.")),
     }
 }

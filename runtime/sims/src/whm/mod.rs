@@ -4,7 +4,8 @@
 //! (`spec/whm-api1.json`), keeps accounts, packages and sessions in memory,
 //! answers in WHM API 1's envelope, logs every request (without secrets),
 //! and can be told to misbehave ([`Fault`]). Backups and restores (pkgacct
-//! sessions, cpmove archives, restore sessions) are in [`backups`].
+//! sessions, cpmove archives, restore sessions) are in [`backups`]; remote
+//! transfer sessions (one WHM pulling an account from another) in `transfers`.
 
 pub mod backups;
 mod functions;
@@ -12,6 +13,7 @@ mod responses;
 mod server;
 pub mod spec;
 mod state;
+mod transfers;
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,7 @@ use crate::common::{SimError, SimHandle};
 
 pub use backups::{Archive, PkgacctSession, PkgacctState, Restore};
 pub use state::{Account, Package, Session};
+pub use transfers::TransferSession;
 
 use server::Shared;
 
@@ -31,6 +34,9 @@ pub struct SimConfig {
     /// The WHM user in `Authorization: whm <user>:<token>`.
     pub whm_user: String,
     pub token: String,
+    /// root's password: HTTP Basic auth as `root` (how another WHM's
+    /// transfer session logs in here).
+    pub root_password: String,
     /// 0: any free port.
     pub port: u16,
     /// What `version` answers.
@@ -45,6 +51,7 @@ impl Default for SimConfig {
         SimConfig {
             whm_user: "root".into(),
             token: state::random_token(32).to_ascii_uppercase(),
+            root_password: state::random_token(20),
             port: 0,
             version: "11.126.0.5".into(),
             shutdown_grace: Duration::from_secs(2),
@@ -83,6 +90,7 @@ impl WhmSimulator {
         let shared = Arc::new(Shared {
             whm_user: config.whm_user,
             token: config.token,
+            root_password: config.root_password,
             version: config.version,
             base_url: format!("https://{}", bound.addr),
             state: Mutex::new(state::SimState::new()),
@@ -101,6 +109,10 @@ impl WhmSimulator {
 
     pub fn token(&self) -> &str {
         &self.shared.token
+    }
+
+    pub fn root_password(&self) -> &str {
+        &self.shared.root_password
     }
 
     /// `whm <user>:<token>`, the value of the Authorization header.

@@ -12,6 +12,7 @@ use super::functions::{self, Env};
 use super::responses::{self, Reply};
 use super::spec;
 use super::state::{now, SimState};
+use super::transfers;
 use crate::common::faults::{self, Before, Fault, Pages};
 use crate::common::log::{redact, AuthOutcome, LoggedRequest};
 use crate::common::serve::{lock, Body, Handler, Shutdown};
@@ -21,6 +22,7 @@ use crate::common::Recorder;
 pub(crate) struct Shared {
     pub whm_user: String,
     pub token: String,
+    pub root_password: String,
     pub version: String,
     pub base_url: String,
     pub state: Mutex<SimState>,
@@ -48,11 +50,22 @@ fn auth(headers: &HeaderMap, shared: &Shared) -> AuthOutcome {
         return AuthOutcome::Missing;
     };
     let expected = format!("{}:{}", shared.whm_user, shared.token);
-    let given = value.to_str().ok().and_then(|v| {
-        let (scheme, rest) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("whm").then(|| rest.trim())
+    let root = format!("root:{}", shared.root_password);
+    let ok = value.to_str().ok().is_some_and(|v| {
+        let Some((scheme, rest)) = v.trim().split_once(' ') else {
+            return false;
+        };
+        if scheme.eq_ignore_ascii_case("whm") {
+            return rest.trim() == expected;
+        }
+        // WHM also takes root's password over Basic auth.
+        use base64::Engine;
+        scheme.eq_ignore_ascii_case("basic")
+            && base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .is_ok_and(|d| d == root.as_bytes())
     });
-    if given == Some(expected.as_str()) {
+    if ok {
         AuthOutcome::Ok
     } else {
         AuthOutcome::Wrong
@@ -152,7 +165,8 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
         &params,
         fault == Some(Fault::WrongBody),
         &mut entry,
-    );
+    )
+    .await;
     record(&shared, entry, Some(&reply));
     if let Some(Fault::StallAfterApply(d)) = fault {
         shared.shutdown.pause(d).await;
@@ -161,8 +175,8 @@ async fn process(shared: Arc<Shared>, parts: Parts, body: Bytes) -> Option<Respo
 }
 
 /// The JSON API proper: spec check, API version, then the function.
-fn api(
-    shared: &Shared,
+async fn api(
+    shared: &Arc<Shared>,
     function: &str,
     params: &BTreeMap<String, String>,
     wrong_body: bool,
@@ -196,7 +210,13 @@ fn api(
         base_url: &shared.base_url,
         version: &shared.version,
     };
-    let outcome = functions::call(function, &mut lock(&shared.state), params, &env);
+    // The transfer functions that reach the source server, or start work in
+    // the background, need the shared state rather than one locked borrow.
+    let outcome = match function {
+        "create_remote_root_transfer_session" => transfers::create_session(shared, params).await,
+        "start_transfer_session" => transfers::start(shared, params),
+        _ => call_locked(shared, function, params, &env),
+    };
     match outcome {
         Ok(answer) => responses::api1_ok(function, answer),
         Err(reason) => {
@@ -209,6 +229,17 @@ fn api(
             responses::api1_fail(function, &reason)
         }
     }
+}
+
+/// A function that only reads and changes the state, under the lock (kept
+/// out of `api`'s future, which must stay `Send`).
+fn call_locked(
+    shared: &Shared,
+    function: &str,
+    params: &BTreeMap<String, String>,
+    env: &Env,
+) -> Result<functions::Answer, String> {
+    functions::call(function, &mut lock(&shared.state), params, env)
 }
 
 /// Anything but `/json-api/<function>`: a create_user_session login URL

@@ -174,6 +174,7 @@ pub(crate) struct SimState {
     pub accounts: BTreeMap<String, Account>,
     pub sessions: Vec<Session>,
     pub backups: super::backups::Backups,
+    pub transfers: super::transfers::Transfers,
     next_uid: u32,
 }
 
@@ -192,6 +193,7 @@ impl SimState {
             accounts: BTreeMap::new(),
             sessions: Vec::new(),
             backups: Default::default(),
+            transfers: Default::default(),
             next_uid: 1000,
         }
     }

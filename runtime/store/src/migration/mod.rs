@@ -8,11 +8,13 @@
 //! service stays where it was in its previous state, and the migration
 //! keeps `failed`, the step and the reason.
 //!
-//! `create` (the API's transaction) and `steps::project` (each step's
-//! completion transaction) are the only writers.
+//! `create` and `cancel` (the API's transaction) and `steps::project` (each
+//! step's completion transaction) are the only writers.
+mod cancel;
 mod create;
 mod steps;
 
+pub use cancel::{cancel, CancelRefused};
 pub use create::{create, NewMigration, Refused};
 pub(crate) use steps::project;
 
@@ -33,7 +35,8 @@ pub struct Migration {
     /// `running`, `switched`, `completed` or `failed`.
     pub state: String,
     pub grace_period_seconds: i32,
-    /// The step that failed (`export`, `import`, `verify`, `terminate`).
+    /// The step that failed (`export`, `import`, `verify`, `terminate`), or
+    /// `cancel` for a migration cancelled before its switch.
     pub failed_step: Option<String>,
     pub reason: Option<String>,
     pub steps: Vec<Step>,
@@ -202,4 +205,20 @@ pub(crate) async fn service_event(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The source server of the migration whose import step is `task` (the
+/// worker binds that server's credential for the import call only).
+pub async fn import_source<'c>(
+    db: impl PgExecutor<'c>,
+    tenant: Uuid,
+    task: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT source_server_id FROM service_migrations WHERE import_task_id = $1 AND tenant_id = $2",
+    )
+    .bind(task)
+    .bind(tenant)
+    .fetch_optional(db)
+    .await?)
 }
