@@ -297,3 +297,33 @@ async fn a_wrong_source_password_fails_the_migration_and_leaves_both_servers_as_
             .count();
     assert!(refused >= 1, "A saw no refused login");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_taken_on_the_target_fails_the_import_and_the_account_there_is_kept() {
+    let w = world("whm-taken", None).await;
+    // Someone else's account on B with the same username, another domain.
+    w.b.add_account(Account::new("alice1", "someone-else.example"))
+        .unwrap();
+    let m = w.migrate(0).await;
+    assert_eq!(m["state"], "failed", "{m:?}");
+    assert_eq!(m["failed_step"], "import", "{m:?}");
+    let reason = m["reason"].as_str().unwrap();
+    assert!(reason.contains("conflict"), "{reason}");
+    assert!(reason.contains("left as it is"), "{reason}");
+    // No cleanup step: terminating on B would remove the other account.
+    assert!(
+        !m["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "cleanup"),
+        "{m:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let kept =
+        w.b.account("alice1")
+            .expect("the other account is still on B");
+    assert_eq!(kept.domain, "someone-else.example");
+    assert!(!World::functions(&w.b).iter().any(|f| f == "removeacct"));
+    assert!(w.a.account("alice1").is_some(), "A untouched");
+}

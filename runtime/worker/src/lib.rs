@@ -5,6 +5,7 @@
 
 mod background;
 mod completion;
+mod config;
 mod context;
 mod health;
 mod inspect;
@@ -12,11 +13,8 @@ mod leases;
 mod metrics;
 mod recording;
 mod run;
-<<<<<<< HEAD
 mod shadow;
-=======
 mod source_secret;
->>>>>>> whm-transfer
 pub mod webhooks;
 
 pub use health::HealthConfig;

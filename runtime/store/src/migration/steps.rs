@@ -140,8 +140,18 @@ pub(crate) async fn project(
             event(tx, id, "completed", json!({"step": "terminate"})).await
         }
         (step @ ("export" | "import" | "verify"), None) => {
-            let why = format!("{step}: {}", failure(task, outcome));
-            fail(tx, id, &m, step, &why, step != "export").await
+            // An import refused with `conflict` found the name taken on the
+            // target by an account that is not this migration's: cleaning
+            // up would terminate someone else's account.
+            let taken = step == "import"
+                && matches!(outcome, TaskOutcome::AdapterError { kind, .. } if kind == "conflict");
+            let mut why = format!("{step}: {}", failure(task, outcome));
+            if taken {
+                why.push_str(
+                    "; the target was left as it is (the account there is not this migration's)",
+                );
+            }
+            fail(tx, id, &m, step, &why, step != "export" && !taken).await
         }
         _ => Ok(()),
     }
