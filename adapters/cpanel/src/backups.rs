@@ -35,10 +35,8 @@ pub const OPERATIONS: [BackupOperation; 6] = [
 /// `list_cparchive_files` looks in (the account's home directory is not).
 const TARROOT: &str = "/home";
 
-/// Pauses between polls of a restore, growing to the maximum.
-const FIRST_PAUSE_MS: u64 = 250;
-const MAX_PAUSE_MS: u64 = 2_000;
-/// Polls of a restore in a call without a deadline.
+/// Polls of a restore in a call without a deadline (the pauses between
+/// them are `transfer::follow_session`'s).
 const MAX_POLLS: u32 = 60;
 
 /// What a backup id names.
@@ -323,38 +321,6 @@ fn archive_of(whm: &Whm, user: &str, id: BackupId) -> Result<String, AdapterErro
     Ok(path)
 }
 
-/// Follow a restore's transfer session until it is done or time runs out.
-fn await_restore(whm: &Whm, ctx: &CallContext, transfer: &str) -> Result<(), AdapterError> {
-    let mut pause = FIRST_PAUSE_MS;
-    for _ in 0..MAX_POLLS {
-        let params = Params::new().text("transfer_session_id", transfer);
-        let doc = whm.ok(Method::Get, "get_transfer_session_state", params)?;
-        let state = doc
-            .pointer("/data/state_name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        match state {
-            "COMPLETED" => return Ok(()),
-            "FAILED" | "ABORTED" => {
-                return Err(permanent(format!(
-                    "WHM restore failed: transfer session `{transfer}` ended {state}"
-                )))
-            }
-            _ => {}
-        }
-        // Enough left for the pause and one more request?
-        if ctx.deadline_ms > 0 && whm.remaining_ms() < pause + 2 * MAX_PAUSE_MS {
-            break;
-        }
-        deadline::pause_ms(pause);
-        pause = (pause * 2).min(MAX_PAUSE_MS);
-    }
-    Err(transient(
-        format!("WHM is still restoring (transfer session `{transfer}`): retry later"),
-        Some(10_000),
-    ))
-}
-
 pub fn restore(req: BackupRefRequest) -> Result<ServiceStatus, AdapterError> {
     let user = input::account_of(&req.service)?;
     on_server(&req.destination)?;
@@ -379,7 +345,7 @@ pub fn restore(req: BackupRefRequest) -> Result<ServiceStatus, AdapterError> {
         "restore started",
         &[("username", &user), ("transfer_session_id", &transfer)],
     );
-    await_restore(&whm, &req.ctx, &transfer)?;
+    crate::transfer::follow_session(&whm, &req.ctx, &transfer, MAX_POLLS, "restoring")?;
     log::info(
         "account restored",
         &[("username", &user), ("archive", &path)],

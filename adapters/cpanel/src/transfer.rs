@@ -33,9 +33,10 @@ pub const KIND: &str = "whm-transfer";
 pub const ROOT_PASSWORD_SECRET: &str = "whm-root-password";
 const SOURCE_ROOT_PASSWORD: &str = "source.whm-root-password";
 
+/// Pauses between polls of a transfer session, growing to the maximum.
 const FIRST_PAUSE_MS: u64 = 250;
 const MAX_PAUSE_MS: u64 = 2_000;
-/// Polls in a call without a deadline.
+/// Polls of a move in a call without a deadline.
 const MAX_POLLS: u32 = 120;
 
 fn detail<'a>(t: &'a TransferPackage, key: &str) -> Option<&'a str> {
@@ -216,7 +217,7 @@ pub fn import(req: ImportRequest) -> Result<ServiceStatus, AdapterError> {
     }
     let start = Params::new().text("transfer_session_id", &session);
     whm.ok(Method::Get, "start_transfer_session", start)?;
-    follow(&whm, &req.ctx, &session)?;
+    follow_session(&whm, &req.ctx, &session, MAX_POLLS, "transferring")?;
     match lookup(&whm, &user)? {
         Some(account) => {
             let mut status = account.to_status();
@@ -245,10 +246,18 @@ fn abort(whm: &Whm, session: &str) {
     }
 }
 
-/// Follow the session until it is done or the call's time runs out.
-fn follow(whm: &Whm, ctx: &CallContext, session: &str) -> Result<(), AdapterError> {
+/// Follow a WHM transfer session (a move's, or a restore's: WHM restores
+/// cpmove archives through one) until it is done or the call's time runs
+/// out; `doing` names the work in the messages ("transferring", "restoring").
+pub(crate) fn follow_session(
+    whm: &Whm,
+    ctx: &CallContext,
+    session: &str,
+    max_polls: u32,
+    doing: &str,
+) -> Result<(), AdapterError> {
     let mut pause = FIRST_PAUSE_MS;
-    for _ in 0..MAX_POLLS {
+    for _ in 0..max_polls {
         let params = Params::new().text("transfer_session_id", session);
         let doc = whm.ok(Method::Get, "get_transfer_session_state", params)?;
         let state = doc
@@ -259,11 +268,12 @@ fn follow(whm: &Whm, ctx: &CallContext, session: &str) -> Result<(), AdapterErro
             "COMPLETED" => return Ok(()),
             "FAILED" | "ABORTED" => {
                 return Err(permanent(format!(
-                    "WHM transfer session `{session}` ended {state} (WHM's transfer log says why; a user missing on the source fails it)"
+                    "WHM stopped {doing}: transfer session `{session}` ended {state} (WHM's transfer log says why; a user missing on the source fails it)"
                 )))
             }
             _ => {}
         }
+        // Enough left for the pause and one more request?
         if ctx.deadline_ms > 0 && whm.remaining_ms() < pause + 2 * MAX_PAUSE_MS {
             break;
         }
@@ -273,7 +283,7 @@ fn follow(whm: &Whm, ctx: &CallContext, session: &str) -> Result<(), AdapterErro
     // The session goes on in WHM: a retry finds the account once it is
     // done, or is refused at enqueue while it runs.
     Err(transient(
-        format!("WHM is still transferring (transfer session `{session}`): retry later"),
+        format!("WHM is still {doing} (transfer session `{session}`): retry later"),
         Some(10_000),
     ))
 }

@@ -121,6 +121,17 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
     .execute(&api.pool)
     .await
     .unwrap();
+    // A shadow run of A's (pending: no worker runs here; only the record
+    // matters).
+    let a_shadow_run: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO shadow_runs (id, tenant_id, candidate_version_id, max_attempts)
+         VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 1) RETURNING id",
+    )
+    .bind(&a.tenant)
+    .bind(&own_version)
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
     let (_, b_key) = api.tenant("tenant-b").await;
     let deliveries = api
         .get(&a.key, &format!("/v1/webhooks/{hook}/deliveries"))
@@ -151,6 +162,7 @@ async fn every_endpoint_hides_other_tenants_objects_and_checks_keys() {
             .replace("/v1/secrets/{name}", "/v1/secrets/api-token")
             .replace("/v1/webhooks/{id}", &format!("/v1/webhooks/{hook}"))
             .replace("{delivery_id}", &delivery.to_string())
+            .replace("{run_id}", &a_shadow_run.to_string())
             .replace("/v1/sync-runs/{id}", &format!("/v1/sync-runs/{a_run}"))
             .replace("/v1/bulk/{id}", &format!("/v1/bulk/{a_bulk}"))
             .replace(
