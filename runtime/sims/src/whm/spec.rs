@@ -232,8 +232,14 @@ mod tests {
 
     #[test]
     fn every_function_compiles_and_create_user_session_is_hand_written() {
-        assert_eq!(functions().len(), 18);
+        // The published functions and the hand-written ones, the four the
+        // transfer sessions added among them.
+        assert_eq!(functions().len(), 22);
         assert_eq!(is_hand_written("create_user_session"), Some(true));
+        assert_eq!(
+            is_hand_written("create_remote_root_transfer_session"),
+            Some(true)
+        );
         assert_eq!(is_hand_written("start_background_pkgacct"), Some(true));
         assert_eq!(is_hand_written("createacct"), Some(false));
     }
