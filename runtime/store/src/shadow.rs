@@ -4,7 +4,7 @@
 //! and stores the report. Every statement names the tenant.
 use crate::StoreError;
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -67,7 +67,7 @@ pub async fn prune_recordings(pool: &PgPool, older_than: Duration) -> Result<u64
 }
 
 /// A shadow run a worker holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LeasedRun {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -83,7 +83,7 @@ pub async fn lease_run(
     worker: &str,
     ttl: Duration,
 ) -> Result<Option<LeasedRun>, StoreError> {
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "UPDATE shadow_runs SET state = 'running', leased_by = $1,
              lease_expires_at = now() + make_interval(secs => $2), tries = tries + 1
          WHERE id = (SELECT id FROM shadow_runs
@@ -94,20 +94,11 @@ pub async fn lease_run(
     .bind(worker)
     .bind(ttl.as_secs_f64())
     .fetch_optional(pool)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(LeasedRun {
-        id: r.try_get("id")?,
-        tenant_id: r.try_get("tenant_id")?,
-        candidate_version_id: r.try_get("candidate_version_id")?,
-        max_attempts: r.try_get("max_attempts")?,
-        tries: r.try_get("tries")?,
-        created_at: r.try_get("created_at")?,
-    }))
+    .await?)
 }
 
 /// A recorded attempt to replay.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Recorded {
     pub task_id: Uuid,
     pub attempt: i32,
@@ -146,7 +137,7 @@ pub async fn recordings_to_replay(
     until: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> Result<Vec<Recorded>, StoreError> {
-    let rows = sqlx::query(
+    let mut rows: Vec<Recorded> = sqlx::query_as(
         "SELECT r.task_id, r.attempt, r.server_id, r.adapter_version_id, r.operation, r.input,
                 r.outcome, r.exchanges
          FROM attempt_recordings r JOIN adapter_versions v ON v.id = r.adapter_version_id
@@ -161,20 +152,8 @@ pub async fn recordings_to_replay(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows.into_iter().rev() {
-        out.push(Recorded {
-            task_id: r.try_get("task_id")?,
-            attempt: r.try_get("attempt")?,
-            server_id: r.try_get("server_id")?,
-            adapter_version_id: r.try_get("adapter_version_id")?,
-            operation: r.try_get("operation")?,
-            input: r.try_get("input")?,
-            outcome: r.try_get("outcome")?,
-            exchanges: r.try_get("exchanges")?,
-        });
-    }
-    Ok(out)
+    rows.reverse();
+    Ok(rows)
 }
 
 /// Store the report of a run this worker still holds.

@@ -10,10 +10,8 @@
 //! cleanup waits on it: it runs once the import has succeeded (or at once
 //! when it already had); an import that fails made nothing to clean up.
 use super::event;
-use crate::dependencies::enqueue_after;
-use crate::platform::PlatformTask;
-use crate::{NewTask, StoreError};
-use serde_json::{json, Value};
+use crate::StoreError;
+use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -110,33 +108,11 @@ pub async fn cancel(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> Result<(),
     .bind(REASON)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE services s SET state = m.previous_state, updated_at = now()
-         FROM service_migrations m WHERE m.id = $1 AND s.id = m.service_id AND s.state = 'migrating'",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    super::steps::restore_service(tx, id).await?;
     // The import succeeded or is running: the target may hold the account.
     if import == "succeeded" || import == "running" {
-        let input: Value = sqlx::query_scalar("SELECT input FROM task_records WHERE id = $1")
-            .bind(m.verify_task_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut cleanup = NewTask::new(
-            m.tenant_id,
-            m.target_server_id,
-            None,
-            "terminate",
-            json!({"service": input["service"]}),
-        );
-        cleanup.idempotency_key = Some(PlatformTask::Migration.key(&[&id.to_string(), "cleanup"]));
-        let (task, _) = enqueue_after(tx, &cleanup, &[m.import_task_id]).await?;
-        sqlx::query("UPDATE service_migrations SET cleanup_task_id = $2 WHERE id = $1")
-            .bind(id)
-            .bind(task)
-            .execute(&mut *tx)
-            .await?;
+        let target = (m.tenant_id, m.target_server_id, m.verify_task_id);
+        super::steps::clean_target_after(tx, id, target, &[m.import_task_id]).await?;
     }
     super::service_event(tx, m.service_id, id).await?;
     event(tx, id, "cancelled", json!({"step": "cancel"})).await?;

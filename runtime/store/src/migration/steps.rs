@@ -255,6 +255,18 @@ async fn fail(
     .bind(why)
     .execute(&mut *tx)
     .await?;
+    restore_service(tx, id).await?;
+    if clean_target {
+        let target = (m.tenant_id, m.target_server_id, m.verify_task_id);
+        clean_target_after(tx, id, target, &[]).await?;
+    }
+    service_event(tx, m.service_id, id).await?;
+    event(tx, id, "failed", json!({"step": step})).await
+}
+
+/// A migration that ended before its switch: the service goes back to the
+/// state it had on the source.
+pub(super) async fn restore_service(tx: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE services s SET state = m.previous_state, updated_at = now()
          FROM service_migrations m WHERE m.id = $1 AND s.id = m.service_id AND s.state = 'migrating'",
@@ -262,26 +274,35 @@ async fn fail(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    if clean_target {
-        let input: Value = sqlx::query_scalar("SELECT input FROM task_records WHERE id = $1")
-            .bind(m.verify_task_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut cleanup = NewTask::new(
-            m.tenant_id,
-            m.target_server_id,
-            None,
-            "terminate",
-            json!({"service": input["service"]}),
-        );
-        cleanup.idempotency_key = Some(PlatformTask::Migration.key(&[&id.to_string(), "cleanup"]));
-        let (task, _) = enqueue_after(tx, &cleanup, &[]).await?;
-        sqlx::query("UPDATE service_migrations SET cleanup_task_id = $2 WHERE id = $1")
-            .bind(id)
-            .bind(task)
-            .execute(&mut *tx)
-            .await?;
-    }
-    service_event(tx, m.service_id, id).await?;
-    event(tx, id, "failed", json!({"step": step})).await
+    Ok(())
+}
+
+/// The migration's `cleanup` step: `terminate` on the target, run once
+/// `after` have ended. `target` is the tenant, the target server and the
+/// verify step (whose input names the service as the target knows it).
+pub(super) async fn clean_target_after(
+    tx: &mut PgConnection,
+    id: Uuid,
+    (tenant, target_server, verify_task): (Uuid, Uuid, Uuid),
+    after: &[Uuid],
+) -> Result<(), StoreError> {
+    let input: Value = sqlx::query_scalar("SELECT input FROM task_records WHERE id = $1")
+        .bind(verify_task)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut cleanup = NewTask::new(
+        tenant,
+        target_server,
+        None,
+        "terminate",
+        json!({"service": input["service"]}),
+    );
+    cleanup.idempotency_key = Some(PlatformTask::Migration.key(&[&id.to_string(), "cleanup"]));
+    let (task, _) = enqueue_after(tx, &cleanup, after).await?;
+    sqlx::query("UPDATE service_migrations SET cleanup_task_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(task)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
