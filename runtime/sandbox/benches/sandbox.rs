@@ -14,8 +14,8 @@
 //!
 //! The machine is noisy: every figure is the median of several rounds.
 use panel1_sandbox::{
-    ArtifactStore, CallRequest, HostContext, Marker, Operation, Outcome, Sandbox, SandboxConfig,
-    SecretBinding, SecretScanner,
+    ArtifactStore, CallRequest, CodeGen, HostContext, Marker, Operation, Outcome, Sandbox,
+    SandboxConfig, SecretBinding, SecretScanner,
 };
 use serde_json::Value;
 use std::path::PathBuf;
@@ -81,11 +81,15 @@ async fn call_latency(sandbox: &Sandbox, name: &str, iters: usize, rounds: usize
     }
 }
 
-fn compile_ms(name: &str, rounds: usize) -> f64 {
+fn compile_ms(name: &str, rounds: usize, codegen: CodeGen) -> f64 {
     let bytes = component(name);
     let mut v = Vec::new();
     for _ in 0..rounds {
-        let s = Sandbox::new(SandboxConfig::default()).unwrap();
+        let s = Sandbox::new(SandboxConfig {
+            codegen,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
         let t = Instant::now();
         s.load(&bytes).unwrap();
         v.push(t.elapsed().as_secs_f64() * 1e3);
@@ -110,12 +114,19 @@ fn artifact_load(name: &str, rounds: usize) -> ArtifactLoad {
         .report
         .sha256
         .clone();
-    let path = store.artifact_path(&panel1_sandbox::ArtifactKey::new(s.engine(), &hash));
+    let path = store.artifact_path(&panel1_sandbox::ArtifactKey::new(
+        s.engine(),
+        s.codegen(),
+        &hash,
+    ));
     let size_mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
     let (mut load, mut mac) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();
-        let c = store.load(s.engine(), &hash).unwrap().expect("artifact");
+        let c = store
+            .load(s.engine(), s.codegen(), &hash)
+            .unwrap()
+            .expect("artifact");
         load.push(t.elapsed().as_secs_f64() * 1e3);
         drop(c);
         let t = Instant::now();
@@ -279,10 +290,39 @@ fn main() {
     );
     let compile_rounds = if quick { 1 } else { 3 };
     println!(
-        "| cold compile | {:.0} ms | {:.0} ms | |",
-        compile_ms("reference", compile_rounds),
-        compile_ms("js-reference", compile_rounds)
+        "| cold compile (Cranelift) | {:.0} ms | {:.0} ms | |",
+        compile_ms("reference", compile_rounds, CodeGen::Cranelift),
+        compile_ms("js-reference", compile_rounds, CodeGen::Cranelift)
     );
+    // Winch, the `--compiler winch` of development runs: compile time
+    // against the speed of the code it makes.
+    println!(
+        "| cold compile (Winch) | {:.0} ms | {:.0} ms | |",
+        compile_ms("reference", compile_rounds, CodeGen::Winch),
+        compile_ms("js-reference", compile_rounds, CodeGen::Winch)
+    );
+    let winch = Sandbox::new(SandboxConfig {
+        codegen: CodeGen::Winch,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let wr = rt.block_on(call_latency(
+        &winch,
+        "reference",
+        if quick { 2_000 } else { 10_000 },
+        rounds,
+    ));
+    let wj = rt.block_on(call_latency(
+        &winch,
+        "js-reference",
+        if quick { 100 } else { 500 },
+        rounds,
+    ));
+    println!(
+        "| fresh store + `info`, p50 (Winch) | {:.1} µs | {:.0} µs | |",
+        wr.p50_us, wj.p50_us
+    );
+    drop(winch);
     let ra = artifact_load("reference", rounds);
     let ja = artifact_load("js-reference", rounds);
     println!(

@@ -8,6 +8,7 @@
 //! Threat model: the MAC protects against artifacts altered at rest or
 //! copied in from elsewhere. The directory must still be writable only by the
 //! host user (a concurrent writer with that user's rights is out of scope).
+use crate::codegen::CodeGen;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -37,7 +38,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
     }
 }
 
-/// Where an artifact lives: content hash + engine compatibility hash.
+/// Where an artifact lives: content hash + engine compatibility hash (which
+/// does not tell Cranelift's code from Winch's: the compiler is hashed in
+/// too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactKey {
     pub content_sha256: String,
@@ -45,11 +48,12 @@ pub struct ArtifactKey {
 }
 
 impl ArtifactKey {
-    pub fn new(engine: &Engine, content_sha256: &str) -> Self {
+    pub fn new(engine: &Engine, codegen: CodeGen, content_sha256: &str) -> Self {
         // DefaultHasher::new() uses fixed keys: stable for a given build,
         // which is all the compatibility hash needs.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
+        codegen.hash(&mut h);
         ArtifactKey {
             content_sha256: content_sha256.to_string(),
             engine_hash: format!("{:016x}", h.finish()),
@@ -109,10 +113,11 @@ impl ArtifactStore {
     pub fn store(
         &self,
         engine: &Engine,
+        codegen: CodeGen,
         content_sha256: &str,
         component: &Component,
     ) -> Result<PathBuf, ArtifactError> {
-        let key = ArtifactKey::new(engine, content_sha256);
+        let key = ArtifactKey::new(engine, codegen, content_sha256);
         let path = self.artifact_path(&key);
         let bytes = component.serialize().map_err(|e| ArtifactError::Load {
             path: path.clone(),
@@ -134,9 +139,10 @@ impl ArtifactStore {
     pub fn load(
         &self,
         engine: &Engine,
+        codegen: CodeGen,
         content_sha256: &str,
     ) -> Result<Option<Component>, ArtifactError> {
-        let key = ArtifactKey::new(engine, content_sha256);
+        let key = ArtifactKey::new(engine, codegen, content_sha256);
         let path = self.artifact_path(&key);
         let mac_path = self.mac_path(&key);
         if !path.exists() || !mac_path.exists() {
@@ -159,6 +165,40 @@ impl ArtifactStore {
             }
         })?;
         Ok(Some(component))
+    }
+}
+
+impl ArtifactStore {
+    /// Keep at most `max_bytes` of artifacts: the oldest written go first
+    /// (with their MACs). For a developer's cache, which would otherwise
+    /// grow by one artifact per edit. Returns the bytes removed.
+    pub fn prune(&self, max_bytes: u64) -> Result<u64, ArtifactError> {
+        let mut artifacts = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io(&self.dir))?.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "cwasm") {
+                continue;
+            }
+            if let Ok(meta) = entry.metadata() {
+                let written = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                artifacts.push((written, meta.len(), path));
+            }
+        }
+        let mut total: u64 = artifacts.iter().map(|a| a.1).sum();
+        artifacts.sort();
+        let mut removed = 0;
+        for (_, len, path) in artifacts {
+            if total <= max_bytes {
+                break;
+            }
+            // Another process may have removed it already.
+            let _ = fs::remove_file(path.with_extension("mac"));
+            if fs::remove_file(&path).is_ok() {
+                removed += len;
+            }
+            total -= len;
+        }
+        Ok(removed)
     }
 }
 

@@ -75,7 +75,7 @@ pub struct InputError {
     pub message: String,
 }
 
-enum Typed {
+pub(crate) enum Typed {
     Info,
     Test(wit::TestRequest),
     Provision(wit::ProvisionRequest),
@@ -86,7 +86,7 @@ enum Typed {
     Backup(crate::call_backups::BackupCall),
 }
 
-fn typed(req: &CallRequest, deadline_ms: u64) -> Result<Typed, InputError> {
+pub(crate) fn typed(req: &CallRequest, deadline_ms: u64) -> Result<Typed, InputError> {
     let ctx = wit::CallContext {
         idempotency_key: req.idempotency_key.clone(),
         attempt: req.attempt.max(1),

@@ -274,7 +274,7 @@ fn operation_name(op: bw::BackupOperation) -> &'static str {
     }
 }
 
-fn backup_json(b: &bw::BackupInfo) -> Value {
+pub(crate) fn backup_json(b: &bw::BackupInfo) -> Value {
     json!({
         "backup_id": b.backup_id,
         "state": match b.state {

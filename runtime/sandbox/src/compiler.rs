@@ -12,6 +12,7 @@
 //! component on stdin, compiles it with an engine built from
 //! [`compiler_engine`] (the sandbox's code-generation settings) and writes
 //! the serialized artifact on stdout.
+use crate::codegen::CodeGen;
 use crate::error::SandboxError;
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -364,8 +365,8 @@ impl Drop for Turn<'_> {
 
 /// An engine with the sandbox's code-generation settings and no instance
 /// pool (it only compiles): its artifacts load into a [`crate::Sandbox`].
-pub fn compiler_engine() -> Result<Engine, SandboxError> {
-    Engine::new(&crate::engine::codegen_config())
+pub fn compiler_engine(codegen: CodeGen) -> Result<Engine, SandboxError> {
+    Engine::new(&crate::codegen::codegen_config(codegen))
         .map_err(|e| internal(format!("creating the compiler engine: {e}")))
 }
 
@@ -373,13 +374,13 @@ pub fn compiler_engine() -> Result<Engine, SandboxError> {
 /// artifact on stdout. Returns the process exit code: 0, [`EXIT_INVALID`]
 /// (the component does not compile; the reason is on stderr) or
 /// [`EXIT_INTERNAL`].
-pub fn compile_child_main() -> i32 {
+pub fn compile_child_main(codegen: CodeGen) -> i32 {
     let mut bytes = Vec::new();
     if let Err(e) = std::io::stdin().lock().read_to_end(&mut bytes) {
         eprintln!("reading the component from stdin: {e}");
         return EXIT_INTERNAL;
     }
-    let engine = match compiler_engine() {
+    let engine = match compiler_engine(codegen) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("{e}");

@@ -4,6 +4,7 @@
 use crate::artifacts::ArtifactStore;
 use crate::bindings::{self, ProvisioningPre};
 use crate::call::{self, CallEnv, CallReport, CallRequest, InputError};
+use crate::codegen::{codegen_config, CodeGen};
 use crate::compiler::{self, Compiler};
 use crate::component_check::World;
 use crate::component_check::{self, sha256_hex};
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Engine-wide settings (per-call limits live in `Limits`).
 #[derive(Clone)]
@@ -43,6 +44,9 @@ pub struct SandboxConfig {
     /// Where components are compiled: in process (default) or in a child
     /// process under a time and memory budget (the `panel1` binary).
     pub compiler: Compiler,
+    /// Cranelift (default) or Winch; a child compiler must be started with
+    /// the same (see `panel1 internal compile-component --codegen`).
+    pub codegen: CodeGen,
 }
 
 impl Default for SandboxConfig {
@@ -56,21 +60,9 @@ impl Default for SandboxConfig {
             keep_resident_bytes: 64 << 20,
             component_limits: ComponentLimits::default(),
             compiler: Compiler::InProcess,
+            codegen: CodeGen::Cranelift,
         }
     }
-}
-
-/// The engine settings that shape compiled code (features, fuel and epoch
-/// instrumentation, memory images). The sandbox's engine adds its instance
-/// pool and stack limit; the child-process compiler uses these alone, so its
-/// artifacts load into the sandbox's engine.
-pub(crate) fn codegen_config() -> Config {
-    let mut wasm = Config::new();
-    wasm.wasm_component_model(true)
-        .consume_fuel(true)
-        .epoch_interruption(true)
-        .memory_init_cow(true);
-    wasm
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -134,7 +126,7 @@ impl Sandbox {
             .pagemap_scan(Enabled::Auto)
             .linear_memory_keep_resident(config.keep_resident_bytes)
             .table_keep_resident(1 << 20);
-        let mut wasm = codegen_config();
+        let mut wasm = codegen_config(config.codegen);
         wasm.max_wasm_stack(config.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm).map_err(|e| internal("creating the wasmtime engine", e))?;
@@ -173,6 +165,12 @@ impl Sandbox {
         &self.engine
     }
 
+    /// The compiler this sandbox's code comes from (part of an artifact's
+    /// key).
+    pub fn codegen(&self) -> CodeGen {
+        self.config.codegen
+    }
+
     fn cached(&self, hash: &str) -> Option<Arc<LoadedAdapter>> {
         self.cache
             .lock()
@@ -209,14 +207,14 @@ impl Sandbox {
             return Ok(hit);
         }
         let world = self.precheck(bytes)?;
-        let component = match artifacts.load(&self.engine, &hash) {
+        let component = match artifacts.load(&self.engine, self.config.codegen, &hash) {
             Ok(Some(c)) => c,
             Ok(None) | Err(_) => {
                 // Missing or failed verification: compile from the source
                 // bytes and (re)write the artifact.
                 let component = self.compile(bytes)?;
                 artifacts
-                    .store(&self.engine, &hash, &component)
+                    .store(&self.engine, self.config.codegen, &hash, &component)
                     .map_err(|e| internal("writing the precompiled artifact", e))?;
                 component
             }

@@ -11,6 +11,7 @@ mod bindings;
 mod call;
 mod call_backups;
 mod checkpoints;
+mod codegen;
 mod compiler;
 mod component_check;
 mod egress;
@@ -22,6 +23,7 @@ mod host_state;
 mod limiter;
 mod loader;
 mod log_buffer;
+mod operation_schema;
 mod payload;
 mod redact;
 mod structure;
@@ -29,6 +31,7 @@ mod table_usage;
 
 pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
 pub use call::{CallReport, CallRequest, Outcome};
+pub use codegen::{CodeGen, UnknownCodeGen};
 pub use compiler::{
     compile_child_main, compiler_engine, ChildCompiler, CompileBudget, Compiler, EXIT_INTERNAL,
     EXIT_INVALID,
@@ -51,5 +54,6 @@ pub use host_budget::HostMemoryExceeded;
 pub use host_state::{Grants, HostContext, SecretBinding};
 pub use loader::LoadedAdapter;
 pub use log_buffer::{LogEntry, LogLevel};
+pub use operation_schema::OPERATIONS_SCHEMA;
 pub use panel1_types::{Limits, Operation, SandboxErrorKind};
 pub use structure::{census, Census, ComponentLimits, ComponentStructure};

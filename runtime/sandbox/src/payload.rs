@@ -73,7 +73,14 @@ pub fn parse<T: for<'de> Deserialize<'de>>(input: &Value) -> Result<T, String> {
     } else {
         input.clone()
     };
-    serde_json::from_value(input).map_err(|e| e.to_string())
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
 }
 
 impl ServiceInput {

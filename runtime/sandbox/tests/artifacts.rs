@@ -16,7 +16,7 @@ async fn store_verify_load_and_run() {
     let bytes = component("reference");
     let first = Sandbox::new(SandboxConfig::default()).unwrap();
     let a = first.load_with_artifacts(&bytes, &store).unwrap();
-    let key = ArtifactKey::new(first.engine(), &a.report.sha256);
+    let key = ArtifactKey::new(first.engine(), first.codegen(), &a.report.sha256);
     assert!(
         store.artifact_path(&key).exists(),
         "artifact written on first load"
@@ -24,7 +24,9 @@ async fn store_verify_load_and_run() {
 
     // A new process (sandbox) loads the artifact instead of compiling.
     let second = Sandbox::new(SandboxConfig::default()).unwrap();
-    let loaded = store.load(second.engine(), &a.report.sha256).unwrap();
+    let loaded = store
+        .load(second.engine(), second.codegen(), &a.report.sha256)
+        .unwrap();
     assert!(loaded.is_some());
     let b = second.load_with_artifacts(&bytes, &store).unwrap();
     let r = second
@@ -45,13 +47,17 @@ async fn tampered_artifacts_are_refused_then_replaced() {
     let bytes = component("reference");
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let a = sandbox.load_with_artifacts(&bytes, &store).unwrap();
-    let path = store.artifact_path(&ArtifactKey::new(sandbox.engine(), &a.report.sha256));
+    let path = store.artifact_path(&ArtifactKey::new(
+        sandbox.engine(),
+        sandbox.codegen(),
+        &a.report.sha256,
+    ));
 
     let mut art = std::fs::read(&path).unwrap();
     let mid = art.len() / 2;
     art[mid] ^= 0xff;
     std::fs::write(&path, &art).unwrap();
-    match store.load(sandbox.engine(), &a.report.sha256) {
+    match store.load(sandbox.engine(), sandbox.codegen(), &a.report.sha256) {
         Err(ArtifactError::BadMac(_)) => {}
         Err(other) => panic!("expected BadMac, got {other}"),
         Ok(_) => panic!("tampered artifact was accepted"),
@@ -63,7 +69,7 @@ async fn tampered_artifacts_are_refused_then_replaced() {
     fresh.load_with_artifacts(&bytes, &store).unwrap();
     let other_key = ArtifactStore::with_key(dir.path(), [9; 32]).unwrap();
     assert!(matches!(
-        other_key.load(fresh.engine(), &a.report.sha256),
+        other_key.load(fresh.engine(), fresh.codegen(), &a.report.sha256),
         Err(ArtifactError::BadMac(_))
     ));
 
@@ -75,9 +81,41 @@ async fn tampered_artifacts_are_refused_then_replaced() {
     again.load_with_artifacts(&bytes, &store).unwrap();
     assert!(
         store
-            .load(again.engine(), &a.report.sha256)
+            .load(again.engine(), again.codegen(), &a.report.sha256)
             .unwrap()
             .is_some(),
         "rewritten artifact verifies"
     );
+}
+
+#[test]
+fn prune_keeps_the_newest_artifacts_within_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::with_key(dir.path(), [7; 32]).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let mut paths = Vec::new();
+    for name in ["reference", "spin-loop", "mem-bomb"] {
+        let a = sandbox
+            .load_with_artifacts(&component(name), &store)
+            .unwrap();
+        paths.push(store.artifact_path(&ArtifactKey::new(
+            sandbox.engine(),
+            sandbox.codegen(),
+            &a.report.sha256,
+        )));
+        // Distinct write times, oldest first.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sizes: Vec<u64> = paths
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    // Room for the newest two only.
+    let removed = store.prune(sizes[1] + sizes[2]).unwrap();
+    assert_eq!(removed, sizes[0]);
+    assert!(!paths[0].exists() && !paths[0].with_extension("mac").exists());
+    assert!(paths[1].exists() && paths[2].exists());
+    // Within the cap: nothing more goes.
+    assert_eq!(store.prune(u64::MAX).unwrap(), 0);
+    assert!(paths[1].exists() && paths[2].exists());
 }

@@ -216,7 +216,21 @@ async fn bad_input_is_refused_before_anything_runs() {
         .call(&a, std::sync::Arc::new(HostContext::default()), &req)
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("invalid type"), "{e}");
+    // The message names the field's path.
+    let text = e.to_string();
+    assert!(
+        text.contains("invalid type") && text.contains("service.service_id"),
+        "{text}"
+    );
+    let req = request(
+        Operation::Provision,
+        serde_json::json!({"service": {"service_id": "s", "params": {"plan": 3}}}),
+    );
+    let e = sandbox()
+        .call(&a, std::sync::Arc::new(HostContext::default()), &req)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("service.params.plan"), "{e}");
     let req = request(Operation::Suspend, Value::Null);
     assert!(sandbox()
         .call(&a, std::sync::Arc::new(HostContext::default()), &req)
