@@ -53,8 +53,9 @@ lint:
 # local cluster; needs Node for the peer), orphan recovery after SIGKILL,
 # usage collection of 10 000 services in one 5-minute interval (~6 minutes),
 # a bulk suspend of 10 000 services (docs/bulk.md; about a minute), and
-# listing services at 100 000 (the console's services page; under a minute).
-bench: adapters
+# listing services at 100 000 (the console's services page; under a minute),
+# and an adapter author's edit → rerun loop in JS and Python (a few minutes).
+bench: adapters build
     cargo bench --workspace --bench sandbox
     cargo bench --workspace --bench queue
     cargo bench --workspace --bench recovery
@@ -62,6 +63,7 @@ bench: adapters
     cargo bench --workspace --bench bulk
     cargo bench --workspace --bench paging
     cargo bench --workspace --bench latency
+    bash scripts/bench-edit-loop.sh js python
 
 # The main job, end to end: Panel1 (API + workers, its own Postgres in
 # .panel1/ unless DATABASE_URL is set) and simulated WHM, Plesk and Docker;
@@ -89,6 +91,12 @@ serve: adapters build
 # and credential.
 sim provider="plesk": build
     {{bin}} sim {{provider}}
+
+# The release archive of the `panel1` CLI (target/dist/): the stripped
+# binary, README and adapter guides, with the debug info in a separate
+# .debug file (docs/adapters.md, "Installing panel1").
+dist: build
+    bash scripts/dist.sh
 
 # Apply migrations to DATABASE_URL.
 migrate: build

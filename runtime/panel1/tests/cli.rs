@@ -292,6 +292,29 @@ fn usage_errors_exit_3() {
         .code(),
         Some(3)
     );
+    // A misshapen input names the field's path and where the shapes are.
+    let o = panel1(&[
+        "adapter",
+        "run",
+        &file,
+        "--op",
+        "provision",
+        "--input",
+        r#"{"service":{"service_id":"s1","params":{"plan":3}}}"#,
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("service.params.plan") && err.contains("panel1 adapter schema"),
+        "{err}"
+    );
+    let schema = panel1(&["adapter", "schema"]);
+    assert!(schema.status.success());
+    let doc: Value = serde_json::from_slice(&schema.stdout).expect("schema JSON");
+    assert!(
+        doc["$defs"]["provision.input"].is_object()
+            && doc["$defs"]["import-service.output"].is_object()
+    );
     assert_eq!(
         panel1(&["adapter", "run", &file, "--op", "info", "--allow", "ftp://x"])
             .status

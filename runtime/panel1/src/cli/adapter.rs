@@ -5,17 +5,16 @@ mod scenario;
 mod shadow;
 mod test_cmd;
 
-use super::compile::{sandbox_config, CompileArgs};
+use super::dev_sandbox::DevArgs;
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_SANDBOX, EXIT_USAGE};
 use clap::{Args, Subcommand};
 use panel1_sandbox::{
-    ArtifactStore, CallRequest, Capability, ComponentReport, EgressPolicy, EgressRule, Grants,
-    HostContext, HttpTape, Limits, LoadedAdapter, Operation, Outcome, Recording, Sandbox,
-    SecretBinding,
+    CallRequest, Capability, ComponentReport, EgressPolicy, EgressRule, Grants, HostContext,
+    HttpTape, Limits, LoadedAdapter, Operation, Outcome, Recording, Sandbox, SecretBinding,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Subcommand)]
@@ -33,7 +32,7 @@ pub enum AdapterCommand {
         /// The component (.wasm).
         file: PathBuf,
         #[command(flatten)]
-        compile: CompileArgs,
+        dev: DevArgs,
     },
     /// Run one operation in the sandbox and print the outcome, metrics, log
     /// and HTTP exchanges as JSON.
@@ -53,6 +52,10 @@ pub enum AdapterCommand {
     /// a lost answer, ensure semantics, auth, 5xx, 429, egress denial,
     /// secrecy and the deadline. Prints a table per component (or --json).
     Conformance(super::conformance::ConformanceArgs),
+    /// Print the JSON Schema (2020-12) of every operation's input (what
+    /// `run --input` and scenario steps take) and result:
+    /// `$defs/<operation>.input` and `$defs/<operation>.output`.
+    Schema,
     /// Upload a component to a running Panel1 (PANEL1_URL, PANEL1_API_KEY);
     /// prints the new adapter version.
     Push {
@@ -121,9 +124,6 @@ pub struct RunArgs {
     /// Attempt number passed to the adapter.
     #[arg(long, default_value_t = 1)]
     attempt: u32,
-    /// Precompiled-artifact directory (compiled code is cached there).
-    #[arg(long, env = "PANEL1_ARTIFACT_DIR")]
-    artifacts: Option<PathBuf>,
     /// Record every HTTP exchange of the call into FILE, a JSON fixture
     /// `adapter test` replays (secrets are written as placeholders, never
     /// values; bodies are capped).
@@ -134,15 +134,19 @@ pub struct RunArgs {
     #[arg(long)]
     verbose: bool,
     #[command(flatten)]
-    compile: CompileArgs,
+    dev: DevArgs,
 }
 
 pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
     match cmd {
-        AdapterCommand::Check { file, compile } => check(file, compile).await,
+        AdapterCommand::Check { file, dev } => check(file, dev).await,
         AdapterCommand::Run(args) => run_op(*args).await,
         AdapterCommand::Test(args) => test_cmd::run(args).await,
         AdapterCommand::New(args) => scaffold::run(args),
+        AdapterCommand::Schema => {
+            print!("{}", panel1_sandbox::OPERATIONS_SCHEMA);
+            EXIT_OK
+        }
         AdapterCommand::Conformance(args) => super::conformance::run(args).await,
         AdapterCommand::Push {
             file,
@@ -167,29 +171,16 @@ fn print(value: &Value) {
     );
 }
 
-fn load(
-    sandbox: &Sandbox,
-    file: &PathBuf,
-    artifacts: Option<&PathBuf>,
-) -> Result<Arc<LoadedAdapter>, u8> {
-    let bytes =
-        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
-    let loaded = match artifacts {
-        Some(dir) => {
-            let store = ArtifactStore::open(dir).map_err(usage)?;
-            sandbox.load_with_artifacts(&bytes, &store)
-        }
-        None => sandbox.load(&bytes),
-    };
-    loaded.map_err(|e| usage(format!("{}: {e}", file.display())))
+fn load(sandbox: &Sandbox, file: &Path, dev: &DevArgs) -> Result<Arc<LoadedAdapter>, u8> {
+    dev.load(sandbox, file).map_err(usage)
 }
 
-async fn check(file: PathBuf, compile: CompileArgs) -> u8 {
-    let sandbox = match Sandbox::new(sandbox_config(compile.budget())) {
+async fn check(file: PathBuf, dev: DevArgs) -> u8 {
+    let sandbox = match dev.sandbox() {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    let adapter = match load(&sandbox, &file, None) {
+    let adapter = match load(&sandbox, &file, &dev) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -352,11 +343,11 @@ async fn run_op(args: RunArgs) -> u8 {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
     };
-    let sandbox = match Sandbox::new(sandbox_config(args.compile.budget())) {
+    let sandbox = match args.dev.sandbox() {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    let adapter = match load(&sandbox, &args.file, args.artifacts.as_ref()) {
+    let adapter = match load(&sandbox, &args.file, &args.dev) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -373,7 +364,11 @@ async fn run_op(args: RunArgs) -> u8 {
         .await
     {
         Ok(r) => r,
-        Err(e) => return usage(e),
+        Err(e) => {
+            return usage(format!(
+                "{e} (each operation's input shape: `panel1 adapter schema`)"
+            ))
+        }
     };
     print(&serde_json::to_value(&report).unwrap_or_default());
     if let Some(recording) = recording {

@@ -74,6 +74,10 @@ pub enum ServerCommand {
         secrets: Vec<String>,
         #[arg(long, default_value_t = 4)]
         max_concurrency: i32,
+        /// Keep each attempt's HTTP exchanges (secrets as placeholders,
+        /// bodies capped, 14 days) for shadow runs of candidate versions.
+        #[arg(long)]
+        record_exchanges: bool,
     },
 }
 
@@ -370,6 +374,7 @@ pub async fn server(conn: Conn, cmd: ServerCommand) -> u8 {
                 egress,
                 secrets,
                 max_concurrency,
+                record_exchanges,
             } = cmd;
             let mut cfg = serde_json::Map::new();
             for kv in config {
@@ -388,6 +393,7 @@ pub async fn server(conn: Conn, cmd: ServerCommand) -> u8 {
             let body = json!({
                 "name": name, "adapter_version_id": adapter_version, "config": cfg,
                 "egress": egress, "secrets": bound, "max_concurrency": max_concurrency,
+                "record_exchanges": record_exchanges,
             });
             print(&c.post("/v1/servers", body).await?);
             Ok(EXIT_OK)

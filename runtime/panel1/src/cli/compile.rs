@@ -3,7 +3,7 @@
 //! hidden `panel1 internal compile-component` the sandbox runs as its
 //! compiler child.
 use clap::{Args, Subcommand};
-use panel1_sandbox::{ChildCompiler, CompileBudget, Compiler, SandboxConfig};
+use panel1_sandbox::{ChildCompiler, CodeGen, CompileBudget, Compiler, SandboxConfig};
 use std::time::Duration;
 
 /// The compile budget of one component (each compile runs in a child
@@ -40,15 +40,22 @@ pub fn budget(timeout_ms: Option<u64>, memory_mb: Option<u64>) -> CompileBudget 
 
 /// The sandbox configuration of every `panel1` command: components compile
 /// in a child process (this same binary, through /proc/self/exe, so the
-/// artifact always comes from the same build) under `budget`.
-pub fn sandbox_config(budget: CompileBudget) -> SandboxConfig {
+/// artifact always comes from the same build) under `budget`, with
+/// `codegen` (the child is told the same, or its artifact would not load).
+pub fn sandbox_config(budget: CompileBudget, codegen: CodeGen) -> SandboxConfig {
     let child = ChildCompiler::new(
         "/proc/self/exe",
-        vec!["internal".into(), "compile-component".into()],
+        vec![
+            "internal".into(),
+            "compile-component".into(),
+            "--codegen".into(),
+            codegen.as_str().into(),
+        ],
         budget,
     );
     SandboxConfig {
         compiler: Compiler::ChildProcess(child),
+        codegen,
         ..SandboxConfig::default()
     }
 }
@@ -58,14 +65,17 @@ pub fn sandbox_config(budget: CompileBudget) -> SandboxConfig {
 pub enum InternalCommand {
     /// Compile the component on stdin and write the serialized artifact to
     /// stdout (the sandbox's compiler child).
-    CompileComponent,
+    CompileComponent {
+        #[arg(long, default_value = "cranelift")]
+        codegen: CodeGen,
+    },
 }
 
 /// Runs before the async runtime starts: the child needs none.
 pub fn run_internal(cmd: &InternalCommand) -> u8 {
     match cmd {
-        InternalCommand::CompileComponent => {
-            panel1_sandbox::compile_child_main().clamp(0, 255) as u8
+        InternalCommand::CompileComponent { codegen } => {
+            panel1_sandbox::compile_child_main(*codegen).clamp(0, 255) as u8
         }
     }
 }

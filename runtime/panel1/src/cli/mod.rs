@@ -8,6 +8,7 @@ mod demo;
 mod demo_bulk;
 mod demo_sims;
 mod demo_webhooks;
+pub mod dev_sandbox;
 mod secrets;
 mod serve;
 mod sim;
@@ -57,7 +58,7 @@ pub enum Command {
     /// terminates one service on each over the REST API, live, then checks
     /// every call against the provider's official description.
     Demo(demo::DemoArgs),
-    /// A provider simulator (WHM, Plesk or Docker) on 127.0.0.1, to develop and
+    /// A provider simulator (WHM, Plesk, Docker or Kubernetes) on 127.0.0.1, to develop and
     /// demo adapters against; prints its URL, certificate pin and credential.
     Sim(sim::SimArgs),
     /// Stored secrets (DATABASE_URL).

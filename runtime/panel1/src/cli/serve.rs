@@ -7,7 +7,7 @@ use crate::serve_config::{ensure_master_key, ServeConfig};
 use anyhow::{Context, Result};
 use clap::Args;
 use panel1_api::{ApiConfig, ApiMetrics, AppState};
-use panel1_sandbox::{ArtifactStore, Sandbox};
+use panel1_sandbox::{ArtifactStore, CodeGen, Sandbox};
 use panel1_store::embedded::EmbeddedPostgres;
 use panel1_store::secret_box::SecretBox;
 use panel1_worker::{Worker, WorkerConfig};
@@ -143,7 +143,10 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
         );
     }
     let budget = super::compile::budget(Some(cfg.compile_timeout_ms), Some(cfg.compile_memory_mb));
-    let sandbox = Arc::new(Sandbox::new(super::compile::sandbox_config(budget))?);
+    let sandbox = Arc::new(Sandbox::new(super::compile::sandbox_config(
+        budget,
+        CodeGen::Cranelift,
+    ))?);
     let artifacts = Arc::new(ArtifactStore::open(cfg.data_dir.join("artifacts"))?);
     install_builtins(&pool, &sandbox, builtins).await?;
     let mut registry = prometheus_client::registry::Registry::default();

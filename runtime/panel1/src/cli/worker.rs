@@ -1,7 +1,7 @@
 //! `panel1 migrate` and `panel1 worker`.
 use super::{EXIT_OK, EXIT_USAGE};
 use clap::Args;
-use panel1_sandbox::Sandbox;
+use panel1_sandbox::{CodeGen, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use panel1_worker::{WebhookConfig, Worker, WorkerConfig};
 use std::sync::Arc;
@@ -140,7 +140,10 @@ pub async fn run(args: WorkerArgs) -> u8 {
     if let Err(e) = panel1_store::migrate(&pool).await {
         return fail(e);
     }
-    let sandbox = match Sandbox::new(super::compile::sandbox_config(args.compile.budget())) {
+    let sandbox = match Sandbox::new(super::compile::sandbox_config(
+        args.compile.budget(),
+        CodeGen::Cranelift,
+    )) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
     };

@@ -4,7 +4,7 @@
 //! matched a recorded exchange.
 use super::scenario::{self, Expect, ExpectedOutcome, Step};
 use super::{load, usage};
-use crate::cli::compile::{sandbox_config, CompileArgs};
+use crate::cli::dev_sandbox::DevArgs;
 use crate::cli::{EXIT_ADAPTER_ERROR, EXIT_OK};
 use clap::Args;
 use panel1_sandbox::{CallRequest, HttpTape, Outcome, ReplaySet, Sandbox};
@@ -25,11 +25,8 @@ pub struct TestArgs {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
-    /// Precompiled-artifact directory (compiled code is cached there).
-    #[arg(long, env = "PANEL1_ARTIFACT_DIR")]
-    artifacts: Option<PathBuf>,
     #[command(flatten)]
-    compile: CompileArgs,
+    dev: DevArgs,
 }
 
 #[derive(Serialize)]
@@ -58,7 +55,7 @@ struct ScenarioResult {
 }
 
 pub async fn run(args: TestArgs) -> u8 {
-    let sandbox = match Sandbox::new(sandbox_config(args.compile.budget())) {
+    let sandbox = match args.dev.sandbox() {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
@@ -74,7 +71,7 @@ pub async fn run(args: TestArgs) -> u8 {
                 file.display()
             ));
         };
-        let adapter = match load(&sandbox, &component, args.artifacts.as_ref()) {
+        let adapter = match load(&sandbox, &component, &args.dev) {
             Ok(a) => a,
             Err(code) => return code,
         };

@@ -17,15 +17,13 @@ mod report;
 mod secrecy;
 mod suite;
 
-use super::compile::{sandbox_config, CompileArgs};
+use super::dev_sandbox::DevArgs;
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_USAGE};
 use clap::Args;
-use panel1_sandbox::{LoadedAdapter, Sandbox};
 use provider::Provider;
 use report::Counts;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 #[derive(Args)]
 #[command(
@@ -44,35 +42,11 @@ pub struct ConformanceArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    compile: CompileArgs,
-}
-
-/// A component the suite cannot run at all.
-#[derive(Debug, thiserror::Error)]
-enum ComponentError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
-}
-
-fn load(sandbox: &Sandbox, file: &Path) -> Result<Arc<LoadedAdapter>, ComponentError> {
-    let path = file.display().to_string();
-    let bytes = std::fs::read(file).map_err(|source| ComponentError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    sandbox.load(&bytes).map_err(|e| ComponentError::Invalid {
-        path,
-        message: e.to_string(),
-    })
+    dev: DevArgs,
 }
 
 pub async fn run(args: ConformanceArgs) -> u8 {
-    let sandbox = match Sandbox::new(sandbox_config(args.compile.budget())) {
+    let sandbox = match args.dev.sandbox() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("panel1: {e}");
@@ -83,7 +57,7 @@ pub async fn run(args: ConformanceArgs) -> u8 {
     let mut total = Counts::default();
     let mut invalid = 0usize;
     for file in &args.files {
-        let adapter = match load(&sandbox, file) {
+        let adapter = match args.dev.load(&sandbox, file) {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("panel1: {e}");

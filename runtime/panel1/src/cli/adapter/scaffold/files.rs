@@ -119,6 +119,40 @@ fn file(path: &str, text: &str) -> Template {
     }
 }
 
+/// Every project's offline test: a scenario over recorded WHM exchanges
+/// (the starter makes the same requests in every language).
+const TEST: &[(&str, &str)] = &[
+    ("test/scenario.toml", template!("common/test/scenario.toml")),
+    (
+        "test/test-connection.fixture.json",
+        template!("common/test/test-connection.fixture.json"),
+    ),
+    (
+        "test/provision.fixture.json",
+        template!("common/test/provision.fixture.json"),
+    ),
+    (
+        "test/provision-retry.fixture.json",
+        template!("common/test/provision-retry.fixture.json"),
+    ),
+    (
+        "test/suspend.fixture.json",
+        template!("common/test/suspend.fixture.json"),
+    ),
+    (
+        "test/terminate-missing.fixture.json",
+        template!("common/test/terminate-missing.fixture.json"),
+    ),
+    (
+        "test/wrong-token.fixture.json",
+        template!("common/test/wrong-token.fixture.json"),
+    ),
+    (
+        "test/busy.fixture.json",
+        template!("common/test/busy.fixture.json"),
+    ),
+];
+
 /// Every file of a `lang` project (paths relative to the project).
 pub fn project(lang: Lang) -> Vec<Template> {
     let mut files: Vec<Template> = WIT.iter().map(|(p, t)| file(p, t)).collect();
@@ -179,6 +213,7 @@ pub fn project(lang: Lang) -> Vec<Template> {
         ],
     };
     files.extend(own.iter().map(|(p, t)| file(p, t)));
+    files.extend(TEST.iter().map(|(p, t)| file(p, t)));
     if lang == Lang::Rust {
         files.extend(SDK.iter().map(|(name, text)| Template {
             path: format!("panel1-sdk/src/{name}"),

@@ -46,8 +46,8 @@ pub enum Lang {
     after_help = "The project builds with ./build.sh into NAME.wasm; see its README.md.\n\nExit codes:\n  0  the project was written\n  2  NAME or the directory was refused, or --lang is unknown (nothing written)"
 )]
 pub struct NewArgs {
-    /// The adapter's name: a lowercase identifier (a-z, then a-z, 0-9, `-`
-    /// or `_`; at most 40 characters). Also the default directory.
+    /// The adapter's name: a-z, then a-z, 0-9 or `-` (at most 40
+    /// characters; the name it is pushed under). Also the default directory.
     name: String,
     /// The language of the project.
     #[arg(long, value_enum)]
@@ -61,7 +61,7 @@ pub struct NewArgs {
 /// Why no project was written.
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
-    #[error("`{0}` is not a valid adapter name: use a lowercase identifier (a letter a-z, then a-z, 0-9, `-` or `_`, not ending in `-` or `_`, at most 40 characters)")]
+    #[error("`{0}` is not a valid adapter name: use a letter a-z, then a-z, 0-9 or `-`, not ending in `-`, at most 40 characters (the name the adapter is uploaded under)")]
     Name(String),
     #[error("{0} exists and is not an empty directory: choose another --dir or remove it")]
     NotEmpty(PathBuf),
@@ -86,10 +86,11 @@ pub fn check_name(name: &str) -> Result<(), ScaffoldError> {
     if !chars.next().is_some_and(|c| c.is_ascii_lowercase()) || name.len() > 40 {
         return Err(bad());
     }
-    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+    // What the upload API accepts, so the project pushes under its name.
+    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         return Err(bad());
     }
-    if name.ends_with(['-', '_']) {
+    if name.ends_with('-') {
         return Err(bad());
     }
     Ok(())

@@ -14,7 +14,7 @@ fn temp(tag: &str) -> PathBuf {
 fn names_must_be_lowercase_identifiers() {
     let longest = "a".repeat(40);
     let too_long = "a".repeat(41);
-    for ok in ["acme", "my-panel", "whm_2", "a", longest.as_str()] {
+    for ok in ["acme", "my-panel", "whm-2", "a", longest.as_str()] {
         assert!(check_name(ok).is_ok(), "{ok} refused");
     }
     for bad in [
@@ -24,6 +24,7 @@ fn names_must_be_lowercase_identifiers() {
         "-x",
         "x-",
         "x_",
+        "whm_2",
         "my panel",
         "../up",
         "a/b",
@@ -126,4 +127,17 @@ fn every_sdk_rewrite_applies_and_no_project_references_the_repo() {
     assert!(!secrets.text.contains("secrets_reveal"));
     let build = rust.iter().find(|t| t.path == "build.sh").unwrap();
     assert!(build.text.contains("release/my_panel.wasm") && build.text.contains("my-panel.wasm"));
+}
+
+#[test]
+fn every_project_gets_an_offline_scenario_for_its_own_component() {
+    for lang in [Lang::Rust, Lang::Js, Lang::Ts, Lang::Python, Lang::C] {
+        let root = temp("scenario");
+        create("acme", lang, &root).unwrap();
+        let scenario = super::super::scenario::load(&root.join("test/scenario.toml"))
+            .unwrap_or_else(|e| panic!("{lang:?}: {e}"));
+        assert_eq!(scenario.component, Some(root.join("test/../acme.wasm")));
+        assert_eq!(scenario.steps.len(), 7, "{lang:?}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
