@@ -23,6 +23,12 @@ test: adapters test-tools
     cd sdk/rust && cargo test --release --target "$(rustc -vV | sed -n 's/^host: //p')"
     {{just_executable()}} fuzz-api
 
+# The SDK packages, installable without a checkout (docs/sdk-packages.md):
+# the panel1-sdk crate, the @panel1/sdk npm tarball, the panel1_sdk wheel
+# and the C tarball, into OUT (default target/sdk-packages).
+sdk-packages out="target/sdk-packages": build
+    bash sdk/package.sh {{out}}
+
 # What the tests use besides Rust: the webhook receiver verifies signatures
 # with the `standardwebhooks` package (PyPI), independent of Panel1's code.
 test-tools:

@@ -1,4 +1,4 @@
-//! `panel1 adapter new|check|run|test|conformance|push|shadow|promote`.
+//! `panel1 adapter new|sdk|check|run|test|conformance|push|shadow|promote`.
 mod record;
 mod scaffold;
 mod scenario;
@@ -25,6 +25,10 @@ pub enum AdapterCommand {
     /// --provider whm`, a README and `./build.sh` (→ NAME.wasm). Needs no
     /// Panel1 checkout.
     New(scaffold::NewArgs),
+    /// Write the source tree of an SDK package (the `panel1-sdk` crate, the
+    /// `@panel1/sdk` npm package, the `panel1_sdk` wheel or the C helpers)
+    /// from the files `new` uses; `sdk/package.sh` builds the packages.
+    Sdk(scaffold::sdk::SdkArgs),
     /// Validate a component and print a JSON report (world version,
     /// operations, imports, capabilities, size, sha256). Exits 3 if the
     /// component is invalid.
@@ -147,6 +151,7 @@ pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
             print!("{}", panel1_sandbox::OPERATIONS_SCHEMA);
             EXIT_OK
         }
+        AdapterCommand::Sdk(args) => scaffold::sdk::run(args),
         AdapterCommand::Conformance(args) => super::conformance::run(args).await,
         AdapterCommand::Push {
             file,

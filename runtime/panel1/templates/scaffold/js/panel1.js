@@ -32,6 +32,11 @@ export const unsupported = (m) => err('unsupported', m);
 export const transient = (message, retryAfterMs) =>
   err('transient', { message, retryAfterMs: retryAfterMs == null ? undefined : BigInt(Math.round(retryAfterMs)) });
 
+/** Is `e` an adapter-error (a value of the constructors above)? */
+export function isAdapterError(e) {
+  return typeof e === 'object' && e !== null && TAGS.has(String(e.tag));
+}
+
 /** The variant carried by an error an imported function threw. */
 function payloadOf(e) {
   if (e && typeof e === 'object') {
@@ -219,7 +224,7 @@ export function transportError(at, e, hint = 'check the egress rules and secret 
     if (e.kind === 'denied') return permanent(`${at}: request denied by the host: ${e.message}; ${hint}`);
     return permanent(`${at}: ${e.kind}: ${e.message}`);
   }
-  if (e && typeof e === 'object' && TAGS.has(e.tag)) return e;
+  if (isAdapterError(e)) return e;
   return permanent(`${at}: ${e}`);
 }
 
@@ -243,7 +248,7 @@ export function adapterExports(impl) {
       try {
         return f(req);
       } catch (e) {
-        if (e && typeof e === 'object' && TAGS.has(e.tag)) throw e;
+        if (isAdapterError(e)) throw e;
         const message = `${op}: unexpected error: ${e}`;
         try {
           log('error', message, { stack: (e && e.stack) || '' });

@@ -28,7 +28,7 @@ const decoder = new TextDecoder();
 // ---- typed errors (variant adapter-error): `throw` them from operations ----
 
 export type { AdapterError };
-const TAGS = new Set<string>(['invalid-input', 'auth-failed', 'not-found', 'conflict', 'transient', 'permanent', 'unsupported']);
+export const TAGS = new Set<string>(['invalid-input', 'auth-failed', 'not-found', 'conflict', 'transient', 'permanent', 'unsupported']);
 export const invalidInput = (val: string): AdapterError => ({ tag: 'invalid-input', val });
 export const authFailed = (val: string): AdapterError => ({ tag: 'auth-failed', val });
 export const notFound = (val: string): AdapterError => ({ tag: 'not-found', val });

@@ -29,8 +29,9 @@ macro_rules! template {
     };
 }
 
-/// The released contract, as `wit/deps/<package>/<file>` in the project.
-const WIT: &[(&str, &str)] = &[
+/// The released contract, as `wit/deps/<package>/<file>` in the project
+/// (and in the SDK packages, see `sdk`).
+pub const WIT: &[(&str, &str)] = &[
     (
         "wit/deps/panel1-provisioning/provisioning.wit",
         repo_file!("wit/v0.1.0/provisioning.wit"),
@@ -105,7 +106,12 @@ pub const SDK_REWRITES: &[(&str, &str, &str)] = &[
 
 /// An SDK file with its rewrites applied.
 pub fn vendored(file: &str, text: &str) -> String {
-    SDK_REWRITES
+    rewritten(SDK_REWRITES, file, text)
+}
+
+/// `text` (SDK file `file`) with the rewrites of `rewrites` applied.
+pub fn rewritten(rewrites: &[(&str, &str, &str)], file: &str, text: &str) -> String {
+    rewrites
         .iter()
         .filter(|(f, _, _)| *f == file)
         .fold(text.to_string(), |t, (_, from, to)| t.replacen(from, to, 1))

@@ -4,6 +4,7 @@
 //! (Rust) the SDK come from this binary (see `files`). The sample adapter is
 //! a starter for WHM API 1 that passes `adapter conformance --provider whm`.
 mod files;
+pub mod sdk;
 
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -152,8 +153,14 @@ pub fn create(name: &str, lang: Lang, dir: &Path) -> Result<usize, ScaffoldError
 
 fn write_all(stage: &Path, name: &str, lang: Lang) -> Result<usize, ScaffoldError> {
     let files = render(name, lang);
-    for f in &files {
-        let path = stage.join(&f.path);
+    write_files(stage, &files)?;
+    Ok(files.len())
+}
+
+/// Write `files` under `dir`, creating directories as needed.
+fn write_files(dir: &Path, files: &[files::Template]) -> Result<(), ScaffoldError> {
+    for f in files {
+        let path = dir.join(&f.path);
         if let Some(p) = path.parent() {
             std::fs::create_dir_all(p).map_err(io(p))?;
         }
@@ -164,7 +171,7 @@ fn write_all(stage: &Path, name: &str, lang: Lang) -> Result<usize, ScaffoldErro
                 .map_err(io(&path))?;
         }
     }
-    Ok(files.len())
+    Ok(())
 }
 
 pub fn run(args: NewArgs) -> u8 {
