@@ -92,7 +92,13 @@ pub fn run(
     if work == Work::Info {
         cmd.env("WORK", "info").env("COMPONENT_DIR", component?);
     }
-    let out = cmd.output().ok()?;
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("peer: cannot start node ({e}); skipping graphile-worker");
+            return None;
+        }
+    };
     if !out.status.success() {
         eprintln!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
