@@ -9,7 +9,10 @@
 //! round also runs the floors (`queue/floor.rs`): the writes every job needs
 //! with nothing else, an upper bound for this machine; and the same on
 //! Panel1's tables with each job's sandbox call, a bound on a worker of
-//! this design that runs the sandbox.
+//! this design that runs the sandbox. The peer runs twice a round
+//! (`queue/peer.rs`): empty jobs, and the like-for-like row whose jobs run
+//! the same adapter's `info` (jco, in Node) and store a result and an event.
+//! PANEL1_BENCH_QUICK=1 makes the defaults small (N, LAT) for a quick look.
 use panel1_sandbox::{HostContext, Sandbox, SandboxConfig};
 use panel1_store::secret_box::SecretBox;
 use panel1_store::setup::{self, NewServer};
@@ -17,13 +20,14 @@ use panel1_worker::{Worker, WorkerConfig};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 #[path = "queue/floor.rs"]
 mod floor;
+#[path = "queue/peer.rs"]
+mod peer;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,11 +39,20 @@ fn env_num(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A size knob: its full default, or a smaller one in quick mode (the
+/// rounds stay, so the medians still alternate).
+fn sized(name: &str, full: usize, quick: usize) -> usize {
+    let is_quick = std::env::var_os("PANEL1_BENCH_QUICK").is_some();
+    env_num(name, if is_quick { quick } else { full })
+}
+
 struct Setup {
     pool: PgPool,
     url: String,
     tenant: Uuid,
     server: Uuid,
+    /// reference.wasm, which the like-for-like peer transpiles.
+    wasm: PathBuf,
     /// The sandbox call of the floor with the sandbox.
     floor_call: floor::Call,
 }
@@ -49,8 +62,8 @@ async fn setup() -> Setup {
     let dir = std::env::var_os("PANEL1_ADAPTERS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../adapters/dist"));
-    let bytes = std::fs::read(dir.join("reference.wasm"))
-        .expect("adapters/dist/reference.wasm (run `just adapters`)");
+    let wasm = dir.join("reference.wasm");
+    let bytes = std::fs::read(&wasm).expect("adapters/dist/reference.wasm (run `just adapters`)");
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let loaded = sandbox.load(&bytes).unwrap();
     let tenant = setup::create_tenant(&pool, "bench").await.unwrap();
@@ -87,6 +100,7 @@ async fn setup() -> Setup {
         url,
         tenant,
         server,
+        wasm,
         floor_call: floor::Call {
             sandbox: Arc::new(sandbox),
             adapter: loaded,
@@ -99,6 +113,7 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
+#[derive(Default)]
 struct Run {
     jobs_per_s: f64,
     commits_per_job: f64,
@@ -106,13 +121,19 @@ struct Run {
     wal_per_job: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The like-for-like peer's `info` in Node: a fresh jco instance, and
+    /// the one instance its jobs reuse (µs per call; 0 elsewhere).
+    fresh_info_us: f64,
+    reused_info_us: f64,
 }
 
 async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -> Run {
-    sqlx::query("TRUNCATE task_records, task_queue, task_attempts, events")
-        .execute(&s.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "TRUNCATE task_records, task_queue, task_attempts, events, task_dependencies, task_waits",
+    )
+    .execute(&s.pool)
+    .await
+    .unwrap();
     // Records and their queue rows, as `enqueue` writes them.
     panel1_store::testing::insert_available_tasks(&s.pool, s.tenant, s.server, n as i64).await;
     let commits_before = count(
@@ -205,86 +226,8 @@ async fn ours(s: &Setup, n: usize, conc: usize, batched: bool, samples: usize) -
         wal_per_job: (wal_after - wal_before) as f64 / n as f64,
         p50_ms: q(0.5),
         p99_ms: q(0.99),
+        ..Run::default()
     }
-}
-
-fn peer(url: &str, n: usize, conc: usize, batched: bool, samples: usize) -> Option<Run> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peer");
-    if !dir.join("node_modules").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .map(|s| s.success());
-        if !matches!(ok, Ok(true)) {
-            eprintln!("peer: npm ci failed; skipping graphile-worker");
-            return None;
-        }
-    }
-    let out = Command::new("node")
-        .arg("gw_bench.js")
-        .current_dir(&dir)
-        .env("DATABASE_URL", url)
-        .env("N", n.to_string())
-        .env("CONC", conc.to_string())
-        .env("BATCHED", if batched { "1" } else { "0" })
-        .env("LAT", samples.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    let mut run = Run {
-        jobs_per_s: 0.0,
-        commits_per_job: 0.0,
-        wal_per_job: 0.0,
-        p50_ms: 0.0,
-        p99_ms: 0.0,
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let num = |k: &str| {
-            v[k].as_f64()
-                .or_else(|| v[k].as_str().and_then(|s| s.parse().ok()))
-                .unwrap_or(0.0)
-        };
-        match v["bench"].as_str() {
-            Some("throughput") => {
-                run.jobs_per_s = num("work_jobs_per_s");
-                run.commits_per_job = num("commits_per_job");
-                run.wal_per_job = num("wal_bytes_per_job");
-            }
-            Some("latency") => {
-                run.p50_ms = num("p50_ms");
-                run.p99_ms = num("p99_ms");
-            }
-            _ => {}
-        }
-    }
-    Some(run)
-}
-
-/// Start the peer from a clean table as ours starts from truncated ones: its
-/// harness only DELETEs old jobs, and the dead rows of earlier runs (1.8
-/// million, 305 MB, never vacuumed, seen on this machine) slowed it down
-/// run after run.
-async fn reset_peer(url: &str) {
-    let pool = panel1_store::connect(url, 1).await.unwrap();
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('graphile_worker._private_jobs') IS NOT NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    if exists {
-        sqlx::query("TRUNCATE graphile_worker._private_jobs")
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    pool.close().await;
 }
 
 /// The server's current WAL write position, in bytes (both sides measure WAL
@@ -344,9 +287,17 @@ fn url_without_db(url: &str) -> String {
 async fn main() {
     let rounds = env_num("ROUNDS", 3);
     let conc = env_num("CONC", 24);
-    let samples = env_num("LAT", 300);
+    let samples = sized("LAT", 300, 100);
     let s = setup().await;
     let peer_url = peer_db_url().await;
+    // PEER=0 runs ours alone (for profiling); PEER_INFO=0 leaves out the
+    // like-for-like row.
+    let with_peer = env_num("PEER", 1) != 0;
+    let component = if with_peer && env_num("PEER_INFO", 1) != 0 {
+        peer::transpile(&s.wasm)
+    } else {
+        None
+    };
     // Panel1's own pool settings (generic plans, no JIT); the floor's
     // connections also defer the outbox NOTIFY, as completions do.
     let floor_pool = panel1_store::connect(&s.url, 24).await.unwrap();
@@ -359,30 +310,41 @@ async fn main() {
         (panel1_tables, None),
         (panel1_tables, Some(&s.floor_call)),
     ];
-    println!("| mode | N | Panel1 jobs/s | graphile-worker jobs/s | ratio | floor, minimal tables | ÷ peer | floor, Panel1's tables | ÷ peer | floor + sandbox | ÷ peer | Panel1 commits/job | peer commits/job | Panel1 WAL B/job | peer WAL B/job |");
+    println!("| mode | N | Panel1 jobs/s | graphile-worker, empty jobs | ratio | **graphile-worker + `info`, result and event** | **ratio** | floor, minimal tables | ÷ peer | floor, Panel1's tables | ÷ peer | floor + sandbox | ÷ peer | commits/job: Panel1 / peer / peer + info | WAL B/job: Panel1 / peer / peer + info |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    // Each mode's rounds, ours and the peer's, for the latency table too.
-    let mut modes: Vec<(bool, Vec<Run>, Vec<Run>)> = Vec::new();
+    // Each mode's rounds: ours, the empty peer's, the like-for-like peer's.
+    let mut modes: Vec<(bool, [Vec<Run>; 3])> = Vec::new();
     for (batched, n) in [
-        (true, env_num("N_BATCHED", 50_000)),
-        (false, env_num("N_UNBATCHED", 20_000)),
+        (true, sized("N_BATCHED", 50_000, 10_000)),
+        (false, sized("N_UNBATCHED", 20_000, 4_000)),
     ] {
-        let (mut o, mut p, mut ratios) = (vec![], vec![], vec![]);
+        let (mut o, mut p, mut l) = (vec![], vec![], vec![]);
+        let (mut ratios, mut lratios) = (vec![], vec![]);
         let mut f = [vec![], vec![], vec![]];
         let mut fratios = [vec![], vec![], vec![]];
         for _ in 0..rounds {
             settle(&s.pool).await;
             let a = ours(&s, n, conc, batched, samples).await;
-            // PEER=0 runs ours alone (for profiling).
-            let b = if env_num("PEER", 1) == 0 {
-                None
-            } else {
-                reset_peer(&peer_url).await;
-                settle(&s.pool).await;
-                peer(&peer_url, n, conc, batched, samples)
+            let peer_run = |work| {
+                let component = component.as_deref();
+                let url = peer_url.clone();
+                let pool = s.pool.clone();
+                async move {
+                    if !with_peer || (work == peer::Work::Info && component.is_none()) {
+                        return None;
+                    }
+                    peer::reset(&url).await;
+                    settle(&pool).await;
+                    peer::run(&url, n, conc, batched, samples, work, component)
+                }
             };
+            let b = peer_run(peer::Work::Empty).await;
+            let c = peer_run(peer::Work::Info).await;
             if let Some(b) = &b {
                 ratios.push(a.jobs_per_s / b.jobs_per_s.max(1.0));
+            }
+            if let Some(c) = &c {
+                lratios.push(a.jobs_per_s / c.jobs_per_s.max(1.0));
             }
             // The floors at their best concurrency (more connections than
             // that only queue for the two cores).
@@ -410,6 +372,7 @@ async fn main() {
             }
             o.push(a);
             p.extend(b);
+            l.extend(c);
         }
         let mode = if batched {
             "batched"
@@ -419,38 +382,52 @@ async fn main() {
         // Medians (NaN where there was no peer or floor).
         let [fr0, fr1, fr2] = fratios.map(median);
         let [f0, f1, f2] = f.map(median);
+        let jobs = |r: &[Run]| median_of(r, |r| r.jobs_per_s);
+        let commits = |r: &[Run]| median_of(r, |r| r.commits_per_job);
+        let wal = |r: &[Run]| median_of(r, |r| r.wal_per_job);
         println!(
-            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | {f0:.0} | {fr0:.2}× | {f1:.0} | {fr1:.2}× | {f2:.0} | {fr2:.2}× | {:.2} | {:.2} | {:.0} | {:.0} |",
-            median_of(&o, |r| r.jobs_per_s),
-            median_of(&p, |r| r.jobs_per_s),
+            "| {mode} | {n} | {:.0} | {:.0} | {:.2}× | **{:.0}** | **{:.2}×** | {f0:.0} | {fr0:.2}× | {f1:.0} | {fr1:.2}× | {f2:.0} | {fr2:.2}× | {:.2} / {:.2} / {:.2} | {:.0} / {:.0} / {:.0} |",
+            jobs(&o),
+            jobs(&p),
             median(ratios),
-            median_of(&o, |r| r.commits_per_job),
-            median_of(&p, |r| r.commits_per_job),
-            median_of(&o, |r| r.wal_per_job),
-            median_of(&p, |r| r.wal_per_job),
+            jobs(&l),
+            median(lratios),
+            commits(&o),
+            commits(&p),
+            commits(&l),
+            wal(&o),
+            wal(&p),
+            wal(&l),
         );
-        modes.push((batched, o, p));
+        modes.push((batched, [o, p, l]));
     }
     println!();
-    println!("| pickup latency (serial enqueue → start) | Panel1 p50 | Panel1 p99 | peer p50 | peer p99 |");
-    println!("|---|---|---|---|---|");
-    for (batched, o, p) in &modes {
+    println!("| pickup latency (serial enqueue → start) | Panel1 p50 | Panel1 p99 | peer p50 | peer p99 | peer + info p50 | peer + info p99 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (batched, [o, p, l]) in &modes {
         let mode = if *batched {
             "batched"
         } else {
             "one commit per task"
         };
-        println!(
-            "| {mode} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
-            median_of(o, |r| r.p50_ms),
-            median_of(o, |r| r.p99_ms),
-            median_of(p, |r| r.p50_ms),
-            median_of(p, |r| r.p99_ms),
-        );
+        let ms = |r: &[Run]| {
+            format!(
+                "{:.2} ms | {:.2} ms",
+                median_of(r, |r| r.p50_ms),
+                median_of(r, |r| r.p99_ms)
+            )
+        };
+        println!("| {mode} | {} | {} | {} |", ms(o), ms(p), ms(l));
     }
+    let like: Vec<&Run> = modes.iter().flat_map(|(_, [_, _, l])| l).collect();
     println!();
     println!(
-        "medians of {rounds} alternated rounds (ours, then the peer, then the floor), CONC={conc}, same Postgres"
+        "medians of {rounds} alternated rounds (ours, the peer with empty jobs, the peer with `info`, then the floors), CONC={conc}, same Postgres"
+    );
+    println!(
+        "peer + info: each job runs reference.wasm's `info` (jco, one instance reused: {:.1} µs a call; a fresh instance + call {:.0} µs) and stores result + event in one statement; graphile-worker completes the job in its own commit",
+        median(like.iter().map(|r| r.reused_info_us).collect()),
+        median(like.iter().map(|r| r.fresh_info_us).collect()),
     );
     println!(
         "floor: the writes every job needs, claims on a narrow queue table, no worker (benches/queue/floor.rs); best of 1/2/4 connections batched, 8/16/24 per task; floor + sandbox: Panel1's tables, and each job runs `info` in the sandbox and stores its result (best of 2/4/8 connections batched)"

@@ -172,7 +172,7 @@ pub async fn floor(
         let (tenant, server) = match tables {
             Tables::Minimal => (Uuid::new_v4(), None),
             Tables::Panel1 { tenant, server } => {
-                sqlx::query("TRUNCATE task_records, task_queue, task_attempts, events")
+                sqlx::query("TRUNCATE task_records, task_queue, task_attempts, events, task_dependencies, task_waits")
                     .execute(pool)
                     .await
                     .unwrap();
