@@ -471,6 +471,9 @@ fn c(root: &Path, out: &Path, ver: &str) {
     );
 }
 
+/// One package's install-and-use check: (temp root, packages dir, version).
+type Check = fn(&Path, &Path, &str);
+
 #[test]
 fn sdk_packages_install_and_work_without_a_checkout() {
     let root = temp();
@@ -479,8 +482,7 @@ fn sdk_packages_install_and_work_without_a_checkout() {
     let ver = package(&out);
     let mut lap = Instant::now();
     eprintln!("packaged {ver} in {:.1} s", started.elapsed().as_secs_f64());
-    let checks: [(&str, fn(&Path, &Path, &str)); 4] =
-        [("rust", rust), ("npm", npm), ("python", python), ("c", c)];
+    let checks: [(&str, Check); 4] = [("rust", rust), ("npm", npm), ("python", python), ("c", c)];
     for (name, f) in checks {
         f(&root, &out, &ver);
         eprintln!(
