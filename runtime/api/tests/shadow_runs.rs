@@ -221,6 +221,31 @@ async fn candidates_are_shadow_run_against_recorded_attempts_and_promoted_by_the
     assert_eq!(report["totals"]["differing_attempts"], 0, "{report}");
     assert_eq!(report["baseline_version_ids"], json!([current]));
 
+    // A candidate's runs are listed newest first, a page at a time, with
+    // their totals (the whole report stays on the run itself).
+    let again = finished_run(&api, &key, &same, None).await;
+    let list = |q: &str| format!("/v1/adapters/{same}/shadow-runs{q}");
+    let r = api.get(&key, &list("")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let ids: Vec<&Value> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["id"])
+        .collect();
+    assert_eq!(ids, [&again["id"], &clean["id"]], "{:?}", r.body);
+    assert_eq!(r.body["items"][1]["totals"], clean["report"]["totals"]);
+    assert_eq!(r.body["items"][1]["clean"], true);
+    assert!(r.body["items"][1].get("report").is_none(), "{:?}", r.body);
+    let first = api.get(&key, &list("?limit=1")).await;
+    assert_eq!(first.body["items"][0]["id"], again["id"]);
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let rest = api
+        .get(&key, &list(&format!("?limit=1&cursor={cursor}")))
+        .await;
+    assert_eq!(rest.body["items"][0]["id"], clean["id"]);
+    assert!(rest.body.get("next_cursor").is_none(), "{:?}", rest.body);
+
     let changed = upload_candidate(&api, &key, "shadow-refpanel-changed", "2.0.0").await;
     let dirty = finished_run(&api, &key, &changed, Some(10)).await;
     assert_eq!(dirty["state"], "completed", "{dirty}");
@@ -337,6 +362,12 @@ async fn bad_shadow_run_requests_are_clear_problems() {
         .get(&other, &format!("{}/{}", runs(&cand), uuid::Uuid::now_v7()))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api.get(&other, &runs(&cand)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    let r = api.get(&key, &runs(&cand)).await;
+    assert_eq!(r.body["items"], json!([]), "{:?}", r.body);
+    let r = api.get(&key, &format!("{}?limit=0", runs(&cand))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     let r = api.get(&key, &format!("{}/not-a-uuid", runs(&cand))).await;
     assert!(r.status.is_client_error(), "{:?}", r.status);
     // The platform uploads no candidates.

@@ -1,32 +1,12 @@
 //! `scripts/dist.sh`: the archive authors install without a checkout holds
 //! a stripped `panel1` that runs on its own, and the debug info split off
 //! beside it still belongs to that binary (its .gnu_debuglink names it).
-use std::path::{Path, PathBuf};
+#[path = "support/outside.rs"]
+mod outside;
+
+use outside::TempDir;
+use std::path::Path;
 use std::process::Command;
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "panel1-dist-{tag}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn run(cmd: &mut Command) -> String {
     let o = cmd.output().expect("spawn");
@@ -43,7 +23,7 @@ fn run(cmd: &mut Command) -> String {
 fn the_release_archive_holds_a_stripped_binary_and_its_debug_info_apart() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bin = Path::new(env!("CARGO_BIN_EXE_panel1"));
-    let out = TempDir::new("out");
+    let out = TempDir::new("dist-out");
     run(Command::new("bash")
         .arg(repo.join("scripts/dist.sh"))
         .arg(bin)
@@ -66,7 +46,7 @@ fn the_release_archive_holds_a_stripped_binary_and_its_debug_info_apart() {
     assert!(sums.contains(&format!("{stem}.tar.gz")) && sums.contains(&format!("{stem}.debug")));
 
     // Unpacked somewhere else, the binary works alone.
-    let unpacked = TempDir::new("unpacked");
+    let unpacked = TempDir::new("dist-unpacked");
     run(Command::new("tar")
         .arg("-xzf")
         .arg(&archive)

@@ -8,8 +8,12 @@
 //! its pinned wit-bindgen and wasm-tools into ~/.cache/panel1/tools once;
 //! .ci/run does that up front): a missing toolchain fails the test, it is
 //! never skipped.
+#[path = "support/outside.rs"]
+mod outside;
+
+use outside::{assert_standalone, temp, text};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -27,69 +31,6 @@ fn panel1(args: &[&str]) -> Output {
         .expect("run panel1")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A fresh directory under the system temp dir (outside the checkout).
-fn temp(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "panel1-scaffold-{tag}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap();
-    assert!(
-        !dir.canonicalize().unwrap().starts_with(&repo),
-        "temp dir inside the repo"
-    );
-    dir
-}
-
-/// No file of the project points into a Panel1 checkout.
-fn assert_standalone(project: &Path) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap();
-    let repo = repo.display().to_string();
-    let mut stack = vec![project.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            if ["target", "node_modules", ".venv"]
-                .iter()
-                .any(|n| name == *n)
-            {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(body) = std::fs::read_to_string(&path) {
-                assert!(
-                    !body.contains(&repo),
-                    "{} names the checkout",
-                    path.display()
-                );
-                assert!(
-                    !body.contains("../../wit"),
-                    "{} points at ../../wit",
-                    path.display()
-                );
-            }
-        }
-    }
-}
-
 /// Held while a test compiles and runs its component (see `scaffold_to_green`).
 static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -104,8 +45,13 @@ fn build(project: &Path) -> Output {
 
 /// `panel1 adapter test test/scenario.toml --json` in the project.
 fn adapter_test(project: &Path) -> Value {
+    adapter_test_with(project, &[])
+}
+
+fn adapter_test_with(project: &Path, more: &[&str]) -> Value {
     let o = Command::new(env!("CARGO_BIN_EXE_panel1"))
         .args(["adapter", "test", "test/scenario.toml", "--json"])
+        .args(more)
         .env("PANEL1_COMPILE_TIMEOUT_MS", COMPILE_TIMEOUT_MS)
         .current_dir(project)
         .output()
@@ -114,11 +60,68 @@ fn adapter_test(project: &Path) -> Value {
         .unwrap_or_else(|e| panic!("adapter test JSON ({e}): {}", text(&o)))
 }
 
+/// The edit loop of a JS, TS or Python project: `./build.sh --dev` builds
+/// the dev shell once and bundles the source; the shell runs the scenario
+/// green; after an edit to `source` (`edit` = what, into what), the next
+/// `--dev` build reuses the shell and the edited source is what runs:
+/// terminating a missing account now fails, and only that step.
+fn dev_loop(project: &Path, source: &str, script: &str, edit: (&str, &str)) {
+    let dev = |first: bool| {
+        let o = Command::new(project.join("build.sh"))
+            .arg("--dev")
+            .current_dir(project)
+            .output()
+            .expect("run build.sh --dev");
+        assert!(o.status.success(), "build.sh --dev: {}", text(&o));
+        assert_eq!(
+            text(&o).contains("building the dev shell"),
+            first,
+            "the shell is built once: {}",
+            text(&o)
+        );
+    };
+    let run = || {
+        adapter_test_with(
+            project,
+            &["--component", ".dev/shell.wasm", "--script", script],
+        )
+    };
+    dev(true);
+    let doc = run();
+    assert_eq!(doc["summary"]["passed"], 7, "dev shell: {doc:#}");
+    let path = project.join(source);
+    let good = std::fs::read_to_string(&path).unwrap();
+    let bad = good.replacen(edit.0, edit.1, 1);
+    assert_ne!(good, bad, "{source} changed: update this test");
+    std::fs::write(&path, bad).unwrap();
+    dev(false);
+    let doc = run();
+    assert_eq!(doc["summary"]["failed"], 1, "after the edit: {doc:#}");
+    let failed: Vec<&Value> = doc["scenarios"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["passed"] == false)
+        .collect();
+    assert_eq!(
+        failed[0]["name"],
+        "terminating an account WHM does not have succeeds"
+    );
+    // Without its script the shell says what is missing.
+    let o = panel1(&[
+        "adapter",
+        "check",
+        project.join(".dev/shell.wasm").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no script"), "{}", text(&o));
+}
+
 /// Scaffold, build, check and run the suite; returns the seconds from
 /// `adapter new` to the green conformance report. `more` then looks at the
 /// built project and the `adapter check` report.
 fn scaffold_to_green(lang: &str, more: impl FnOnce(&Path, &Value)) -> f64 {
-    let root = temp(lang);
+    let root = temp(&format!("scaffold-{lang}"));
     let name = format!("starter-{lang}");
     let project = root.join(&name);
     let started = Instant::now();
@@ -141,7 +144,7 @@ fn scaffold_to_green(lang: &str, more: impl FnOnce(&Path, &Value)) -> f64 {
             .all(|l| !l.contains("secrets-reveal")),
         "{world}"
     );
-    assert_standalone(&project);
+    assert_standalone(&project, &["target", "node_modules", ".venv"]);
 
     // The project's own one-command build, dependencies included; in its own
     // cargo target directory, not this test's.
@@ -240,7 +243,14 @@ fn a_rust_project_builds_and_passes_conformance() {
 
 #[test]
 fn a_js_project_builds_and_passes_conformance() {
-    let secs = scaffold_to_green("js", |_, _| {});
+    let secs = scaffold_to_green("js", |project, _| {
+        dev_loop(
+            project,
+            "adapter.js",
+            ".dev/adapter.js",
+            ("/does not exist/i", "/no such account/i"),
+        );
+    });
     assert!(secs < Duration::from_secs(900).as_secs_f64());
 }
 
@@ -284,13 +294,26 @@ fn refusals_exit_2_and_write_nothing() {
 
 #[test]
 fn a_python_project_builds_and_passes_conformance() {
-    let secs = scaffold_to_green("python", |_, _| {});
+    let secs = scaffold_to_green("python", |project, _| {
+        dev_loop(
+            project,
+            "app.py",
+            ".dev/adapter.json",
+            ("\"does not exist\" in", "\"no such account\" in"),
+        );
+    });
     assert!(secs < Duration::from_secs(900).as_secs_f64());
 }
 
 #[test]
 fn a_ts_project_builds_and_passes_conformance_and_a_type_error_fails_its_build() {
     let secs = scaffold_to_green("ts", |project, _| {
+        dev_loop(
+            project,
+            "adapter.ts",
+            ".dev/adapter.js",
+            ("/does not exist/i", "/no such account/i"),
+        );
         // The types come from the WIT: a field the WIT does not have (here a
         // typo in connection-info's `server-version`) must stop the build
         // before componentize-js, leaving no component behind.

@@ -14,26 +14,14 @@
 //! Needs what the scaffold test needs (cargo with wasm32-wasip2, node/npm,
 //! python3 with venv, clang/lld and the C tools that .ci/run installs): a
 //! missing tool fails the test, it is never skipped.
+#[path = "support/outside.rs"]
+mod outside;
+
+use outside::{assert_standalone, repo, temp, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Run `cmd`, failing the test with `what` and its output if it fails (or
 /// cannot start: a missing tool).
@@ -52,17 +40,6 @@ fn panel1(args: &[&str]) -> Output {
         .expect("run panel1")
 }
 
-/// A fresh directory under the system temp dir (outside the checkout).
-fn temp() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "panel1-sdk-packages-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    assert!(!dir.canonicalize().unwrap().starts_with(repo()));
-    dir
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -70,31 +47,6 @@ fn read(path: &Path) -> String {
 fn write(path: &Path, body: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, body).unwrap();
-}
-
-/// No file under `dir` points into a Panel1 checkout.
-fn assert_standalone(dir: &Path) {
-    let repo = repo().display().to_string();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(body) = std::fs::read_to_string(&path) {
-                assert!(
-                    !body.contains(&repo),
-                    "{} names the checkout",
-                    path.display()
-                );
-                assert!(
-                    !body.contains("../../wit"),
-                    "{} points at ../../wit",
-                    path.display()
-                );
-            }
-        }
-    }
 }
 
 fn untar(archive: &Path, into: &Path) {
@@ -224,7 +176,7 @@ fn rust(root: &Path, out: &Path, ver: &str) {
     ] {
         assert!(sdk.join(f).is_file(), "the crate lacks {f}");
     }
-    assert_standalone(&sdk);
+    assert_standalone(&sdk, &[]);
 
     // The Rust starter of `adapter new`, on the packaged crate instead of
     // its vendored copy (and without the project's own WIT).
@@ -354,7 +306,7 @@ fn npm(root: &Path, out: &Path, ver: &str) {
         read(&installed.join("panel1.js")),
         read(&repo().join("runtime/panel1/templates/scaffold/js/panel1.js"))
     );
-    assert_standalone(&installed);
+    assert_standalone(&installed, &[]);
 
     write(&project.join("good.ts"), GOOD_TS);
     write(&project.join("tsconfig.json"), &tsconfig("good.ts"));
@@ -432,7 +384,7 @@ fn python(root: &Path, out: &Path, ver: &str) {
 fn c(root: &Path, out: &Path, ver: &str) {
     untar(&out.join(format!("panel1-sdk-c-{ver}.tar.gz")), root);
     let sdk = root.join(format!("panel1-sdk-c-{ver}"));
-    assert_standalone(&sdk);
+    assert_standalone(&sdk, &[]);
     // The C starter of `adapter new` with its helpers and world replaced by
     // the package's; its build.sh is the scaffold's build.
     let project = root.join("sdk-c");
@@ -476,7 +428,7 @@ type Check = fn(&Path, &Path, &str);
 
 #[test]
 fn sdk_packages_install_and_work_without_a_checkout() {
-    let root = temp();
+    let root = temp("sdk-packages");
     let out = root.join("packages");
     let started = Instant::now();
     let ver = package(&out);

@@ -7,6 +7,7 @@ pub mod health;
 pub mod migrations;
 pub mod secrets;
 pub mod server_health;
+pub mod server_update;
 pub mod servers;
 pub mod services;
 pub mod shadow_runs;

@@ -5,8 +5,9 @@ use crate::auth::{Principal, Scope};
 use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, FieldError, Problem};
-use crate::routes::adapters::visible_version;
+use crate::routes::adapters::{visible_version, AdapterVersion};
 use crate::routes::server_health::{self, HealthSummary};
+use crate::routes::server_update::{__path_update_server, update_server};
 use crate::routes::tasks::{enqueue_task, Task};
 use crate::routes::{
     is_unique_violation, validate_name, Accepted, ApiJson, ApiPath, ApiQuery, Created,
@@ -27,7 +28,7 @@ use uuid::Uuid;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_server, list_servers))
-        .routes(routes!(get_server))
+        .routes(routes!(get_server, update_server))
         .routes(routes!(test_connection))
 }
 
@@ -152,7 +153,11 @@ async fn load_server(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<Serv
 }
 
 /// [`load_server`] on this connection (a request's transaction sees its own writes).
-async fn load_server_in(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> ApiResult<Server> {
+pub(crate) async fn load_server_in(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> ApiResult<Server> {
     let row: Option<ServerRow> = sqlx::query_as(
         "SELECT id, name, adapter_version_id, config, egress, max_concurrency, limits, grants,
                 record_exchanges, created_at
@@ -223,7 +228,7 @@ pub(crate) fn validate_config(schema: &Value, config: &Value) -> ApiResult<()> {
     }
 }
 
-fn build_egress(input: &[EgressInput]) -> ApiResult<EgressPolicy> {
+pub(crate) fn build_egress(input: &[EgressInput]) -> ApiResult<EgressPolicy> {
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     for (i, e) in input.iter().enumerate() {
@@ -252,7 +257,7 @@ fn build_egress(input: &[EgressInput]) -> ApiResult<EgressPolicy> {
     }
 }
 
-fn build_limits(input: &LimitsInput) -> ApiResult<Limits> {
+pub(crate) fn build_limits(input: &LimitsInput) -> ApiResult<Limits> {
     let mut limits = Limits::default();
     let mut errors = Vec::new();
     let mut lower = |field: &str, given: Option<u64>, slot: &mut u64| {
@@ -314,42 +319,8 @@ async fn create_server(
     }
     let version = visible_version(&state, &p, body.adapter_version_id)
         .await
-        .map_err(|e| match e {
-            ApiError::NotFound(_) => {
-                ApiError::validation("adapter_version_id", "no such adapter version")
-            }
-            other => other,
-        })?;
-    match version.status.as_str() {
-        "ready" => {}
-        "inspecting" => {
-            return Err(ApiError::Conflict(
-                "the adapter version is still being inspected; retry in a moment".into(),
-            ))
-        }
-        _ => {
-            return Err(ApiError::validation(
-                "adapter_version_id",
-                format!(
-                    "the adapter version was rejected: {}",
-                    version.rejection.as_deref().unwrap_or("unknown reason")
-                ),
-            ))
-        }
-    }
-    if version.candidate {
-        return Err(ApiError::validation(
-            "adapter_version_id",
-            "the adapter version is a candidate: servers use it once it is promoted \
-             (POST /v1/adapters/{id}/promote after a shadow run)",
-        ));
-    }
-    if version.deprecated {
-        return Err(ApiError::validation(
-            "adapter_version_id",
-            "the adapter version is deprecated; use a newer one",
-        ));
-    }
+        .map_err(no_such_version)?;
+    check_usable(&version)?;
     if let Some(schema) = &version.config_schema {
         validate_config(schema, &body.config)?;
     }
@@ -358,14 +329,7 @@ async fn create_server(
     let grants = Grants {
         secrets_reveal: body.allow_secret_reveal,
     };
-    for (i, s) in body.secrets.iter().enumerate() {
-        if s.destinations.is_empty() || !s.destinations.iter().all(|d| check_destination(d)) {
-            return Err(ApiError::validation(
-                &format!("/secrets/{i}/destinations"),
-                "one or more of `host`, `host:port`, `*.domain[:port]`",
-            ));
-        }
-    }
+    check_secret_bindings(&body.secrets)?;
     let mut tx = effect.begin().await?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
@@ -396,16 +360,85 @@ async fn create_server(
             other?;
         }
     }
-    for (i, s) in body.secrets.iter().enumerate() {
+    bind_secrets(&mut tx, tenant, id, &body.secrets).await?;
+    Ok(Created(load_server_in(&mut tx, tenant, id).await?))
+}
+
+/// A version a server may use: `ready`, promoted (not a candidate) and not
+/// deprecated; otherwise a 409 (still inspecting) or 422 saying why.
+pub(crate) fn check_usable(version: &AdapterVersion) -> ApiResult<()> {
+    match version.status.as_str() {
+        "ready" => {}
+        "inspecting" => {
+            return Err(ApiError::Conflict(
+                "the adapter version is still being inspected; retry in a moment".into(),
+            ))
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "adapter_version_id",
+                format!(
+                    "the adapter version was rejected: {}",
+                    version.rejection.as_deref().unwrap_or("unknown reason")
+                ),
+            ))
+        }
+    }
+    if version.candidate {
+        return Err(ApiError::validation(
+            "adapter_version_id",
+            "the adapter version is a candidate: servers use it once it is promoted \
+             (POST /v1/adapters/{id}/promote after a shadow run)",
+        ));
+    }
+    if version.deprecated {
+        return Err(ApiError::validation(
+            "adapter_version_id",
+            "the adapter version is deprecated; use a newer one",
+        ));
+    }
+    Ok(())
+}
+
+/// An unknown `adapter_version_id` in a body is a 422 on that field, not a 404.
+pub(crate) fn no_such_version(e: ApiError) -> ApiError {
+    match e {
+        ApiError::NotFound(_) => {
+            ApiError::validation("adapter_version_id", "no such adapter version")
+        }
+        other => other,
+    }
+}
+
+pub(crate) fn check_secret_bindings(secrets: &[SecretBindingInput]) -> ApiResult<()> {
+    for (i, s) in secrets.iter().enumerate() {
+        if s.destinations.is_empty() || !s.destinations.iter().all(|d| check_destination(d)) {
+            return Err(ApiError::validation(
+                &format!("/secrets/{i}/destinations"),
+                "one or more of `host`, `host:port`, `*.domain[:port]`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Bind the tenant's named secrets to the server (in the request's transaction).
+pub(crate) async fn bind_secrets(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    server: Uuid,
+    secrets: &[SecretBindingInput],
+) -> ApiResult<()> {
+    for (i, s) in secrets.iter().enumerate() {
         let n = sqlx::query(
             "INSERT INTO server_secrets (server_id, secret_id, destinations)
              SELECT $1, x.id, $4 FROM secrets x WHERE x.tenant_id = $2 AND x.name = $3",
         )
-        .bind(id)
+        .bind(server)
         .bind(tenant)
         .bind(&s.name)
         .bind(&s.destinations)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await;
         match n {
             Ok(r) if r.rows_affected() == 1 => {}
@@ -424,12 +457,12 @@ async fn create_server(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Created(load_server_in(&mut tx, tenant, id).await?))
+    Ok(())
 }
 
 /// Our own types always serialize; if one did not, that is an internal
 /// error, not a panic.
-fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
     serde_json::to_value(v).map_err(|e| ApiError::internal("encoding", e))
 }
 

@@ -4,10 +4,11 @@
 //! stores the report. Every query names the caller's tenant.
 use crate::auth::{Principal, Scope};
 use crate::idempotency::Effect;
+use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::adapters::{visible_version_in, AdapterVersion};
 use crate::routes::servers::validate_config;
-use crate::routes::{Accepted, ApiPath, OptionalApiJson};
+use crate::routes::{Accepted, ApiPath, ApiQuery, OptionalApiJson};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(start_shadow_run))
+        .routes(routes!(start_shadow_run, list_shadow_runs))
         .routes(routes!(get_shadow_run))
         .routes(routes!(promote))
 }
@@ -212,6 +213,59 @@ async fn get_shadow_run(
     .await?
     .map(Json)
     .ok_or_else(|| ApiError::NotFound(format!("shadow run {run_id}")))
+}
+
+/// A shadow run in a list: its report's `totals` only (the whole report is
+/// at `GET .../shadow-runs/{run_id}`).
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ShadowRunSummary {
+    pub id: Uuid,
+    pub candidate_version_id: Uuid,
+    #[schema(schema_with = run_state_schema)]
+    pub state: String,
+    pub max_attempts: i32,
+    pub clean: Option<bool>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub failure: Option<String>,
+    /// Once `completed`: attempts replayed, differing, and by kind.
+    #[schema(value_type = Option<Object>)]
+    pub totals: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// List a candidate's shadow runs, newest first.
+#[utoipa::path(get, path = "/v1/adapters/{id}/shadow-runs", tag = "adapters",
+    params(("id" = Uuid, Path, description = "The candidate version"), PageParams),
+    responses((status = 200, body = Page<ShadowRunSummary>),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn list_shadow_runs(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Page<ShadowRunSummary>>> {
+    let tenant = p.tenant(Scope::Read)?;
+    let limit = page.limit()?;
+    let mut conn = state.pool.acquire().await?;
+    // An unknown (or another tenant's) version is a 404, not an empty list.
+    visible_version_in(&mut conn, &p, id).await?;
+    let rows: Vec<ShadowRunSummary> = sqlx::query_as(
+        "SELECT id, candidate_version_id, state, max_attempts, clean, accepted_at, failure,
+                report -> 'totals' AS totals, created_at, finished_at
+         FROM shadow_runs
+         WHERE tenant_id = $1 AND candidate_version_id = $2 AND id < $3
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(page.before())
+    .bind(limit + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Json(Page::from_rows(rows, limit, |r| r.id)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -1,11 +1,11 @@
-//! `panel1 adapter new|sdk|check|run|test|conformance|push|shadow|promote`.
+//! `panel1 adapter new|sdk|check|run|test|conformance|push|shadow|shadow-runs|promote`.
 mod record;
 mod scaffold;
 mod scenario;
 mod shadow;
 mod test_cmd;
 
-use super::dev_sandbox::DevArgs;
+use super::dev_sandbox::{with_script, DevArgs, ScriptArgs};
 use super::{EXIT_ADAPTER_ERROR, EXIT_OK, EXIT_SANDBOX, EXIT_USAGE};
 use clap::{Args, Subcommand};
 use panel1_sandbox::{
@@ -37,6 +37,8 @@ pub enum AdapterCommand {
         file: PathBuf,
         #[command(flatten)]
         dev: DevArgs,
+        #[command(flatten)]
+        script: ScriptArgs,
     },
     /// Run one operation in the sandbox and print the outcome, metrics, log
     /// and HTTP exchanges as JSON.
@@ -77,6 +79,8 @@ pub enum AdapterCommand {
     /// adapter's current version against it; waits and prints the report.
     /// Exits 0 when clean, 1 when something differs or the run failed.
     Shadow(shadow::ShadowArgs),
+    /// List a candidate version's (ID) shadow runs, newest first.
+    ShadowRuns(shadow::ShadowRunsArgs),
     /// Promote a candidate version (ID): its latest shadow run must be
     /// clean, or accepted with --accept.
     Promote(shadow::PromoteArgs),
@@ -139,11 +143,13 @@ pub struct RunArgs {
     verbose: bool,
     #[command(flatten)]
     dev: DevArgs,
+    #[command(flatten)]
+    script: ScriptArgs,
 }
 
 pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
     match cmd {
-        AdapterCommand::Check { file, dev } => check(file, dev).await,
+        AdapterCommand::Check { file, dev, script } => check(file, dev, script).await,
         AdapterCommand::Run(args) => run_op(*args).await,
         AdapterCommand::Test(args) => test_cmd::run(args).await,
         AdapterCommand::New(args) => scaffold::run(args),
@@ -160,6 +166,7 @@ pub async fn run(cmd: AdapterCommand, conn: super::client::Conn) -> u8 {
             candidate,
         } => super::client::push(conn, file, name, version, candidate).await,
         AdapterCommand::Shadow(args) => shadow::shadow(conn, args).await,
+        AdapterCommand::ShadowRuns(args) => shadow::list(conn, args).await,
         AdapterCommand::Promote(args) => shadow::promote(conn, args).await,
     }
 }
@@ -180,7 +187,13 @@ fn load(sandbox: &Sandbox, file: &Path, dev: &DevArgs) -> Result<Arc<LoadedAdapt
     dev.load(sandbox, file).map_err(usage)
 }
 
-async fn check(file: PathBuf, dev: DevArgs) -> u8 {
+async fn check(file: PathBuf, dev: DevArgs, script: ScriptArgs) -> u8 {
+    let script = match script.read() {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let mut context = HostContext::default();
+    with_script(&mut context, script.as_deref());
     let sandbox = match dev.sandbox() {
         Ok(s) => s,
         Err(e) => return usage(e),
@@ -196,10 +209,7 @@ async fn check(file: PathBuf, dev: DevArgs) -> u8 {
         idempotency_key: "check".into(),
         attempt: 1,
     };
-    let info = match sandbox
-        .call(&adapter, Arc::new(HostContext::default()), &req)
-        .await
-    {
+    let info = match sandbox.call(&adapter, Arc::new(context), &req).await {
         Ok(r) => match r.outcome {
             Outcome::Ok { result } => result,
             other => {
@@ -312,7 +322,7 @@ fn build_context(args: &RunArgs) -> Result<HostContext, u8> {
     if let Some(t) = args.timeout_ms {
         limits.timeout_ms = t;
     }
-    Ok(HostContext {
+    let mut context = HostContext {
         config,
         secrets,
         egress: EgressPolicy::new(rules),
@@ -320,7 +330,9 @@ fn build_context(args: &RunArgs) -> Result<HostContext, u8> {
             secrets_reveal: args.grant_reveal,
         },
         limits,
-    })
+    };
+    with_script(&mut context, args.script.read().map_err(usage)?.as_deref());
+    Ok(context)
 }
 
 async fn run_op(args: RunArgs) -> u8 {

@@ -79,6 +79,34 @@ pub enum ServerCommand {
         #[arg(long)]
         record_exchanges: bool,
     },
+    /// Change a server (ID): only what is given changes. `--config` entries
+    /// are merged into the current config; `--egress` and `--secret` each
+    /// replace the whole list. Applies to attempts that start after it.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Another version of the same adapter.
+        #[arg(long)]
+        adapter_version: Option<String>,
+        /// Config entry `key=value` to set (repeatable).
+        #[arg(long = "config")]
+        config: Vec<String>,
+        /// The new egress rules (repeatable; replaces them all).
+        #[arg(long = "egress")]
+        egress: Vec<String>,
+        /// Remove every egress rule: no network at all.
+        #[arg(long, conflicts_with = "egress")]
+        no_egress: bool,
+        /// The new secret bindings `name@host[:port]` (repeatable; replaces them all).
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        #[arg(long)]
+        max_concurrency: Option<i32>,
+        /// Start (true) or stop (false) recording exchanges for shadow runs.
+        #[arg(long)]
+        record_exchanges: Option<bool>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +193,14 @@ impl Client {
         let req = self
             .http
             .post(format!("{}{path}", self.conn.url))
+            .json(&body);
+        self.send(req).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Result<Value> {
+        let req = self
+            .http
+            .patch(format!("{}{path}", self.conn.url))
             .json(&body);
         self.send(req).await
     }
@@ -367,39 +403,92 @@ pub async fn server(conn: Conn, cmd: ServerCommand) -> u8 {
     let c = Client::new(conn);
     exit(
         async {
-            let ServerCommand::Add {
-                name,
-                adapter_version,
-                config,
-                egress,
-                secrets,
-                max_concurrency,
-                record_exchanges,
-            } = cmd;
-            let mut cfg = serde_json::Map::new();
-            for kv in config {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("--config wants key=value, got {kv:?}"))?;
-                cfg.insert(k.to_string(), config_value(v));
+            match cmd {
+                ServerCommand::Add {
+                    name,
+                    adapter_version,
+                    config,
+                    egress,
+                    secrets,
+                    max_concurrency,
+                    record_exchanges,
+                } => {
+                    let body = json!({
+                        "name": name, "adapter_version_id": adapter_version,
+                        "config": config_entries(serde_json::Map::new(), config)?,
+                        "egress": egress, "secrets": secret_bindings(secrets)?,
+                        "max_concurrency": max_concurrency, "record_exchanges": record_exchanges,
+                    });
+                    print(&c.post("/v1/servers", body).await?);
+                }
+                ServerCommand::Update {
+                    id,
+                    name,
+                    adapter_version,
+                    config,
+                    egress,
+                    no_egress,
+                    secrets,
+                    max_concurrency,
+                    record_exchanges,
+                } => {
+                    let path = format!("/v1/servers/{id}");
+                    let mut body = serde_json::Map::new();
+                    if !config.is_empty() {
+                        let current = c.get(&path).await?;
+                        let current = current["config"].as_object().cloned().unwrap_or_default();
+                        body.insert("config".into(), config_entries(current, config)?);
+                    }
+                    if !egress.is_empty() || no_egress {
+                        body.insert("egress".into(), json!(egress));
+                    }
+                    if !secrets.is_empty() {
+                        body.insert("secrets".into(), secret_bindings(secrets)?);
+                    }
+                    let given = [
+                        ("name", name.map(Value::from)),
+                        ("adapter_version_id", adapter_version.map(Value::from)),
+                        ("max_concurrency", max_concurrency.map(Value::from)),
+                        ("record_exchanges", record_exchanges.map(Value::from)),
+                    ];
+                    for (k, v) in given {
+                        if let Some(v) = v {
+                            body.insert(k.into(), v);
+                        }
+                    }
+                    if body.is_empty() {
+                        bail!("nothing to change: give at least one option (see --help)");
+                    }
+                    print(&c.patch(&path, Value::Object(body)).await?);
+                }
             }
-            let mut bound = Vec::new();
-            for s in secrets {
-                let (n, d) = s
-                    .split_once('@')
-                    .ok_or_else(|| anyhow!("--secret wants name@host[:port], got {s:?}"))?;
-                bound.push(json!({ "name": n, "destinations": [d] }));
-            }
-            let body = json!({
-                "name": name, "adapter_version_id": adapter_version, "config": cfg,
-                "egress": egress, "secrets": bound, "max_concurrency": max_concurrency,
-                "record_exchanges": record_exchanges,
-            });
-            print(&c.post("/v1/servers", body).await?);
             Ok(EXIT_OK)
         }
         .await,
     )
+}
+
+/// `key=value` entries set into `cfg`.
+fn config_entries(mut cfg: serde_json::Map<String, Value>, entries: Vec<String>) -> Result<Value> {
+    for kv in entries {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--config wants key=value, got {kv:?}"))?;
+        cfg.insert(k.to_string(), config_value(v));
+    }
+    Ok(Value::Object(cfg))
+}
+
+/// `name@host[:port]` bindings.
+fn secret_bindings(secrets: Vec<String>) -> Result<Value> {
+    let mut bound = Vec::new();
+    for s in secrets {
+        let (n, d) = s
+            .split_once('@')
+            .ok_or_else(|| anyhow!("--secret wants name@host[:port], got {s:?}"))?;
+        bound.push(json!({ "name": n, "destinations": [d] }));
+    }
+    Ok(Value::Array(bound))
 }
 
 pub async fn service(conn: Conn, cmd: ServiceCommand) -> u8 {

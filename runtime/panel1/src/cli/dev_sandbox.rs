@@ -100,3 +100,43 @@ pub enum LoadError {
     #[error("artifact cache {dir}: {message} (--no-cache runs without it)")]
     Cache { dir: String, message: String },
 }
+
+/// The config key under which a dev shell finds its script. The shells
+/// hide it from the adapter's own `config.get`/`config.all`, and recordings
+/// leave it out.
+pub const SCRIPT_KEY: &str = "panel1.dev.script";
+
+/// A development run: the component is a dev shell (`./build.sh --dev` in a
+/// JS or Python project) and `--script` the adapter source it evaluates on
+/// every call, so an edit needs no component rebuild.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ScriptArgs {
+    /// The adapter script a dev shell runs (`.dev/adapter.js` or
+    /// `.dev/adapter.json`, written by `./build.sh --dev`); the component
+    /// given is that project's `.dev/shell.wasm`. For development only:
+    /// servers run real builds.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+}
+
+impl ScriptArgs {
+    /// The script's text, if one was given.
+    pub fn read(&self) -> Result<Option<String>, LoadError> {
+        let Some(path) = &self.script else {
+            return Ok(None);
+        };
+        std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| LoadError::Read {
+                path: path.display().to_string(),
+                source: e,
+            })
+    }
+}
+
+/// Hand `script` to the dev shell through the call's config.
+pub fn with_script(context: &mut panel1_sandbox::HostContext, script: Option<&str>) {
+    if let Some(text) = script {
+        context.config.insert(SCRIPT_KEY.into(), text.into());
+    }
+}

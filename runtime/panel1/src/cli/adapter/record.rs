@@ -1,6 +1,7 @@
 //! `adapter run --record FILE` (the fixture file) and `--verbose` (each
 //! exchange's headers and bodies on stderr).
 use super::{usage, RunArgs};
+use crate::cli::dev_sandbox::SCRIPT_KEY;
 use panel1_sandbox::{
     FixtureContext, HostContext, Operation, RecordedBody, RecordedExchange, Recording, Sanitizer,
     SecretScanner, SecretSlot,
@@ -30,6 +31,7 @@ pub(super) fn write(
         config: context
             .config
             .iter()
+            .filter(|(k, _)| k.as_str() != SCRIPT_KEY)
             .map(|(k, v)| (k.clone(), clean.text(v)))
             .collect(),
         allow: args.allow.iter().map(|r| clean.text(r)).collect(),

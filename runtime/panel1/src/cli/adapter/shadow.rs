@@ -1,4 +1,4 @@
-//! `panel1 adapter shadow|promote`: shadow runs of a candidate version over
+//! `panel1 adapter shadow|shadow-runs|promote`: shadow runs of a candidate version over
 //! the API (docs/shadow-runs.md).
 use crate::cli::client::{exit, print, Client, Conn};
 use crate::cli::{EXIT_ADAPTER_ERROR, EXIT_OK};
@@ -26,6 +26,12 @@ pub struct PromoteArgs {
     /// Promote although the latest shadow run found differences.
     #[arg(long)]
     accept: bool,
+}
+
+#[derive(Args)]
+pub struct ShadowRunsArgs {
+    /// The candidate adapter version id.
+    version: String,
 }
 
 /// How long `shadow` waits for the report.
@@ -72,6 +78,29 @@ pub async fn promote(conn: Conn, args: PromoteArgs) -> u8 {
         async {
             let path = format!("/v1/adapters/{}/promote", args.version);
             print(&c.post(&path, json!({ "accept": args.accept })).await?);
+            Ok(EXIT_OK)
+        }
+        .await,
+    )
+}
+
+/// Every shadow run of a candidate, newest first (with each report's totals).
+pub async fn list(conn: Conn, args: ShadowRunsArgs) -> u8 {
+    let c = Client::new(conn);
+    exit(
+        async {
+            let base = format!("/v1/adapters/{}/shadow-runs?limit=500", args.version);
+            let mut items = Vec::new();
+            let mut path = base.clone();
+            loop {
+                let page = c.get(&path).await?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                match page["next_cursor"].as_str() {
+                    Some(cursor) => path = format!("{base}&cursor={cursor}"),
+                    None => break,
+                }
+            }
+            print(&serde_json::Value::Array(items));
             Ok(EXIT_OK)
         }
         .await,

@@ -4,7 +4,7 @@
 //! matched a recorded exchange.
 use super::scenario::{self, Expect, ExpectedOutcome, Step};
 use super::{load, usage};
-use crate::cli::dev_sandbox::DevArgs;
+use crate::cli::dev_sandbox::{with_script, DevArgs, ScriptArgs};
 use crate::cli::{EXIT_ADAPTER_ERROR, EXIT_OK};
 use clap::Args;
 use panel1_sandbox::{CallRequest, HttpTape, Outcome, ReplaySet, Sandbox};
@@ -27,6 +27,8 @@ pub struct TestArgs {
     json: bool,
     #[command(flatten)]
     dev: DevArgs,
+    #[command(flatten)]
+    script: ScriptArgs,
 }
 
 #[derive(Serialize)]
@@ -55,6 +57,10 @@ struct ScenarioResult {
 }
 
 pub async fn run(args: TestArgs) -> u8 {
+    let script = match args.script.read() {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
     let sandbox = match args.dev.sandbox() {
         Ok(s) => s,
         Err(e) => return usage(e),
@@ -76,7 +82,8 @@ pub async fn run(args: TestArgs) -> u8 {
             Err(code) => return code,
         };
         let mut steps = Vec::new();
-        for step in scenario.steps {
+        for mut step in scenario.steps {
+            with_script(&mut step.context, script.as_deref());
             match run_step(&sandbox, &adapter, step).await {
                 Ok(r) => steps.push(r),
                 Err(message) => return usage(format!("{}: {message}", file.display())),

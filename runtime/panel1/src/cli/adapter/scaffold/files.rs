@@ -177,6 +177,7 @@ pub fn project(lang: Lang) -> Vec<Template> {
             ("package-lock.json", template!("js/package-lock.json")),
             ("adapter.js", template!("js/adapter.js")),
             ("panel1.js", template!("js/panel1.js")),
+            ("dev-shell.js", template!("common/dev-shell.js")),
             ("build.sh", template!("js/build.sh")),
             ("README.md", template!("js/README.md")),
             (".gitignore", template!("js/gitignore")),
@@ -188,6 +189,7 @@ pub fn project(lang: Lang) -> Vec<Template> {
             ("tsconfig.json", template!("ts/tsconfig.json")),
             ("adapter.ts", template!("ts/adapter.ts")),
             ("panel1.ts", template!("ts/panel1.ts")),
+            ("dev-shell.js", template!("common/dev-shell.js")),
             ("env.d.ts", template!("ts/env.d.ts")),
             ("gen-types.mjs", template!("ts/gen-types.mjs")),
             ("build.sh", template!("ts/build.sh")),
@@ -211,6 +213,7 @@ pub fn project(lang: Lang) -> Vec<Template> {
         Lang::Python => &[
             ("app.py", template!("python/app.py")),
             ("panel1_http.py", template!("python/panel1_http.py")),
+            ("dev_shell.py", template!("python/dev_shell.py")),
             ("requirements.txt", template!("python/requirements.txt")),
             ("build.sh", template!("python/build.sh")),
             ("README.md", template!("python/README.md")),
