@@ -204,6 +204,29 @@ async fn serve_runs_on_its_own_postgres_and_comes_back() {
         None,
     );
     let server_id = server["id"].as_str().unwrap().to_string();
+    // `server update` merges --config into the current config and changes
+    // only what it is given.
+    let (updated, _) = client(
+        port,
+        &key,
+        &[
+            "server",
+            "update",
+            &server_id,
+            "--config",
+            "owner=reseller2",
+            "--max-concurrency",
+            "3",
+            "--record-exchanges",
+            "true",
+        ],
+        None,
+    );
+    assert_eq!(updated["config"]["owner"], "reseller2", "{updated}");
+    assert_eq!(updated["config"]["base_url"], base.as_str(), "{updated}");
+    assert_eq!(updated["max_concurrency"], 3);
+    assert_eq!(updated["record_exchanges"], true);
+    assert_eq!(updated["secrets"][0]["name"], "api-token", "{updated}");
     let (created, progress) = client(
         port,
         &key,
