@@ -304,7 +304,10 @@ fn a_python_project_builds_and_passes_conformance() {
             project,
             "app.py",
             ".dev/adapter.json",
-            ("ok or \"does not exist\" in", "ok or \"no such account\" in"),
+            (
+                "ok or \"does not exist\" in",
+                "ok or \"no such account\" in",
+            ),
         );
     });
     assert!(secs < Duration::from_secs(900).as_secs_f64());
