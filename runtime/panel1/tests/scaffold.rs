@@ -60,6 +60,17 @@ fn adapter_test_with(project: &Path, more: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("adapter test JSON ({e}): {}", text(&o)))
 }
 
+/// The names of the steps `adapter test --json` reports as failed.
+fn failed_steps(doc: &Value) -> Vec<&str> {
+    doc["scenarios"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["passed"] == false)
+        .filter_map(|s| s["name"].as_str())
+        .collect()
+}
+
 /// The edit loop of a JS, TS or Python project: `./build.sh --dev` builds
 /// the dev shell once and bundles the source; the shell runs the scenario
 /// green; after an edit to `source` (`edit` = what, into what), the next
@@ -102,15 +113,9 @@ fn dev_loop(project: &Path, source: &str, script: &str, edit: (&str, &str)) {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(doc["summary"]["failed"], 1, "after the edit: {doc:#}");
-    let failed: Vec<&Value> = doc["scenarios"][0]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["passed"] == false)
-        .collect();
     assert_eq!(
-        failed[0]["name"],
-        "terminating an account WHM does not have succeeds"
+        failed_steps(&doc),
+        ["terminating an account WHM does not have succeeds"]
     );
     // Without its script the shell says what is missing.
     let o = panel1(&[
@@ -233,13 +238,7 @@ fn a_rust_project_builds_and_passes_conformance() {
         std::fs::write(&fixture, bad).unwrap();
         let doc = adapter_test(project);
         assert_eq!(doc["summary"]["failed"], 1, "{doc:#}");
-        let failed: Vec<&Value> = doc["scenarios"][0]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["passed"] == false)
-            .collect();
-        assert_eq!(failed[0]["name"], "provision looks first, then creates");
+        assert_eq!(failed_steps(&doc), ["provision looks first, then creates"]);
     });
     // The goal is 2 minutes on a machine to itself; builds here
     // share two cores, so only a runaway fails.
