@@ -1255,8 +1255,11 @@ END $$;
 -- Name: panel1_claim_webhook_deliveries(integer, double precision); Type: FUNCTION; Schema: public
 
 CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_secs double precision) RETURNS TABLE(id bigint, endpoint_id uuid, event_id bigint, attempt integer)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH heads AS (
         SELECT DISTINCT ON (d.endpoint_id, d.order_key)
                d.id, d.endpoint_id, d.order_key, d.state, d.next_attempt_at, d.lease_until, d.event_tx
@@ -1292,6 +1295,7 @@ CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_
        AND ((d.state = 'pending' AND d.next_attempt_at <= now())
          OR (d.state = 'delivering' AND d.lease_until < now()))
     RETURNING d.id, d.endpoint_id, d.event_id, d.attempts;
+END
 $$;
 
 -- Name: panel1_dead_workers(); Type: FUNCTION; Schema: public

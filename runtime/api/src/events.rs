@@ -157,6 +157,10 @@ struct Cursor {
     started: Option<String>,
     /// Reads in a row that found events past the cursor not settled yet.
     held_back: usize,
+    /// The last read found everything there was (a short page, nothing
+    /// held back): once its events are sent, wait for news before reading
+    /// again (a read that finds nothing costs the database as much).
+    caught_up: bool,
     buffer: VecDeque<(i64, EventRecord)>,
     wake: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
@@ -194,6 +198,7 @@ impl Cursor {
             true => self.held_back + 1,
             false => 0,
         };
+        self.caught_up = self.held_back == 0 && (rows.len() as i64) < BATCH;
         self.buffer.extend(
             rows.into_iter()
                 .take_while(|r| r.settled)
@@ -212,19 +217,25 @@ impl Cursor {
             if *self.stop.borrow() {
                 return None;
             }
-            self.wake.mark_unchanged();
-            if let Err(e) = self.fetch().await {
-                if !is_transient(&e) {
-                    // Retrying a query the database refuses would only
-                    // repeat the failure every poll: end the stream.
-                    tracing::error!(error = %e, "event stream read failed; ending the stream");
-                    return None;
+            // A wake-up that came during the last read is still marked
+            // as a change, so waiting here loses none.
+            if !std::mem::take(&mut self.caught_up) {
+                self.wake.mark_unchanged();
+                if let Err(e) = self.fetch().await {
+                    if !is_transient(&e) {
+                        // Retrying a query the database refuses would only
+                        // repeat the failure every poll: end the stream.
+                        tracing::error!(error = %e, "event stream read failed; ending the stream");
+                        return None;
+                    }
+                    // The database is restarting: keep the stream, try again.
+                    tracing::warn!(error = %e, "event stream read failed; retrying");
                 }
-                // The database is restarting: keep the stream, try again.
-                tracing::warn!(error = %e, "event stream read failed; retrying");
-            }
-            if !self.buffer.is_empty() {
-                continue;
+                if !self.buffer.is_empty() {
+                    continue;
+                }
+                // Nothing new: wait below whatever the read said.
+                self.caught_up = false;
             }
             let poll = match self.held_back {
                 0 => FALLBACK_POLL,
@@ -315,6 +326,7 @@ pub async fn stream_events(
         after,
         started,
         held_back: 0,
+        caught_up: false,
         buffer: VecDeque::new(),
         wake: state.events.wake.clone(),
         stop: state.events.stop.subscribe(),

@@ -20,7 +20,9 @@
 //! slow that is where the time goes.
 //!
 //! `LATENCY_BENCH_ROUNDS` (serial operations, default 400) and
-//! `LATENCY_BENCH_INFLIGHT` (default 50) change the load.
+//! `LATENCY_BENCH_INFLIGHT` (default 50) change the load;
+//! `LATENCY_BENCH_TRACE=mark=info,sqlx::query=debug` prints a timeline on
+//! stderr: the client's marks beside every statement and how long it took.
 #[path = "../../worker/tests/common/mod.rs"]
 mod common;
 #[path = "support/fleet.rs"]
@@ -91,6 +93,7 @@ async fn open_stream(base: &str, key: &str, waiters: Arc<Mutex<Waiters>>) {
             while let Some(end) = buf.find("\n\n") {
                 let block: String = buf.drain(..end + 2).collect();
                 let at = Utc::now();
+                tracing::info!(target: "mark", "SSE BLOCK");
                 let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
                     continue;
                 };
@@ -124,6 +127,7 @@ async fn operate(
     op: &str,
 ) -> Timing {
     let sent = Utc::now();
+    tracing::info!(target: "mark", "SEND {op}");
     let resp = http
         .post(format!("{}/v1/services/{service}/{op}", api.0))
         .bearer_auth(&api.1)
@@ -133,6 +137,7 @@ async fn operate(
     assert_eq!(resp.status().as_u16(), 202, "{op} {service}");
     let body: Value = resp.json().await.unwrap();
     let replied = Utc::now();
+    tracing::info!(target: "mark", "REPLIED");
     let task: Uuid = body["task"]["id"].as_str().unwrap().parse().unwrap();
     let rx = {
         let mut w = waiters.lock().unwrap();
@@ -346,5 +351,11 @@ async fn run() {
 }
 
 fn main() {
+    if let Ok(filter) = std::env::var("LATENCY_BENCH_TRACE") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     block_on(run());
 }

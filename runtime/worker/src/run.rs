@@ -155,8 +155,20 @@ impl Worker {
         let mut running = tokio::task::JoinSet::new();
         // Claim rounds in a row that took all they asked for.
         let mut full_rounds = 0;
+        // Whether a claim may find something: a round that came back short
+        // found all there was, and what becomes claimable after it comes
+        // with a wake-up (a NOTIFY, a promotion), a task of ours ending (its
+        // service's next operation, its server's room) or the poll. A freed
+        // slot alone is reason only while a backlog was left: an empty
+        // claim there costs a statement on the path of the completion that
+        // freed it.
+        let mut look = true;
         tokio::pin!(shutdown);
         loop {
+            // A task of ours that ended since the last claim: look now.
+            while running.try_join_next().is_some() {
+                look = true;
+            }
             self.start_queued(&mut queue, &slots, &mut running);
             let held = queue.len() + (self.config.slots - slots.available_permits());
             // Per-task mode takes up to PARALLEL_CLAIMS tasks a round, one
@@ -171,25 +183,25 @@ impl Worker {
             };
             let want = capacity.saturating_sub(held).min(per_round);
             let (mut claimed, mut asked) = (0, 0);
-            if want > 0 && (want >= min_claim || held == 0) {
+            if look && want > 0 && (want >= min_claim || held == 0) {
                 (asked, claimed) = self
                     .claim_into(want, &mut queue, &slots, &mut running)
                     .await;
             }
-            while running.try_join_next().is_some() {}
             let full = claimed > 0 && claimed == asked;
             if asked > 0 {
                 full_rounds = if full { full_rounds + 1 } else { 0 };
+                look = full;
             }
             if full {
                 continue;
             }
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => look = true,
                 _ = self.freed.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => look = true,
+                Some(_) = running.join_next(), if !running.is_empty() => look = true,
             }
         }
         self.stopping.store(true, Ordering::SeqCst);
@@ -237,8 +249,8 @@ impl Worker {
     /// `claim_batch` of one) up to [`PARALLEL_CLAIMS`] single-task claims in
     /// flight at once, each its own transaction (claims on one busy server
     /// take turns in Postgres instead of waiting on this loop), each started
-    /// as soon as it returns. Returns how many tasks were asked for and how
-    /// many were claimed.
+    /// as soon as it returns. Returns how many tasks the claims that ran
+    /// asked for and how many they claimed.
     async fn claim_into(
         self: &Arc<Self>,
         want: usize,
@@ -263,7 +275,7 @@ impl Worker {
                 }
             });
         }
-        let mut claimed = 0;
+        let (mut claimed, mut failed) = (0, 0);
         while let Some(r) = claims.join_next().await {
             match r {
                 Ok(Ok(tasks)) => {
@@ -278,11 +290,18 @@ impl Worker {
                     self.start_queued(queue, slots, running);
                 }
                 // A lost claim race or a database restart: try again soon.
-                Ok(Err(e)) => tracing::warn!(error = %e, "claim failed"),
-                Err(e) => tracing::error!(error = %e, "claim task failed"),
+                Ok(Err(e)) => {
+                    failed += 1;
+                    tracing::warn!(error = %e, "claim failed");
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(error = %e, "claim task failed");
+                }
             }
         }
-        (per_claim * n, claimed)
+        // A failed claim asked nothing: it says nothing about what waits.
+        (per_claim * (n - failed), claimed)
     }
 
     /// One claim statement on the worker's own connection. After an error

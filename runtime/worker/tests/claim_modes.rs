@@ -151,3 +151,73 @@ async fn per_task_claims_in_parallel_keep_the_cap() {
     assert_eq!(e.panel.with(|p| p.creates), 40);
     assert_eq!(scalar(&e, "SELECT max(attempt)::int8 FROM tasks").await, 1);
 }
+
+/// What a finished task unblocks starts at once, not at the next poll: a
+/// service's next operation (accepted while the first ran) and a task held
+/// back by its server's cap of one, in both claim modes. The poll is a
+/// minute here, so only the worker's own look after a completion (or the
+/// completion's hand-off) passes; an idle worker skips claims on a freed
+/// slot alone, and this is what that must not lose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_completion_unblocks_starts_without_waiting_for_the_poll() {
+    for claim_batch in [8, 1] {
+        let e = env(1, 1).await;
+        e.panel.with(|p| p.op_delay_ms = 150);
+        let workers = e.workers(
+            1,
+            WorkerConfig {
+                slots: 4,
+                claim_batch,
+                lease_ttl: Duration::from_secs(5),
+                poll_interval: Duration::from_secs(60),
+                shutdown_grace: Duration::from_secs(5),
+                ..WorkerConfig::default()
+            },
+        );
+        let s = e.servers[0];
+        let (a, b) = (e.service(s, "ua").await, e.service(s, "ub").await);
+        let (first, _) = e
+            .enqueue(
+                s,
+                Some(a),
+                "provision",
+                json!({"service": spec("ua")}),
+                None,
+            )
+            .await;
+        e.wait_until(
+            &format!("SELECT state = 'running' FROM tasks WHERE id = '{first}'"),
+            Duration::from_secs(10),
+        )
+        .await;
+        // Both wait: a's suspend for its turn, b's provision for the cap.
+        let suspend = json!({"service": spec("ua"), "reason": ""});
+        e.enqueue(s, Some(a), "suspend", suspend, None).await;
+        e.enqueue(
+            s,
+            Some(b),
+            "provision",
+            json!({"service": spec("ub")}),
+            None,
+        )
+        .await;
+        e.wait_all_succeeded(Duration::from_secs(15)).await;
+        stop(workers).await;
+        // One at a time (cap 1), each started right after the one before.
+        let gaps: Vec<Option<f64>> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM a.started_at - lag(a.finished_at) OVER (ORDER BY a.started_at))::float8
+             FROM task_attempts a ORDER BY a.started_at",
+        )
+        .fetch_all(&e.pool)
+        .await
+        .unwrap();
+        assert_eq!(gaps.len(), 3, "three attempts, none retried");
+        assert!(gaps[1..].iter().all(Option::is_some), "{gaps:?}");
+        for gap in gaps.iter().skip(1).flatten() {
+            assert!(
+                (0.0..1.0).contains(gap),
+                "claim_batch {claim_batch}: a task waited {gap:.3} s after the one it waited for: {gaps:?}"
+            );
+        }
+    }
+}
