@@ -219,7 +219,7 @@ impl Cursor {
             }
             // A wake-up that came during the last read is still marked
             // as a change, so waiting here loses none.
-            if !std::mem::take(&mut self.caught_up) {
+            if !self.caught_up {
                 self.wake.mark_unchanged();
                 if let Err(e) = self.fetch().await {
                     if !is_transient(&e) {
@@ -234,9 +234,9 @@ impl Cursor {
                 if !self.buffer.is_empty() {
                     continue;
                 }
-                // Nothing new: wait below whatever the read said.
-                self.caught_up = false;
             }
+            // Sent all there was: the next read waits for news.
+            self.caught_up = false;
             let poll = match self.held_back {
                 0 => FALLBACK_POLL,
                 n => HELD_BACK_POLLS[(n - 1).min(HELD_BACK_POLLS.len() - 1)],
