@@ -136,7 +136,9 @@ pub fn create(name: &str, lang: Lang, dir: &Path) -> Result<usize, ScaffoldError
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let stage = parent.join(format!(".{name}.new-{}", std::process::id()));
+    // Unique per call: two projects of one name created at once (threads
+    // of one process) must not share, and rename away, one staging dir.
+    let stage = parent.join(format!(".{name}.new-{}", uuid::Uuid::new_v4().simple()));
     let written = write_all(&stage, name, lang).and_then(|n| {
         // An empty target directory is replaced by the rename.
         if dir.exists() {
