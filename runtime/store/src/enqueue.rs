@@ -80,8 +80,9 @@ static ENQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The state a service enters when an operation on it is accepted.
-fn service_state_on_enqueue(operation: &str) -> Option<ServiceState> {
+/// The state a service enters when an operation on it is accepted (`None`:
+/// the enqueue leaves the service's row as it was).
+pub fn service_state_on_enqueue(operation: &str) -> Option<ServiceState> {
     match operation {
         "provision" => Some(ServiceState::Provisioning),
         "terminate" => Some(ServiceState::Terminating),

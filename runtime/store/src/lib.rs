@@ -38,7 +38,7 @@ pub use complete::{
     Handoff, TaskOutcome,
 };
 pub use db::{connect, migrate, MIGRATOR};
-pub use enqueue::{enqueue, queue_rows_for, NewTask, TASKS_CHANNEL};
+pub use enqueue::{enqueue, queue_rows_for, service_state_on_enqueue, NewTask, TASKS_CHANNEL};
 pub use error::StoreError;
 pub use maintenance::{
     cancel, heartbeat, heartbeat_many, promote_due, prune, release, rescue_expired, retry_failed,

@@ -380,7 +380,12 @@ async fn act(
         input,
     )
     .await?;
-    let service = load_service(&mut tx, tenant, id).await?;
+    // Read back only what the enqueue changed (a round trip on the path of
+    // every operation's 202).
+    let service = match panel1_store::service_state_on_enqueue(operation) {
+        Some(_) => load_service(&mut tx, tenant, id).await?,
+        None => service,
+    };
     Ok(Accepted(ServiceTask { service, task }))
 }
 
