@@ -2332,6 +2332,9 @@ BEGIN
      WHERE cardinality(w.event_types) = 0
         OR e.kind = ANY (w.event_types)
         OR split_part(e.kind, '.', 1) || '.*' = ANY (w.event_types);
+    IF FOUND AND current_setting('panel1.defer_events_notify', true) IS DISTINCT FROM 'on' THEN
+        PERFORM pg_notify('panel1_webhooks', '');
+    END IF;
     RETURN NULL;
 END $$;
 
@@ -3573,6 +3576,10 @@ CREATE INDEX usage_server_rollups_bucket ON public.usage_server_rollups USING bt
 -- Name: usage_server_rollups_tenant; Type: INDEX; Schema: public
 
 CREATE INDEX usage_server_rollups_tenant ON public.usage_server_rollups USING btree (tenant_id, width, bucket);
+
+-- Name: webhook_deliveries_due; Type: INDEX; Schema: public
+
+CREATE INDEX webhook_deliveries_due ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::text);
 
 -- Name: webhook_deliveries_endpoint; Type: INDEX; Schema: public
 

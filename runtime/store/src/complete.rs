@@ -196,11 +196,20 @@ pub async fn complete_and_claim(
 }
 
 /// Wake the event streams (`panel1_events`) after completions committed:
-/// completions defer that NOTIFY (it would serialize their commits).
+/// completions defer that NOTIFY (it would serialize their commits). The
+/// webhook loops are woken too (`panel1_webhooks`) when a delivery is due:
+/// the fan-out trigger defers its wake-up with the events' (migrations/0026).
+/// The check is the first row of an index; deliveries held for a disabled
+/// endpoint keep it true, which costs what every wake-up cost before 0026.
 pub async fn wake_event_streams(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify('panel1_events', '')")
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "SELECT pg_notify('panel1_events', ''),
+                CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries
+                                   WHERE state = 'pending' AND next_attempt_at <= now())
+                     THEN pg_notify('panel1_webhooks', '') END",
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

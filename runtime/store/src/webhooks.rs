@@ -14,6 +14,10 @@ use sqlx::{FromRow, PgExecutor, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The channel the webhook loops LISTEN on: deliveries were written
+/// (migrations/0026; completions' are announced after their commit).
+pub const WEBHOOKS_CHANNEL: &str = "panel1_webhooks";
+
 /// What the API shows of an endpoint (never its secret).
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct WebhookEndpoint {
@@ -304,10 +308,13 @@ pub async fn redeliver(
     id: i64,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_tx, order_key)
-         SELECT endpoint_id, tenant_id, event_id, event_tx, order_key FROM webhook_deliveries
-          WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3
-         RETURNING id",
+        "WITH d AS (
+             INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_id, event_tx, order_key)
+             SELECT endpoint_id, tenant_id, event_id, event_tx, order_key FROM webhook_deliveries
+              WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3
+             RETURNING id
+         )
+         SELECT id FROM d, pg_notify('panel1_webhooks', '')",
     )
     .bind(tenant)
     .bind(endpoint)

@@ -1,8 +1,7 @@
 //! The worker's background loops, each one task for the worker's life:
-//! heartbeats for held leases, the LISTEN for new work, adapter inspection,
+//! heartbeats for held leases, adapter inspection,
 //! and the periodic upkeep (promotion, rescue, recurring tasks, pruning).
 use crate::run::Worker;
-use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,27 +49,9 @@ impl Worker {
         }
     }
 
-    /// LISTEN for new work; reconnects after a database restart.
-    pub(crate) async fn listen(self: Arc<Self>) {
-        loop {
-            match PgListener::connect_with(&self.pool).await {
-                Ok(mut l) => {
-                    if l.listen(panel1_store::TASKS_CHANNEL).await.is_ok() {
-                        while l.recv().await.is_ok() {
-                            self.wake.notify_one();
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "listener connect failed"),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
     /// Inspect new adapter versions when announced (and on a slow poll).
     pub(crate) async fn inspector(self: Arc<Self>) {
-        use panel1_store::inspection::{inspect_pending, ADAPTERS_CHANNEL};
-        let mut listener = None;
+        use panel1_store::inspection::inspect_pending;
         loop {
             let sandbox = self.sandbox.clone();
             let r = inspect_pending(&self.pool, 8, |id, bytes| {
@@ -80,19 +61,9 @@ impl Worker {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "adapter inspection failed; retrying");
             }
-            if listener.is_none() {
-                if let Ok(mut l) = PgListener::connect_with(&self.pool).await {
-                    if l.listen(ADAPTERS_CHANNEL).await.is_ok() {
-                        listener = Some(l);
-                    }
-                }
-            }
-            match listener.as_mut() {
-                Some(l) => tokio::select! {
-                    r = l.recv() => if r.is_err() { listener = None },
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                },
-                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            tokio::select! {
+                _ = self.notices.adapters.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
     }

@@ -11,6 +11,7 @@ mod health;
 mod inspect;
 mod leases;
 mod metrics;
+mod notices;
 mod recording;
 mod run;
 mod shadow;

@@ -35,7 +35,10 @@ pub struct Worker {
     /// need it while it compiles wait for that load (a burst of tasks on a
     /// new worker compiled it once per slot, on every core at once).
     adapters: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Arc<LoadedAdapter>>>>>,
+    /// New tasks were announced (or promoted): claim.
     pub(crate) wake: Notify,
+    /// The other loops' wake-ups (`notices.rs`: one LISTEN for all).
+    pub(crate) notices: crate::notices::Notices,
     /// A slot was freed (an attempt ended; its completion may still be
     /// committing): start the next queued task.
     freed: Notify,
@@ -100,6 +103,7 @@ impl Worker {
             config,
             adapters: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            notices: Default::default(),
             freed: Notify::new(),
             leases: Leases::default(),
             servers: Mutex::new(HashMap::new()),

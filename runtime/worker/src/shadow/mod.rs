@@ -10,10 +10,9 @@ use diff::{OutcomeDiff, RequestDiff};
 use panel1_sandbox::{
     CallRequest, HttpTape, LoadedAdapter, Operation, RecordedExchange, ReplaySet,
 };
-use panel1_store::shadow::{self, LeasedRun, Recorded, SHADOW_RUNS_CHANNEL};
+use panel1_store::shadow::{self, LeasedRun, Recorded};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::postgres::PgListener;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +48,6 @@ struct Totals {
 impl Worker {
     /// Lease and run shadow runs when announced (and on a slow poll).
     pub(crate) async fn shadow_runs(self: Arc<Self>) {
-        let mut listener: Option<PgListener> = None;
         loop {
             loop {
                 match shadow::lease_run(&self.pool, &self.config.id, LEASE).await {
@@ -61,19 +59,9 @@ impl Worker {
                     }
                 }
             }
-            if listener.is_none() {
-                if let Ok(mut l) = PgListener::connect_with(&self.pool).await {
-                    if l.listen(SHADOW_RUNS_CHANNEL).await.is_ok() {
-                        listener = Some(l);
-                    }
-                }
-            }
-            match listener.as_mut() {
-                Some(l) => tokio::select! {
-                    r = l.recv() => if r.is_err() { listener = None },
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                },
-                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            tokio::select! {
+                _ = self.notices.shadow_runs.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
     }

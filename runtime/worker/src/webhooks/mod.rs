@@ -15,7 +15,6 @@ use crate::run::Worker;
 use chrono::Utc;
 use panel1_store::webhooks::{self, ClaimedDelivery, Message, Settlement};
 use serde_json::json;
-use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +75,18 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
         .collect()
 }
 
+/// After a wake-up whose claim found nothing, look again this soon, then
+/// wait for the poll. Deliveries go out in commit order: an older
+/// transaction still open holds new ones back, and its commit announces
+/// nothing unless it wrote deliveries too (another worker taking them is
+/// the other reason a claim comes back empty).
+const HELD_BACK_RECHECKS: [Duration; 4] = [
+    Duration::from_millis(2),
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(250),
+];
+
 impl Worker {
     /// The delivery loop, for the worker's life.
     pub(crate) async fn webhooks(self: Arc<Self>) {
@@ -83,10 +94,9 @@ impl Worker {
         if !config.enabled {
             return;
         }
-        let wake = Arc::new(tokio::sync::Notify::new());
-        // Stops with this loop (it is aborted when the worker stops).
-        let _listening = AbortOnDrop(tokio::spawn(listen(self.pool.clone(), wake.clone())));
         let mut running = tokio::task::JoinSet::new();
+        // Looks since a wake-up whose claim found nothing.
+        let mut after_wake: Option<usize> = None;
         loop {
             while running.try_join_next().is_some() {}
             let free = config.concurrency.saturating_sub(running.len());
@@ -105,34 +115,18 @@ impl Worker {
             if claimed > 0 && claimed == free {
                 continue;
             }
+            let pause = match after_wake {
+                Some(n) if claimed == 0 => HELD_BACK_RECHECKS.get(n).copied(),
+                _ => None,
+            };
             tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(config.poll_interval) => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
-            }
-        }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Wake the loop when the outbox gets rows; reconnects after a restart.
-async fn listen(pool: sqlx::PgPool, wake: Arc<tokio::sync::Notify>) {
-    loop {
-        if let Ok(mut l) = PgListener::connect_with(&pool).await {
-            if l.listen("panel1_events").await.is_ok() {
-                while l.recv().await.is_ok() {
-                    wake.notify_one();
+                _ = self.notices.webhooks.notified() => after_wake = Some(0),
+                _ = tokio::time::sleep(pause.unwrap_or(config.poll_interval)) => {
+                    after_wake = pause.and(after_wake.map(|n| n + 1));
                 }
+                Some(_) = running.join_next(), if !running.is_empty() => after_wake = None,
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
