@@ -107,6 +107,23 @@ async fn wait_delivered(pool: &PgPool, endpoint: Uuid, count: i64, what: &str) {
     }
 }
 
+/// A `service.updated` event of `tenant`, as a request's transaction writes one.
+async fn service_event(db: impl sqlx::PgExecutor<'_>, tenant: Uuid) {
+    sqlx::query(
+        "INSERT INTO events (tenant_id, kind, payload) VALUES ($1, 'service.updated', '{}')",
+    )
+    .bind(tenant)
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+/// No webhook wake-up arrives within half a second.
+async fn no_wakeup(listener: &mut PgListener, why: &str) {
+    let quiet = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
+    assert!(quiet.is_err(), "{why}: {quiet:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_listens_on_one_connection() {
     let env = env(1, 4).await;
@@ -145,37 +162,20 @@ async fn webhook_wakeups_go_out_only_for_deliveries() {
     let env = env(1, 4).await;
     let mut listener = PgListener::connect_with(&env.pool).await.unwrap();
     listener.listen(WEBHOOKS_CHANNEL).await.unwrap();
-    let event = |tenant: Uuid| {
-        let pool = env.pool.clone();
-        async move {
-            sqlx::query(
-                "INSERT INTO events (tenant_id, kind, payload) VALUES ($1, 'service.updated', $2)",
-            )
-            .bind(tenant)
-            .bind(json!({}))
-            .execute(&pool)
-            .await
-            .unwrap();
-        }
-    };
     // No endpoint: events go out on the event channel only.
-    event(env.tenant).await;
-    let quiet = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
-    assert!(
-        quiet.is_err(),
-        "a webhook wake-up with nothing to deliver: {quiet:?}"
-    );
+    service_event(&env.pool, env.tenant).await;
+    no_wakeup(&mut listener, "a webhook wake-up with nothing to deliver").await;
     // An endpoint that takes other kinds only: still nothing.
     endpoint(&env, "http://127.0.0.1:9/", &["backup.*"]).await;
-    event(env.tenant).await;
-    let quiet = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
-    assert!(
-        quiet.is_err(),
-        "a webhook wake-up for an event no endpoint takes: {quiet:?}"
-    );
+    service_event(&env.pool, env.tenant).await;
+    no_wakeup(
+        &mut listener,
+        "a webhook wake-up for an event no endpoint takes",
+    )
+    .await;
     // One that takes it: woken at the commit.
     endpoint(&env, "http://127.0.0.1:9/", &["service.*"]).await;
-    event(env.tenant).await;
+    service_event(&env.pool, env.tenant).await;
     let woke = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await;
     assert!(
         matches!(woke, Ok(Ok(_))),
@@ -193,13 +193,7 @@ async fn deliveries_go_out_at_once_from_requests_completions_and_redelivery() {
 
     // Written by a transaction of the API's kind (the trigger's wake-up).
     let updates = endpoint(&env, &url, &["service.updated"]).await;
-    sqlx::query(
-        "INSERT INTO events (tenant_id, kind, payload) VALUES ($1, 'service.updated', '{}')",
-    )
-    .bind(env.tenant)
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    service_event(&env.pool, env.tenant).await;
     wait_delivered(&env.pool, updates, 1, "an event a request wrote").await;
 
     // Written by a completion, which defers its wake-up past its commit.
@@ -237,21 +231,9 @@ async fn a_delivery_held_back_by_an_older_transaction_goes_out_when_it_ends() {
         .await
         .unwrap();
     let mut older = env.pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO events (tenant_id, kind, payload) VALUES ($1, 'service.updated', '{}')",
-    )
-    .bind(other)
-    .execute(&mut *older)
-    .await
-    .unwrap();
+    service_event(&mut *older, other).await;
     // The delivery commits behind it (and announces itself).
-    sqlx::query(
-        "INSERT INTO events (tenant_id, kind, payload) VALUES ($1, 'service.updated', '{}')",
-    )
-    .bind(env.tenant)
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    service_event(&env.pool, env.tenant).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         delivered(&env.pool, hooked).await,
