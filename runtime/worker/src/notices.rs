@@ -34,30 +34,33 @@ impl Worker {
             channels.push(WEBHOOKS_CHANNEL);
         }
         loop {
-            match PgListener::connect_with(&self.pool).await {
-                Ok(mut listener) => match listener.listen_all(channels.iter().copied()).await {
-                    Ok(()) => {
-                        self.wake_all();
-                        // `Ok(None)`: the connection was lost; the next call
-                        // connects and listens again, or fails (then a new
-                        // listener after a pause).
-                        loop {
-                            match listener.try_recv().await {
-                                Ok(Some(n)) => self.announce(n.channel()),
-                                Ok(None) => self.wake_all(),
-                                Err(e) => {
-                                    tracing::debug!(error = %e, "listener lost");
-                                    break;
-                                }
+            match self.listener(&channels).await {
+                Ok(mut listener) => {
+                    self.wake_all();
+                    // `Ok(None)`: the connection was lost; the next call
+                    // connects and listens again, or fails (then a new
+                    // listener after a pause).
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(n)) => self.announce(n.channel()),
+                            Ok(None) => self.wake_all(),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "listener lost");
+                                break;
                             }
                         }
                     }
-                    Err(e) => tracing::debug!(error = %e, "LISTEN failed"),
-                },
-                Err(e) => tracing::debug!(error = %e, "listener connect failed"),
+                }
+                Err(e) => tracing::debug!(error = %e, "could not LISTEN"),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    async fn listener(&self, channels: &[&str]) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen_all(channels.iter().copied()).await?;
+        Ok(listener)
     }
 
     fn announce(&self, channel: &str) {
