@@ -19,6 +19,7 @@ pub mod inspection;
 mod maintenance;
 pub mod migration;
 pub mod platform;
+mod queue_vacuum;
 mod recurring;
 mod rekey;
 pub mod secret_box;
@@ -44,6 +45,7 @@ pub use maintenance::{
     cancel, heartbeat, heartbeat_many, promote_due, prune, release, rescue_expired, retry_failed,
     stale_completions, unclaim,
 };
+pub use queue_vacuum::{QueueVacuum, QUEUE_VACUUM_SCALE, QUEUE_VACUUM_THRESHOLD};
 pub use recurring::{add_recurring, enqueue_due_recurring, next_run};
 pub use rekey::reencrypt_secrets;
 pub use sessions::{end_sessions, register_session, SessionKey};

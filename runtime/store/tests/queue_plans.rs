@@ -8,10 +8,10 @@
 //! probing it per item (0008's first draft) would also give away.
 use panel1_store::{
     claim, complete_and_claim, complete_batch, testing, Applied, AttemptRecord, Handoff, NewTask,
-    TaskOutcome,
+    QueueVacuum, TaskOutcome,
 };
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -149,4 +149,85 @@ async fn hot_path_functions_keep_their_plans() {
     for (name, language) in rows {
         assert_eq!(language, "plpgsql", "{name} is planned on every call");
     }
+}
+
+/// The queue table's dead and live rows as the statistics have them now
+/// (this backend's pending counts flushed first).
+async fn queue_rows(pool: &PgPool) -> (i64, i64, i64) {
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query_as(
+        "SELECT n_dead_tup, n_live_tup, vacuum_count FROM pg_stat_user_tables
+          WHERE relname = 'task_queue'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn delete_queue_rows(pool: &PgPool, n: i64) {
+    sqlx::query(
+        "DELETE FROM task_queue WHERE task_id IN (SELECT task_id FROM task_queue LIMIT $1)",
+    )
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// Claims read `task_queue_available` from its head, where every claimed
+/// or finished task leaves a dead entry until a vacuum; autovacuum comes
+/// once a minute at best. The workers' own vacuum (store/src/queue_vacuum.rs)
+/// runs past its threshold and not before, clears the dead rows, and does
+/// not run again at once for rows an open snapshot still keeps.
+#[tokio::test]
+async fn the_queue_is_vacuumed_past_its_dead_row_threshold() {
+    let (_, url) = testing::fresh_database().await;
+    let pool = panel1_store::connect(&url, 1).await.unwrap();
+    sqlx::query("ALTER TABLE task_queue SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (tenant, server) = testing::tenant_and_server(&pool, 100).await;
+    testing::insert_available_tasks(&pool, tenant, server, 4000).await;
+    let mut vacuum = QueueVacuum::default();
+
+    // 500 dead of 4 000: under 1 000 + 0.2 × live.
+    delete_queue_rows(&pool, 500).await;
+    assert_eq!(queue_rows(&pool).await, (500, 3500, 0));
+    assert_eq!(vacuum.run_if_due(&pool).await.unwrap(), None);
+    assert_eq!(queue_rows(&pool).await.2, 0, "vacuumed under the threshold");
+
+    // 2 100 dead, 1 900 live: due (threshold 1 380).
+    delete_queue_rows(&pool, 1600).await;
+    assert_eq!(queue_rows(&pool).await.0, 2100);
+    assert_eq!(vacuum.run_if_due(&pool).await.unwrap(), Some(2100));
+    let (dead, live, vacuums) = queue_rows(&pool).await;
+    assert_eq!(
+        (dead, live, vacuums),
+        (0, 1900, 1),
+        "the vacuum cleared the dead rows"
+    );
+
+    // A snapshot held open: the next 1 500 dead rows stay after a vacuum,
+    // and they do not make the next check due again.
+    let mut reader = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM task_queue")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    delete_queue_rows(&pool, 1500).await;
+    assert_eq!(queue_rows(&pool).await.0, 1500);
+    assert_eq!(vacuum.run_if_due(&pool).await.unwrap(), Some(1500));
+    let (dead, _, vacuums) = queue_rows(&pool).await;
+    assert_eq!((dead, vacuums), (1500, 2), "the open snapshot kept them");
+    assert_eq!(vacuum.run_if_due(&pool).await.unwrap(), None);
+    assert_eq!(
+        queue_rows(&pool).await.2,
+        2,
+        "vacuumed again for rows it cannot remove"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
 }

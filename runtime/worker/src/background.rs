@@ -73,6 +73,7 @@ impl Worker {
     pub(crate) async fn upkeep(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut n: u64 = 0;
+        let mut queue_vacuum = panel1_store::QueueVacuum::default();
         loop {
             tick.tick().await;
             n += 1;
@@ -88,6 +89,12 @@ impl Worker {
             }
             if n.is_multiple_of(4) {
                 let _ = panel1_store::rescue_expired(&self.pool).await;
+                // Dead queue entries slow every claim (store/src/queue_vacuum.rs).
+                match queue_vacuum.run_if_due(&self.pool).await {
+                    Ok(Some(dead)) => tracing::debug!(dead, "vacuumed the task queue"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "vacuuming the task queue failed"),
+                }
                 if let Ok(k) = panel1_store::enqueue_due_recurring(&self.pool).await {
                     if k > 0 {
                         self.wake.notify_one();

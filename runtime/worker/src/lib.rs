@@ -18,6 +18,7 @@ mod shadow;
 mod source_secret;
 pub mod webhooks;
 
+pub use completion::COMMIT_CONNECTIONS;
 pub use health::HealthConfig;
 pub use metrics::WorkerMetrics;
 pub use run::{Worker, WorkerConfig, WorkerError};

@@ -47,6 +47,10 @@ pub struct Worker {
     /// context) for a short while: a burst of tasks on one server reads and
     /// parses them once.
     servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<ServerSettings>)>>,
+    /// One read of a server's settings at a time: a burst of tasks on a
+    /// cold (or expired) entry waits for that read instead of each making
+    /// its own (24 slots opened 24 connections at once).
+    server_reads: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     /// The connection that claims one statement at a time. A pooled one
     /// is the least recently used (sqlx hands idle connections out in
     /// turn), and its idle backend's first statement ran about twice as
@@ -60,6 +64,8 @@ pub struct Worker {
     pub(crate) local_streams: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Shutdown began: finished slots take no next task.
     stopping: AtomicBool,
+    /// The connections completions commit on (`completion.rs`).
+    pub(crate) commit_conns: crate::completion::CommitConnections,
     pub(crate) metrics: Option<Arc<crate::WorkerMetrics>>,
 }
 
@@ -96,6 +102,7 @@ impl Worker {
         metrics: Option<Arc<crate::WorkerMetrics>>,
     ) -> Arc<Worker> {
         let (tx, rx) = mpsc::channel(4096);
+        let commit_conns = crate::completion::CommitConnections::beside(&pool);
         Arc::new(Worker {
             pool,
             sandbox,
@@ -107,12 +114,14 @@ impl Worker {
             freed: Notify::new(),
             leases: Leases::default(),
             servers: Mutex::new(HashMap::new()),
+            server_reads: Mutex::new(HashMap::new()),
             claim_conn: tokio::sync::Mutex::new(None),
             completions: tx,
             completions_rx: Mutex::new(Some(rx)),
             events_written: Notify::new(),
             local_streams: std::sync::OnceLock::new(),
             stopping: AtomicBool::new(false),
+            commit_conns,
             metrics,
         })
     }
@@ -385,15 +394,20 @@ impl Worker {
         &self,
         server: Uuid,
     ) -> Result<Arc<ServerSettings>, StoreError> {
-        if let Some((at, rt)) = self
-            .servers
+        if let Some(rt) = self.cached_settings(server) {
+            return Ok(rt);
+        }
+        let read = self
+            .server_reads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&server)
-        {
-            if at.elapsed() < SERVER_CACHE_TTL {
-                return Ok(rt.clone());
-            }
+            .entry(server)
+            .or_default()
+            .clone();
+        let _reading = read.lock().await;
+        // Read while this one waited.
+        if let Some(rt) = self.cached_settings(server) {
+            return Ok(rt);
         }
         let rt = setup::server_runtime(&self.pool, &self.secrets, server).await?;
         let rt = Arc::new(ServerSettings::new(&rt));
@@ -402,6 +416,12 @@ impl Worker {
             .unwrap_or_else(|p| p.into_inner())
             .insert(server, (std::time::Instant::now(), rt.clone()));
         Ok(rt)
+    }
+
+    fn cached_settings(&self, server: Uuid) -> Option<Arc<ServerSettings>> {
+        let servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, rt) = servers.get(&server)?;
+        (at.elapsed() < SERVER_CACHE_TTL).then(|| rt.clone())
     }
 
     /// Run a claimed task on its slot. In per-task mode (`claim_batch` 1)

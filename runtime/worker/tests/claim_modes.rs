@@ -7,6 +7,8 @@ mod common;
 use common::*;
 use panel1_worker::WorkerConfig;
 use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -220,4 +222,62 @@ async fn what_a_completion_unblocks_starts_without_waiting_for_the_poll() {
             );
         }
     }
+}
+
+/// A busy per-task worker keeps its commits on a few warm connections and
+/// vacuums the queue itself. With 24 slots each commit used to take the
+/// pool's longest-idle connection (growing the pool past a backend per
+/// slot); now they commit on `COMMIT_CONNECTIONS` of the worker's own. And the dead entries
+/// every claim and completion leave at the queue's head are cleared by the
+/// worker's upkeep, not left to autovacuum's next visit (at best a minute;
+/// turned off for the table here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_per_task_worker_commits_on_few_connections_and_vacuums_the_queue() {
+    let e = env(1, 100).await;
+    sqlx::query("ALTER TABLE task_queue SET (autovacuum_enabled = false)")
+        .execute(&e.pool)
+        .await
+        .unwrap();
+    panel1_store::testing::insert_available_tasks(&e.pool, e.tenant, e.servers[0], 3000).await;
+    // The worker's connections by name (its commit connections are a pool
+    // of their own, with the same settings).
+    let options = PgConnectOptions::from_str(&e.url)
+        .unwrap()
+        .application_name("busy-worker");
+    let pool = PgPoolOptions::new()
+        .max_connections(64)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let per_task = WorkerConfig {
+        slots: 24,
+        claim_batch: 1,
+        ..fast()
+    };
+    let workers = spawn_workers(&pool, &e.secret_box, 1, per_task);
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while scalar(&e, "SELECT count(*) FROM task_queue").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "3 000 tasks not done");
+        let open = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'busy-worker'";
+        most = most.max(scalar(&e, open).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Commits, the claim connection, per-task claims in flight (4), the
+    // session and listener connections and a few loops (heartbeats,
+    // upkeep, webhooks, health) that hold one only for a statement: 13-18
+    // seen. With completions committed through the worker's pool: 50.
+    let bound = panel1_worker::COMMIT_CONNECTIONS as i64 + 16;
+    assert!(
+        most <= bound,
+        "{most} connections open, at most {bound} expected"
+    );
+    e.wait_until(
+        "SELECT vacuum_count > 0 FROM pg_stat_user_tables WHERE relname = 'task_queue'",
+        Duration::from_secs(10),
+    )
+    .await;
+    stop(workers).await;
+    let done = "SELECT count(*) FROM tasks WHERE state = 'succeeded'";
+    assert_eq!(scalar(&e, done).await, 3000);
 }
