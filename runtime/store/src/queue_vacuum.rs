@@ -6,8 +6,9 @@
 //! once per `autovacuum_naptime` (a minute by default): at 2 000 tasks a
 //! second that is over 100 000 dead entries, which every claim steps over.
 //! Measured in the queue benchmark, one commit per task, 30 000 tasks:
-//! claims read 217 pages each by the end and the run did 1 950 tasks/s;
-//! with the table vacuumed every second, 72 pages and 2 600 tasks/s.
+//! claims read 217 pages each by the end; with the table vacuumed every
+//! second, 72. (On two cores that did not change the tasks a second: the
+//! database there is bound by its commits; see docs/benchmarks.md.)
 //!
 //! So workers look at the table's dead-row count once a second and vacuum
 //! it past autovacuum's own rule (`threshold + scale × live rows`) with a

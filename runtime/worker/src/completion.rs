@@ -23,14 +23,14 @@ type Item = (ClaimedTask, TaskOutcome, AttemptRecord);
 pub const COMMIT_CONNECTIONS: u32 = 6;
 
 /// The worker's own few connections for completions, beside its pool.
-/// With 24 slots, per-task commits through the pool opened a connection
-/// per committing slot and then took the longest-idle one in turn, its
-/// backend cold; and more backends committing at once than the database
-/// has cores only queue on its CPU and WAL flush. In the queue benchmark
-/// (one commit per task, 24 slots, 30 000 tasks) 6 connections did about
-/// 2 500 tasks/s, the pool of 32 about 1 930. A pool of their own, not
-/// connections kept out of the worker's: workers sharing one pool (tests
-/// run four) would starve its claims and heartbeats.
+/// With 24 slots, per-task commits through the pool opened a backend per
+/// committing slot (50 connections for one worker in
+/// tests/claim_modes.rs, 13-18 now), and more backends committing at once
+/// than the database has cores only queue on its CPU and WAL flush. In the
+/// queue benchmark the tasks a second stayed the same within the noise. A
+/// pool of their own, not connections kept out of the worker's: workers
+/// sharing one pool (tests run four) would starve its claims and
+/// heartbeats.
 pub(crate) struct CommitConnections {
     pool: PgPool,
 }
