@@ -14,6 +14,7 @@ mod metrics;
 mod notices;
 mod recording;
 mod run;
+mod settings_cache;
 mod shadow;
 mod source_secret;
 pub mod webhooks;

@@ -43,14 +43,8 @@ pub struct Worker {
     /// committing): start the next queued task.
     freed: Notify,
     pub(crate) leases: Leases,
-    /// Server settings (config, policy, decrypted secrets, as a host
-    /// context) for a short while: a burst of tasks on one server reads and
-    /// parses them once.
-    servers: Mutex<HashMap<Uuid, (std::time::Instant, Arc<ServerSettings>)>>,
-    /// One read of a server's settings at a time: a burst of tasks on a
-    /// cold (or expired) entry waits for that read instead of each making
-    /// its own (24 slots opened 24 connections at once).
-    server_reads: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Server settings for a short while (`settings_cache.rs`).
+    servers: crate::settings_cache::SettingsCache,
     /// The connection that claims one statement at a time. A pooled one
     /// is the least recently used (sqlx hands idle connections out in
     /// turn), and its idle backend's first statement ran about twice as
@@ -79,9 +73,6 @@ pub(crate) type Pending = (
 
 /// Single-task claims in flight at once in per-task mode.
 const PARALLEL_CLAIMS: usize = 4;
-
-/// How long a server's settings are reused before being read again.
-const SERVER_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Worker {
     pub fn new(
@@ -113,8 +104,7 @@ impl Worker {
             notices: Default::default(),
             freed: Notify::new(),
             leases: Leases::default(),
-            servers: Mutex::new(HashMap::new()),
-            server_reads: Mutex::new(HashMap::new()),
+            servers: Default::default(),
             claim_conn: tokio::sync::Mutex::new(None),
             completions: tx,
             completions_rx: Mutex::new(Some(rx)),
@@ -394,34 +384,7 @@ impl Worker {
         &self,
         server: Uuid,
     ) -> Result<Arc<ServerSettings>, StoreError> {
-        if let Some(rt) = self.cached_settings(server) {
-            return Ok(rt);
-        }
-        let read = self
-            .server_reads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(server)
-            .or_default()
-            .clone();
-        let _reading = read.lock().await;
-        // Read while this one waited.
-        if let Some(rt) = self.cached_settings(server) {
-            return Ok(rt);
-        }
-        let rt = setup::server_runtime(&self.pool, &self.secrets, server).await?;
-        let rt = Arc::new(ServerSettings::new(&rt));
-        self.servers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(server, (std::time::Instant::now(), rt.clone()));
-        Ok(rt)
-    }
-
-    fn cached_settings(&self, server: Uuid) -> Option<Arc<ServerSettings>> {
-        let servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, rt) = servers.get(&server)?;
-        (at.elapsed() < SERVER_CACHE_TTL).then(|| rt.clone())
+        self.servers.get(&self.pool, &self.secrets, server).await
     }
 
     /// Run a claimed task on its slot. In per-task mode (`claim_batch` 1)
