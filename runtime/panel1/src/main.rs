@@ -23,7 +23,11 @@ fn main() -> ExitCode {
     if let cli::Command::Internal(cmd) = &args.command {
         return ExitCode::from(cli::compile::run_internal(cmd));
     }
+    // Guests run on this runtime's threads and yield every epoch tick: look
+    // for I/O and timers often enough that a runtime busy with guests still
+    // answers (see RUNTIME_EVENT_INTERVAL).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .event_interval(panel1_sandbox::RUNTIME_EVENT_INTERVAL)
         .enable_all()
         .build()
     {

@@ -2,7 +2,8 @@
 //! checks there: on every call into the host (a fixed fuel fee), on every
 //! return from one (the resource table's size, fuel owed for host work, the
 //! host memory budget, the wall-clock deadline), and on every epoch tick
-//! while wasm runs (the budget and the deadline).
+//! while wasm runs (the budget and the deadline, then a yield to the
+//! async runtime).
 //!
 //! The deadline is checked against a real `Instant`, not counted in epoch
 //! ticks: a tick thread oversleeps on a loaded machine, and counting its
@@ -11,6 +12,13 @@ use crate::host_state::HostState;
 use panel1_types::HOST_CALL_FUEL;
 use std::time::Instant;
 use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
+
+/// The event interval of an async runtime that runs guests: how many task
+/// polls a runtime thread makes before it looks for I/O and timers again.
+/// A guest yields once per epoch tick (5 ms), so with tokio's default (61)
+/// a runtime whose threads all run guests saw its timers and sockets every
+/// ~300 ms; at 8, every ~40 ms.
+pub const RUNTIME_EVENT_INTERVAL: u32 = 8;
 
 /// Fuel per live table entry scanned at a checkpoint: the scan is host
 /// work the guest causes by keeping handles alive.
@@ -30,7 +38,11 @@ pub(crate) fn arm(store: &mut Store<HostState>, deadline: Instant) {
         ctx.data().budget.check()?;
         let owed = ctx.data().budget.take_fuel_debt();
         charge(&mut ctx, owed)?;
-        Ok(UpdateDeadline::Continue(1))
+        // Give the thread back to the async runtime once a tick: calls run
+        // as futures on the runtime's threads, and a guest in a loop would
+        // otherwise hold one until its fuel or deadline ran out, starving
+        // every other task there (other calls, heartbeats, the API).
+        Ok(UpdateDeadline::Yield(1))
     });
 }
 

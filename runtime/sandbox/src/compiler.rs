@@ -48,6 +48,10 @@ pub struct CompileBudget {
     /// Compiles running at once (more wait for a turn, outside the timeout):
     /// each may use `memory_bytes`. Default 2.
     pub max_parallel: usize,
+    /// Compiles that may wait for a turn; one more is refused at once as
+    /// busy (`SandboxError::Busy`), so a flood of uploads cannot hold every
+    /// blocking thread of the process (DNS lookups use them too). Default 8.
+    pub max_queued: usize,
 }
 
 impl Default for CompileBudget {
@@ -56,6 +60,7 @@ impl Default for CompileBudget {
             timeout: Duration::from_secs(60),
             memory_bytes: 2 << 30,
             max_parallel: 2,
+            max_queued: 8,
         }
     }
 }
@@ -89,7 +94,7 @@ pub struct ChildCompiler {
 
 impl ChildCompiler {
     pub fn new(program: impl Into<PathBuf>, args: Vec<OsString>, budget: CompileBudget) -> Self {
-        let slots = Arc::new(Slots::new(budget.max_parallel.max(1)));
+        let slots = Arc::new(Slots::new(budget.max_parallel.max(1), budget.max_queued));
         ChildCompiler {
             program: program.into(),
             args,
@@ -100,7 +105,13 @@ impl ChildCompiler {
 
     /// Compile in a child and load the artifact it wrote.
     pub(crate) fn compile(&self, engine: &Engine, bytes: &[u8]) -> Result<Component, SandboxError> {
-        let _turn = self.slots.acquire();
+        let _turn = self.slots.acquire().ok_or_else(|| {
+            SandboxError::Busy(format!(
+                "the compiler is busy: {} compiles running and {} waiting; try again shortly",
+                self.budget.max_parallel.max(1),
+                self.budget.max_queued
+            ))
+        })?;
         let artifact = self.run_child(bytes)?;
         // SAFETY: the artifact was produced by our own compiler child (this
         // program, `compile_child_main`) from the bytes we gave it, with the
@@ -329,36 +340,55 @@ fn resident_bytes(pid: libc::pid_t) -> Option<u64> {
     Some(pages * page)
 }
 
-/// A counting semaphore for blocking threads.
+/// A counting semaphore for blocking threads, with a bounded queue.
 #[derive(Debug)]
 struct Slots {
-    free: Mutex<usize>,
+    state: Mutex<SlotState>,
     freed: Condvar,
+    max_waiting: usize,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    free: usize,
+    waiting: usize,
 }
 
 struct Turn<'a>(&'a Slots);
 
 impl Slots {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, max_waiting: usize) -> Self {
         Slots {
-            free: Mutex::new(n),
+            state: Mutex::new(SlotState {
+                free: n,
+                waiting: 0,
+            }),
             freed: Condvar::new(),
+            max_waiting,
         }
     }
 
-    fn acquire(&self) -> Turn<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+    /// A turn, waiting for one if the queue has room; `None` if it has not.
+    fn acquire(&self) -> Option<Turn<'_>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.free == 0 {
+            if state.waiting >= self.max_waiting {
+                return None;
+            }
+            state.waiting += 1;
+            while state.free == 0 {
+                state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            state.waiting -= 1;
         }
-        *free -= 1;
-        Turn(self)
+        state.free -= 1;
+        Some(Turn(self))
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner()).free += 1;
         self.0.freed.notify_one();
     }
 }

@@ -1,6 +1,7 @@
 //! The sandbox: one wasmtime engine (pooling allocator, fuel, epochs), one
 //! linker with every host capability, and the cache of loaded adapters keyed
 //! by content hash.
+use crate::adapter_cache::AdapterCache;
 use crate::artifacts::ArtifactStore;
 use crate::bindings::{self, ProvisioningPre};
 use crate::call::{self, CallEnv, CallReport, CallRequest, InputError};
@@ -14,9 +15,8 @@ use crate::error::SandboxError;
 use crate::host_state::{HostContext, HostState};
 use crate::loader::{AdapterExports, LoadedAdapter};
 use crate::structure::{self, ComponentLimits};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -47,6 +47,9 @@ pub struct SandboxConfig {
     /// Cranelift (default) or Winch; a child compiler must be started with
     /// the same (see `panel1 internal compile-component --codegen`).
     pub codegen: CodeGen,
+    /// Compiled adapters kept for reuse (least recently used evicted).
+    /// Default 64.
+    pub max_cached_adapters: usize,
 }
 
 impl Default for SandboxConfig {
@@ -61,6 +64,7 @@ impl Default for SandboxConfig {
             component_limits: ComponentLimits::default(),
             compiler: Compiler::InProcess,
             codegen: CodeGen::Cranelift,
+            max_cached_adapters: 64,
         }
     }
 }
@@ -98,7 +102,7 @@ pub struct Sandbox {
     linker: Linker<HostState>,
     config: SandboxConfig,
     tls: Arc<rustls::ClientConfig>,
-    cache: Mutex<HashMap<String, Arc<LoadedAdapter>>>,
+    cache: AdapterCache,
     _ticker: EpochTicker,
 }
 
@@ -155,8 +159,8 @@ impl Sandbox {
             engine,
             linker,
             tls: crate::egress::default_tls_config(),
+            cache: AdapterCache::new(config.max_cached_adapters),
             config,
-            cache: Mutex::new(HashMap::new()),
             _ticker: ticker,
         })
     }
@@ -172,11 +176,12 @@ impl Sandbox {
     }
 
     fn cached(&self, hash: &str) -> Option<Arc<LoadedAdapter>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(hash)
-            .cloned()
+        self.cache.get(hash)
+    }
+
+    /// How many compiled adapters are kept for reuse.
+    pub fn cached_adapters(&self) -> usize {
+        self.cache.len()
     }
 
     /// Check the component's structure and world, then compile it (or
@@ -269,8 +274,6 @@ impl Sandbox {
             exports,
         });
         self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(loaded.report.sha256.clone(), loaded.clone());
         Ok(loaded)
     }

@@ -19,6 +19,10 @@ pub enum SandboxError {
     GuestTrap(String),
     #[error("invalid output: {0}")]
     InvalidOutput(String),
+    /// Not the component's fault and not a failure: the sandbox has no
+    /// room for the work now (the compile queue is full). Try again later.
+    #[error("{0}")]
+    Busy(String),
     #[error("internal sandbox error: {0}")]
     Internal(String),
 }
@@ -34,7 +38,7 @@ impl SandboxError {
             }
             SandboxError::GuestTrap(_) => SandboxErrorKind::GuestTrap,
             SandboxError::InvalidOutput(_) => SandboxErrorKind::InvalidOutput,
-            SandboxError::Internal(_) => SandboxErrorKind::Internal,
+            SandboxError::Busy(_) | SandboxError::Internal(_) => SandboxErrorKind::Internal,
         }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! A guest's linear memory is capped by the store limiter, but a guest can
 //! make the *host* allocate: resource-table entries (wasi:http fields with
-//! large values, requests with long paths, body buffers) and responses the
-//! host buffered and the guest never reads. All of it is measured here and
+//! large values, requests with long paths, body buffers), request bodies
+//! the host holds while it sends them (after secret substitution), and
+//! responses the host buffered and the guest never reads. All of it is measured here and
 //! summed against `Limits::host_memory_budget`; crossing it ends the call
 //! with `memory-limit` (host side). The checks run where the host regains
 //! control: on every return from a host call and on every epoch tick (see
@@ -27,8 +28,8 @@ pub struct HostBudget {
     limit: u64,
     /// Resource-table bytes as of the last scan.
     table: AtomicU64,
-    /// Response bodies buffered by the sender and not yet released.
-    responses: AtomicU64,
+    /// Request and response bodies the sender holds, not yet released.
+    bodies: AtomicU64,
     peak: AtomicU64,
     exceeded: Mutex<Option<HostMemoryExceeded>>,
     notify: tokio::sync::Notify,
@@ -41,7 +42,7 @@ impl HostBudget {
         Arc::new(HostBudget {
             limit,
             table: AtomicU64::new(0),
-            responses: AtomicU64::new(0),
+            bodies: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             exceeded: Mutex::new(None),
             notify: tokio::sync::Notify::new(),
@@ -50,7 +51,7 @@ impl HostBudget {
     }
 
     pub fn held(&self) -> u64 {
-        self.table.load(Ordering::Relaxed) + self.responses.load(Ordering::Relaxed)
+        self.table.load(Ordering::Relaxed) + self.bodies.load(Ordering::Relaxed)
     }
 
     /// What the call may still make the host hold.
@@ -108,16 +109,27 @@ impl HostBudget {
 
     /// Charge `bytes` of a buffered response; released when the returned
     /// guard (kept inside the response body) is dropped.
-    pub fn charge_response(
+    pub fn charge_response(self: &Arc<Self>, bytes: u64) -> Result<BodyCharge, HostMemoryExceeded> {
+        self.charge_body(bytes, "buffered HTTP responses")
+    }
+
+    /// Charge `bytes` of a request body the host holds until it is sent.
+    pub fn charge_request(self: &Arc<Self>, bytes: u64) -> Result<BodyCharge, HostMemoryExceeded> {
+        self.charge_body(bytes, "HTTP request bodies being sent")
+    }
+
+    fn charge_body(
         self: &Arc<Self>,
         bytes: u64,
-    ) -> Result<ResponseCharge, HostMemoryExceeded> {
-        self.responses.fetch_add(bytes, Ordering::Relaxed);
-        let charge = ResponseCharge {
+        what: &'static str,
+    ) -> Result<BodyCharge, HostMemoryExceeded> {
+        self.bodies.fetch_add(bytes, Ordering::Relaxed);
+        let charge = BodyCharge {
             budget: self.clone(),
             bytes,
+            what,
         };
-        self.observe("buffered HTTP responses")?;
+        self.observe(what)?;
         Ok(charge)
     }
 
@@ -144,26 +156,25 @@ impl HostBudget {
     }
 }
 
-/// Bytes of one buffered response held against the budget.
-pub struct ResponseCharge {
+/// Bytes of one body the host holds, against the budget.
+pub struct BodyCharge {
     budget: Arc<HostBudget>,
     bytes: u64,
+    what: &'static str,
 }
 
-impl ResponseCharge {
+impl BodyCharge {
     /// Grow the charge as more of the body arrives.
     pub fn grow(&mut self, bytes: u64) -> Result<(), HostMemoryExceeded> {
-        self.budget.responses.fetch_add(bytes, Ordering::Relaxed);
+        self.budget.bodies.fetch_add(bytes, Ordering::Relaxed);
         self.bytes += bytes;
-        self.budget.observe("buffered HTTP responses")
+        self.budget.observe(self.what)
     }
 }
 
-impl Drop for ResponseCharge {
+impl Drop for BodyCharge {
     fn drop(&mut self) {
-        self.budget
-            .responses
-            .fetch_sub(self.bytes, Ordering::Relaxed);
+        self.budget.bodies.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 

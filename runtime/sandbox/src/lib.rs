@@ -6,6 +6,7 @@
 //! Nothing here knows about SQL or HTTP servers: bytes in, typed call, result
 //! and metrics out.
 
+mod adapter_cache;
 mod artifacts;
 mod bindings;
 mod call;
@@ -31,6 +32,7 @@ mod table_usage;
 
 pub use artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
 pub use call::{CallReport, CallRequest, Outcome};
+pub use checkpoints::RUNTIME_EVENT_INTERVAL;
 pub use codegen::{CodeGen, UnknownCodeGen};
 pub use compiler::{
     compile_child_main, compiler_engine, ChildCompiler, CompileBudget, Compiler, EXIT_INTERNAL,

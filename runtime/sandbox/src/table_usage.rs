@@ -2,6 +2,7 @@
 //! kinds whose size the guest controls are sized; every entry also counts
 //! a fixed overhead, so many small handles add up too.
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi_http::p2::bindings::http::types::{Method, Scheme};
 use wasmtime_wasi_http::p2::types::{HostIncomingResponse, HostOutgoingRequest};
 use wasmtime_wasi_http::FieldMap;
 
@@ -31,6 +32,13 @@ pub fn measure(table: &mut ResourceTable) -> (u64, u64) {
             bytes += headers_size(fields);
         } else if let Some(req) = entry.downcast_ref::<HostOutgoingRequest>() {
             bytes += headers_size(&req.headers);
+            // `set-method(other(..))` takes a token of any length.
+            if let Method::Other(m) = &req.method {
+                bytes += m.len() as u64;
+            }
+            if let Some(Scheme::Other(s)) = &req.scheme {
+                bytes += s.len() as u64;
+            }
             bytes += req.path_with_query.as_ref().map_or(0, |p| p.len() as u64);
             bytes += req.authority.as_ref().map_or(0, |a| a.len() as u64);
             if req.body.is_some() {

@@ -119,3 +119,36 @@ fn prune_keeps_the_newest_artifacts_within_the_cap() {
     assert_eq!(store.prune(u64::MAX).unwrap(), 0);
     assert!(paths[1].exists() && paths[2].exists());
 }
+
+/// The reference adapter with a custom section appended: the same code
+/// under another content hash.
+fn variant(i: u8) -> Vec<u8> {
+    let mut bytes = component("reference");
+    // Section id 0 (custom), 3 bytes: a 1-byte name "x" and one byte.
+    bytes.extend_from_slice(&[0, 3, 1, b'x', i]);
+    bytes
+}
+
+#[test]
+fn compiled_adapters_kept_for_reuse_are_bounded_least_recently_used_first() {
+    let s = Sandbox::new(SandboxConfig {
+        max_cached_adapters: 2,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let one = s.load(&variant(1)).unwrap();
+    let two = s.load(&variant(2)).unwrap();
+    // A hit returns the kept adapter and makes it the most recently used.
+    assert!(Arc::ptr_eq(&one, &s.load(&variant(1)).unwrap()));
+    s.load(&variant(3)).unwrap();
+    assert_eq!(s.cached_adapters(), 2);
+    assert!(
+        Arc::ptr_eq(&one, &s.load(&variant(1)).unwrap()),
+        "the recently used one was evicted"
+    );
+    assert!(
+        !Arc::ptr_eq(&two, &s.load(&variant(2)).unwrap()),
+        "the least recently used one was kept"
+    );
+    assert_eq!(s.cached_adapters(), 2);
+}

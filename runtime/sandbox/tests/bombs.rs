@@ -263,3 +263,46 @@ fn a_crashing_or_failing_child_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn compiles_past_the_queue_are_refused_as_busy_at_once() {
+    // One compile at a time, two may wait: of six at once, three are
+    // refused without waiting (each compile takes its whole 1 s budget).
+    let budget = CompileBudget {
+        timeout: Duration::from_secs(1),
+        max_parallel: 1,
+        max_queued: 2,
+        ..CompileBudget::default()
+    };
+    let s = std::sync::Arc::new(scripted("cat > /dev/null; sleep 30", budget));
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let err = s.load(&bombs::empty_functions(i + 1)).unwrap_err();
+                (err, started.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<(SandboxError, Duration)> =
+        threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let busy: Vec<&(SandboxError, Duration)> = results
+        .iter()
+        .filter(|(e, _)| matches!(e, SandboxError::Busy(_)))
+        .collect();
+    assert_eq!(busy.len(), 3, "{results:?}");
+    for (e, took) in busy {
+        assert!(e.to_string().contains("the compiler is busy"), "{e}");
+        assert!(*took < Duration::from_millis(500), "busy after {took:?}");
+    }
+    // The three that ran (one after another) met their budget.
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(e, _)| e.to_string().contains("compile budget"))
+            .count(),
+        3,
+        "{results:?}"
+    );
+}

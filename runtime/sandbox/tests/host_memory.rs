@@ -273,3 +273,51 @@ async fn every_kind_of_output_is_capped() {
     assert!((report_text(&r).len() as u64) < cap / 4);
     assert_healthy().await;
 }
+
+#[tokio::test]
+async fn unsent_requests_with_long_methods_are_stopped_at_the_host_budget() {
+    // `set-method(other(..))` takes a token of any length: 60 KB each here.
+    let r = hoard(ctx(|_| {}), json!({"mode": "methods", "count": "1000000"})).await;
+    assert_stopped_at_host_budget(&r, MIB);
+    assert_healthy().await;
+}
+
+#[tokio::test]
+async fn a_body_of_placeholders_is_capped_after_substitution() {
+    // A 1 MiB body of ~50 000 placeholders for a 4 KiB secret would be a
+    // 200 MiB request: refused before the host builds it, within the
+    // request cap, and nothing reaches the panel.
+    let panel = FakePanel::start("t").await;
+    let mut c = ctx(|_| {});
+    c.egress = EgressPolicy::new(vec![EgressRule::parse(&panel.base_url()).unwrap()]);
+    c.secrets = vec![panel1_sandbox::SecretBinding {
+        name: "token".into(),
+        value: "s".repeat(4096),
+        destinations: vec![panel.base_url().trim_start_matches("http://").to_string()],
+    }];
+    let url = format!("{}/echo", panel.base_url());
+    let r = hoard(
+        c,
+        json!({"mode": "substitution", "url": url, "secret": "token"}),
+    )
+    .await;
+    let Outcome::AdapterError { message, .. } = &r.outcome else {
+        panic!(
+            "expected the adapter to report the refusal, got {:?}",
+            r.outcome
+        );
+    };
+    assert!(message.contains("HttpRequestBodySize"), "{message}");
+    let why = r.http[0].error.clone().unwrap_or_default();
+    assert!(
+        why.contains("once its secrets are substituted"),
+        "{:?}",
+        r.http
+    );
+    assert!(panel.requests().is_empty(), "the request was sent");
+    assert!(
+        r.metrics.peak_host_memory_bytes < 8 * MIB,
+        "peak host memory {}",
+        r.metrics.peak_host_memory_bytes
+    );
+}

@@ -253,3 +253,50 @@ async fn many_concurrent_calls_each_get_a_fresh_store() {
         assert_eq!(ok(&r)["name"], "reference");
     }
 }
+
+/// Calls run as futures on the async runtime's threads. Four guests
+/// spinning at once on a two-thread runtime (configured as `panel1`'s) must
+/// still leave those threads to other tasks: each yields once per epoch
+/// tick. Before, a 10 ms sleep beside them took their whole 1.5 s deadline.
+#[test]
+fn spinning_guests_leave_the_runtime_threads_to_other_tasks() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .event_interval(panel1_sandbox::RUNTIME_EVENT_INTERVAL)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let a = load("spin-loop");
+        let mut spinners = Vec::new();
+        for _ in 0..4 {
+            let a = a.clone();
+            spinners.push(tokio::spawn(async move {
+                let ctx = limits(|l| {
+                    l.fuel = u64::MAX / 2;
+                    l.timeout_ms = 1500;
+                });
+                call(&a, ctx, Operation::Provision, service("s1")).await
+            }));
+        }
+        // A task beside them that wants to run every 10 ms.
+        let ticker = tokio::spawn(async {
+            let mut worst = std::time::Duration::ZERO;
+            let start = Instant::now();
+            while start.elapsed() < std::time::Duration::from_millis(1200) {
+                let asked = Instant::now();
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                worst = worst.max(asked.elapsed());
+            }
+            worst
+        });
+        let worst = ticker.await.unwrap();
+        for s in spinners {
+            assert_eq!(sandbox_kind(&s.await.unwrap()), "deadline");
+        }
+        assert!(
+            worst < std::time::Duration::from_millis(150),
+            "a 10 ms sleep took {worst:?} beside four spinning guests"
+        );
+    });
+}

@@ -102,6 +102,13 @@ async fn echoed_secrets_reach_neither_the_guest_nor_the_report_nor_another_host(
         loot.contains("split: joined={{secret:api-token}}{{secret:api-token}}"),
         "{loot}"
     );
+    // A scrubbed body's length is its own, not the original's (which
+    // would give the secret's length away).
+    let scrubbed = "{\"echo\":\"{{secret:api-token}}\"}";
+    assert!(
+        loot.contains(&format!("raw: header content-length={}\n", scrubbed.len())),
+        "{loot}"
+    );
     // Headers named after the secret never reached the guest.
     assert!(!loot.contains("name-hex: header x-"), "{loot}");
     assert!(r
@@ -237,4 +244,39 @@ async fn a_plaintext_from_elsewhere_is_refused_toward_unbound_hosts() {
     }
     assert_eq!(s.sink.connections(), 0);
     assert_clean(&r);
+}
+
+#[tokio::test]
+async fn a_response_the_scrubber_cannot_read_never_reaches_the_guest() {
+    let s = setup().await;
+    let a = load("launder");
+    // The guest asks for gzip; the host asks for `identity` instead, and a
+    // server that encodes its answer anyway has it refused.
+    let r = call(&a, s.ctx.clone(), Operation::Suspend, s.params("gzip")).await;
+    adapter_error(&r);
+    let received = s.echo.received();
+    assert_eq!(received.len(), 1);
+    assert!(
+        received[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "accept-encoding" && v == "identity"),
+        "{:?}",
+        received[0].headers
+    );
+    let error = r.http[0].error.clone().unwrap_or_default();
+    assert!(error.contains("content-encoded"), "{:?}", r.http);
+    let shifted: String = TOKEN.bytes().map(|b| (b + 1) as char).collect();
+    assert!(!report_text(&r).contains(&shifted));
+
+    // A ranged read could bring a stored secret back in pieces no scan
+    // recognises: refused before connecting.
+    let r = call(&a, s.ctx.clone(), Operation::Suspend, s.params("range")).await;
+    adapter_error(&r);
+    assert_eq!(s.echo.received().len(), 1, "the ranged request was sent");
+    let denied = denials(&r);
+    assert!(
+        denied[0].contains("ranged requests are refused"),
+        "{denied:?}"
+    );
 }

@@ -12,6 +12,12 @@ pub enum Form {
     Hex,
     PercentEncoded,
     JsonEscaped,
+    /// HTML/XML character references (`&amp;`, `&quot;`, `&#39;`…), as
+    /// error pages and XML APIs echo a value.
+    HtmlEscaped,
+    /// Percent-encoded twice (`%` as `%25`), as a login redirect's `next=`
+    /// carries a path that was already encoded.
+    DoublePercentEncoded,
     /// A run of standard base64 containing the value at any byte alignment.
     Base64,
     /// The same with the URL-safe alphabet (`-` and `_`).
@@ -26,6 +32,8 @@ impl Form {
             Form::Hex => "hex-encoded",
             Form::PercentEncoded => "percent-encoded",
             Form::JsonEscaped => "JSON-escaped",
+            Form::HtmlEscaped => "HTML-escaped",
+            Form::DoublePercentEncoded => "percent-encoded twice",
             Form::Base64 => "base64-encoded",
             Form::Base64Url => "base64url-encoded",
         }
@@ -91,6 +99,18 @@ pub fn all_forms(value: &str) -> Vec<Encoded> {
     for style in JSON_STYLES {
         add(Form::JsonEscaped, json(value, style), false, false);
     }
+    for (quot, apos) in HTML_QUOTES {
+        add(Form::HtmlEscaped, html(value, quot, apos), false, false);
+    }
+    for keep in [PERCENT_STYLES[0], PERCENT_STYLES[1]] {
+        let once = percent(value.as_bytes(), keep, false);
+        add(
+            Form::DoublePercentEncoded,
+            percent(&once, keep, false),
+            false,
+            false,
+        );
+    }
     for (form, alphabet) in [(Form::Base64, STD), (Form::Base64Url, URL)] {
         for core in base64_cores(value.as_bytes(), alphabet) {
             add(form, core.bytes, core.widen_left, core.widen_right);
@@ -139,6 +159,30 @@ fn percent(bytes: &[u8], keep: &[u8], plus_for_space: bool) -> Vec<u8> {
         }
     }
     out
+}
+
+/// How `"` and `'` are written: Python's `html.escape`, PHP's
+/// `htmlspecialchars` with `ENT_QUOTES`, Go's `html.EscapeString`, XML.
+const HTML_QUOTES: [(&str, &str); 4] = [
+    ("&quot;", "&#x27;"),
+    ("&quot;", "&#039;"),
+    ("&#34;", "&#39;"),
+    ("&quot;", "&apos;"),
+];
+
+fn html(value: &str, quot: &str, apos: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str(quot),
+            '\'' => out.push_str(apos),
+            c => out.push(c),
+        }
+    }
+    out.into_bytes()
 }
 
 #[derive(Clone, Copy)]
@@ -314,11 +358,31 @@ mod tests {
     }
 
     #[test]
+    fn html_and_double_percent_styles() {
+        let forms = all_forms("p&ss'w<d\"");
+        let html = find(&forms, Form::HtmlEscaped);
+        assert!(
+            html.contains(&"p&amp;ss&#x27;w&lt;d&quot;".to_string()),
+            "{html:?}"
+        );
+        assert!(
+            html.contains(&"p&amp;ss&#39;w&lt;d&#34;".to_string()),
+            "{html:?}"
+        );
+        assert!(
+            html.contains(&"p&amp;ss&apos;w&lt;d&quot;".to_string()),
+            "{html:?}"
+        );
+        let twice = find(&all_forms("a b/c"), Form::DoublePercentEncoded);
+        assert!(twice.contains(&"a%2520b%252Fc".to_string()), "{twice:?}");
+    }
+
+    #[test]
     fn an_alphanumeric_value_has_few_distinct_forms() {
         let forms = all_forms("abcdef123456");
         // Raw, reversed, hex, the every-byte percent form and three base64
-        // cores: the other percent and JSON forms, and the URL-safe base64
-        // ones, are the same text here.
+        // cores: the other percent (once or twice), JSON and HTML forms, and
+        // the URL-safe base64 ones, are the same text here.
         assert_eq!(forms.len(), 7, "{forms:?}");
     }
 }

@@ -38,6 +38,8 @@ pub struct Outgoing<'a> {
 pub struct ScrubbedResponse {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// Whether a secret was replaced in the body.
+    pub body_redacted: bool,
     /// Headers dropped because their name carried a secret (a placeholder is
     /// not a valid header name): how many, and which secrets.
     pub dropped_headers: usize,
@@ -154,11 +156,13 @@ impl SecretGuard {
             std::borrow::Cow::Borrowed(_) => None,
             std::borrow::Cow::Owned(clean) => Some(clean),
         };
+        let body_redacted = redacted.is_some();
         let body = redacted.unwrap_or(body);
         if scanner.is_empty() {
             return ScrubbedResponse {
                 headers: headers.clone(),
                 body,
+                body_redacted,
                 dropped_headers: 0,
                 dropped_for: Vec::new(),
             };
@@ -208,6 +212,7 @@ impl SecretGuard {
         ScrubbedResponse {
             headers: clean,
             body,
+            body_redacted,
             dropped_headers,
             dropped_for,
         }

@@ -98,16 +98,30 @@ fn encode(value: &str, ctx: Context) -> String {
 }
 
 /// Replace every placeholder of `secrets` in `input`.
+#[cfg(test)]
 pub fn substitute(input: &[u8], secrets: &[Secret], ctx: Context) -> Vec<u8> {
+    substitute_within(input, secrets, ctx, usize::MAX).unwrap_or_default()
+}
+
+/// [`substitute`], or `None` once the result would be longer than `max`
+/// bytes: a placeholder a few bytes long can stand for a long value, so a
+/// capped input is no cap on what the host would build from it.
+pub fn substitute_within(
+    input: &[u8],
+    secrets: &[Secret],
+    ctx: Context,
+    max: usize,
+) -> Option<Vec<u8>> {
     let mut out = input.to_vec();
     for s in secrets {
         out = replace_all(
             &out,
             placeholder(&s.name).as_bytes(),
             encode(&s.value, ctx).as_bytes(),
-        );
+            max,
+        )?;
     }
-    out
+    (out.len() <= max).then_some(out)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -117,19 +131,23 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+/// `hay` with every `needle` replaced, or `None` past `max` bytes.
+fn replace_all(hay: &[u8], needle: &[u8], with: &[u8], max: usize) -> Option<Vec<u8>> {
     if needle.is_empty() || find(hay, needle).is_none() {
-        return hay.to_vec();
+        return Some(hay.to_vec());
     }
     let mut out = Vec::with_capacity(hay.len());
     let mut rest = hay;
     while let Some(i) = find(rest, needle) {
+        if out.len() + i + with.len() > max {
+            return None;
+        }
         out.extend_from_slice(&rest[..i]);
         out.extend_from_slice(with);
         rest = &rest[i + needle.len()..];
     }
     out.extend_from_slice(rest);
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -158,6 +176,18 @@ mod tests {
             Context::UrlComponent,
         );
         assert_eq!(url, b"/x?t=s3cr%22t%26%3D%2F");
+    }
+
+    #[test]
+    fn substitution_stops_at_its_cap() {
+        let body = "{{secret:api-token}}".repeat(100);
+        // Each 20-byte placeholder becomes the 9-byte value: 900 bytes.
+        assert!(substitute_within(body.as_bytes(), &[token()], Context::Raw, 900).is_some());
+        assert!(substitute_within(body.as_bytes(), &[token()], Context::Raw, 899).is_none());
+        let mut long = token();
+        long.value = "x".repeat(4096);
+        // 100 placeholders (2 000 bytes) would become 409 600 bytes.
+        assert!(substitute_within(body.as_bytes(), &[long], Context::Raw, 1 << 16).is_none());
     }
 
     #[test]

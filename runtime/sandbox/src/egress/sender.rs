@@ -10,10 +10,13 @@ use super::policy::EgressRule;
 use super::secrets::{self, Context, Secret};
 use super::tape::{HttpTape, RecordedExchange, RecordedRequest, RecordedResponse};
 use super::{EgressShared, HttpExchange};
-use crate::host_budget::ResponseCharge;
+use crate::host_budget::BodyCharge;
 use crate::log_buffer::{truncated, LogLevel};
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{
+    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_RANGE,
+    RANGE, TE,
+};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
@@ -147,12 +150,17 @@ pub async fn send(
             Err(denial) => return Err(attempt.deny(denial.0, Error::HttpRequestDenied)),
         };
 
-    // The request body, buffered under the cap (secrets may sit in it).
-    let body =
-        match bodies::collect_limited(body, shared.context.limits.http_max_request_bytes).await {
-            Ok(b) => b,
-            Err(e) => return Err(attempt.fail("request body too large or unreadable".into(), e)),
-        };
+    // The request body, buffered under the cap (secrets may sit in it) and
+    // held against the host budget until it is sent.
+    let cap = shared.context.limits.http_max_request_bytes;
+    let mut request_charge = match shared.budget.charge_request(0) {
+        Ok(c) => c,
+        Err(e) => return Err(attempt.fail(e.to_string(), Error::HttpRequestBodySize(None))),
+    };
+    let body = match bodies::collect_limited(body, cap, &mut request_charge).await {
+        Ok(b) => b,
+        Err(e) => return Err(attempt.fail("request body too large or unreadable".into(), e)),
+    };
     // Host work the guest pays for: copying, scanning and substituting.
     shared.budget.charge_bytes(body.len() + path.len());
 
@@ -222,20 +230,46 @@ pub async fn send(
             .sanitizer()
             .request(&method, &url, &parts.headers, &body)
     });
-    let path = String::from_utf8_lossy(&secrets::substitute(
-        path.as_bytes(),
-        &used,
-        Context::UrlComponent,
-    ))
-    .into_owned();
+    // Substituted under the same cap as what the guest wrote, and held
+    // against the host budget: a short placeholder can stand for a long
+    // value, and a megabyte of placeholders for a hundred megabytes.
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let too_large = |what: &str| {
+        format!("the request's {what} would be over {cap} bytes once its secrets are substituted")
+    };
+    let Some(path) = secrets::substitute_within(path.as_bytes(), &used, Context::UrlComponent, cap)
+    else {
+        return Err(attempt.fail(too_large("path"), Error::HttpRequestUriTooLong));
+    };
+    let path = String::from_utf8_lossy(&path).into_owned();
     let body_ctx = body_context(parts.headers.get(CONTENT_TYPE));
-    let body = Bytes::from(secrets::substitute(&body, &used, body_ctx));
+    let Some(body) = secrets::substitute_within(&body, &used, body_ctx, cap) else {
+        return Err(attempt.fail(
+            too_large("body"),
+            Error::HttpRequestBodySize(Some(cap as u64)),
+        ));
+    };
+    let body = Bytes::from(body);
+    let mut header_bytes = 0usize;
     let mut headers = http::HeaderMap::new();
     for (k, v) in parts.headers.iter() {
         if k == HOST || k == CONTENT_LENGTH {
             continue;
         }
-        let value = secrets::substitute(v.as_bytes(), &used, Context::Header);
+        let Some(value) = secrets::substitute_within(v.as_bytes(), &used, Context::Header, cap)
+        else {
+            return Err(attempt.fail(
+                too_large("headers"),
+                Error::HttpRequestHeaderSectionSize(None),
+            ));
+        };
+        header_bytes += k.as_str().len() + value.len();
+        if header_bytes > cap {
+            return Err(attempt.fail(
+                too_large("headers"),
+                Error::HttpRequestHeaderSectionSize(None),
+            ));
+        }
         match HeaderValue::from_bytes(&value) {
             Ok(v) => {
                 headers.append(k.clone(), v);
@@ -249,6 +283,12 @@ pub async fn send(
         }
     }
 
+    let built = (path.len() + body.len() + header_bytes) as u64;
+    if let Err(e) = request_charge.grow(built) {
+        return Err(attempt.fail(e.to_string(), Error::HttpRequestBodySize(None)));
+    }
+    shared.budget.charge_bytes(built as usize);
+
     let mut attempt = attempt;
     match (&shared.tape, taped) {
         // Every check above ran as live; the answer comes from the tape.
@@ -258,8 +298,20 @@ pub async fn send(
         (_, request) => attempt.recording = request,
     }
 
-    if !shared.guard.exposed().is_empty() {
-        // A compressed echo would pass the response scrubber unread.
+    if !shared.context.secrets.is_empty() {
+        // What the scrubber could not read in a response is refused: a
+        // compressed echo (or one in a transfer coding) would pass unread,
+        // and a ranged read returns a stored secret in pieces no scan
+        // recognises. So a call that holds secrets asks for neither.
+        if headers.contains_key(RANGE) || headers.contains_key(IF_RANGE) {
+            return Err(attempt.deny(
+                "ranged requests are refused in a call that holds secrets: a secret \
+                 read back in pieces could not be scrubbed"
+                    .into(),
+                Error::HttpRequestDenied,
+            ));
+        }
+        headers.remove(TE);
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
 
@@ -476,9 +528,25 @@ pub(super) fn deliver(
     status: http::StatusCode,
     headers: &http::HeaderMap,
     body: Vec<u8>,
-    charge: ResponseCharge,
+    charge: BodyCharge,
 ) -> Result<http::Response<WasiBody>, Error> {
     let shared = attempt.shared.clone();
+    // A body the scrubber cannot read never reaches the guest: a server
+    // that compressed it anyway (the request asked for `identity`).
+    if !shared.context.secrets.is_empty() {
+        let encoded = headers
+            .get_all(CONTENT_ENCODING)
+            .iter()
+            .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        if encoded && !body.is_empty() {
+            return Err(attempt.fail(
+                "the response is content-encoded, which the host cannot scan for secrets; \
+                 the server ignored `accept-encoding: identity`"
+                    .into(),
+                Error::HttpProtocolError,
+            ));
+        }
+    }
     // The guest never sees a secret value, even if the server echoes it.
     let scrubbed = shared.guard.scrub_response(headers, body);
     if scrubbed.dropped_headers > 0 {
@@ -502,9 +570,25 @@ pub(super) fn deliver(
         attempt.tape(Some(response), None);
     }
     let body = Bytes::from(scrubbed.body);
+    let mut headers = scrubbed.headers;
+    if scrubbed.body_redacted {
+        // Headers that describe the body as it was would give away the
+        // secret's length or a hash of it.
+        for name in [
+            "content-length",
+            "etag",
+            "digest",
+            "content-md5",
+            "content-digest",
+            "repr-digest",
+        ] {
+            headers.remove(name);
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
     let mut out = http::Response::builder().status(status);
     if let Some(h) = out.headers_mut() {
-        *h = scrubbed.headers;
+        *h = headers;
     }
     attempt.exchange.status = Some(status.as_u16());
     attempt.exchange.bytes_received = body.len() as u64;

@@ -27,6 +27,8 @@ pub const FORMS: &[&str] = &[
     "json-u",
     "reversed",
     "basic",
+    "html",
+    "pct-twice",
     "split",
     "name-hex",
     "name-b64",
@@ -117,6 +119,12 @@ async fn handle(
             resp = resp.header(base64url(token.as_bytes()).to_ascii_lowercase(), "1");
             "named".to_string()
         }
+        // A "compression" no scanner knows (each byte + 1), labelled as
+        // such: what a gzip echo is to a scanner that does not inflate.
+        "gzip" => {
+            resp = resp.header("content-encoding", "gzip");
+            token.bytes().map(|b| (b + 1) as char).collect()
+        }
         other => {
             let echoed = encode(other, &token);
             resp = resp.header("x-echo", echoed.as_str());
@@ -153,6 +161,13 @@ pub fn encode(form: &str, token: &str) -> String {
         "reversed" => token.chars().rev().collect(),
         "rev-hex" => hex(t).chars().rev().collect(),
         "basic" => base64(format!("admin:{token}").as_bytes()),
+        "html" => token
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#x27;"),
+        "pct-twice" => percent(percent(t, b"-._~", false).as_bytes(), b"-._~", false),
         _ => token.to_string(),
     }
 }
