@@ -119,11 +119,23 @@ pub async fn complete_and_claim(
     if items.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let decided: Vec<Decision> = items.iter().map(|(t, o, _)| decide(t, o)).collect();
+    // A result whose service fields could never be stored fails here,
+    // before it reaches (and fails) the whole statement.
+    let oversized: Vec<Option<TaskOutcome>> =
+        items.iter().map(|(t, o, _)| oversized(t, o)).collect();
+    let outcome_of = |i: usize| oversized[i].as_ref().unwrap_or(&items[i].1);
+    let decided: Vec<Decision> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _, _))| decide(t, outcome_of(i)))
+        .collect();
     let mut rows: Vec<CompletionRow> = items
         .iter()
         .zip(&decided)
-        .map(|((task, outcome, record), d)| completion_row(task, outcome, record, d).without_nul())
+        .enumerate()
+        .map(|(i, ((task, _, record), d))| {
+            completion_row(task, outcome_of(i), record, d).without_nul()
+        })
         .collect();
     let (limit, worker, ttl) = match &handoff {
         Some(h) => (h.limit, h.worker, h.lease_ttl),
@@ -199,13 +211,15 @@ pub async fn complete_and_claim(
 /// completions defer that NOTIFY (it would serialize their commits). The
 /// webhook loops are woken too (`panel1_webhooks`) when a delivery is due:
 /// the fan-out trigger defers its wake-up with the events' (migrations/0026).
-/// The check is the first row of an index; deliveries held for a disabled
-/// endpoint keep it true, which costs what every wake-up cost before 0026.
+/// The check is the first row of an index. A disabled endpoint's backlog is
+/// not in it (parked by the claim, migrations/0027), so it cannot keep the
+/// check true: only a delivery written since the last claim can.
 pub async fn wake_event_streams(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query(
         "SELECT pg_notify('panel1_events', ''),
                 CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries
-                                   WHERE state = 'pending' AND next_attempt_at <= now())
+                                   WHERE state = 'pending' AND NOT held
+                                     AND next_attempt_at <= now())
                      THEN pg_notify('panel1_webhooks', '') END",
     )
     .execute(pool)
@@ -366,6 +380,31 @@ fn error_json(outcome: &TaskOutcome) -> Value {
             json!({"source": "host", "kind": "internal", "message": message})
         }
     }
+}
+
+/// Longest `remote_id` or `plan` a result may set on its service: they are
+/// indexed (a btree entry holds at most ~2.7 kB) and shown everywhere.
+pub const MAX_SERVICE_FIELD_BYTES: usize = 255;
+
+/// The failure that replaces a successful outcome whose `remote_id` or
+/// `plan` is too long to store; `None` for every other outcome.
+fn oversized(task: &ClaimedTask, outcome: &TaskOutcome) -> Option<TaskOutcome> {
+    let TaskOutcome::Succeeded { result } = outcome else {
+        return None;
+    };
+    if PlatformTask::of(task).is_some() || task.service_id.is_none() {
+        return None;
+    }
+    ["remote_id", "plan"].into_iter().find_map(|field| {
+        let value = result[field].as_str()?;
+        (value.len() > MAX_SERVICE_FIELD_BYTES).then(|| TaskOutcome::SandboxError {
+            kind: "invalid-output".into(),
+            message: format!(
+                "the result's `{field}` is {} bytes, over the {MAX_SERVICE_FIELD_BYTES} a service can store",
+                value.len()
+            ),
+        })
+    })
 }
 
 /// What a finished operation does to its service (written in the same

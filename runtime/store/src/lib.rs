@@ -36,7 +36,7 @@ pub use backoff::retry_delay;
 pub use claim::{claim, ClaimedTask};
 pub use complete::{
     complete, complete_and_claim, complete_batch, wake_event_streams, Applied, AttemptRecord,
-    Handoff, TaskOutcome,
+    Handoff, TaskOutcome, MAX_SERVICE_FIELD_BYTES,
 };
 pub use db::{connect, migrate, MIGRATOR};
 pub use enqueue::{enqueue, queue_rows_for, service_state_on_enqueue, NewTask, TASKS_CHANNEL};

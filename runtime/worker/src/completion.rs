@@ -2,6 +2,7 @@
 //! completions per commit), or by its own slot in per-task mode (one commit
 //! per task that also claims the slot's next task). Both retry a failed
 //! commit and wake the event streams once it is in.
+use crate::refused;
 use crate::run::{Pending, Worker};
 use panel1_store::{Applied, AttemptRecord, ClaimedTask, Handoff, StoreError, TaskOutcome};
 use sqlx::postgres::PgPoolOptions;
@@ -18,6 +19,15 @@ const COMPLETION_BATCH: usize = 512;
 const COMPLETERS: usize = 2;
 
 type Item = (ClaimedTask, TaskOutcome, AttemptRecord);
+
+/// How a commit ended.
+enum Committed {
+    Done((Vec<Applied>, Vec<ClaimedTask>)),
+    /// The database was unreachable until the retries ran out.
+    GaveUp,
+    /// The database refused what the items carry (`refused.rs`).
+    Refused(StoreError),
+}
 
 /// Connections completions commit on, at most this many at once.
 pub const COMMIT_CONNECTIONS: u32 = 6;
@@ -76,6 +86,45 @@ impl Worker {
         items: &[Item],
         handoff: usize,
     ) -> Option<(Vec<Applied>, Vec<ClaimedTask>)> {
+        match self.commit_retrying(items, handoff).await {
+            Committed::Done(r) => Some(r),
+            Committed::GaveUp => None,
+            Committed::Refused(e) => {
+                tracing::warn!(error = %e, count = items.len(), "completion refused for its data; committing its items one at a time");
+                Some((self.commit_one_by_one(items).await, Vec::new()))
+            }
+        }
+    }
+
+    /// Each item on its own (`refused.rs`): one the database still refuses
+    /// is committed as a failure saying why. An item that cannot be
+    /// committed even so is left to the rescuer (`Stale` here).
+    async fn commit_one_by_one(&self, items: &[Item]) -> Vec<Applied> {
+        let mut applied = Vec::with_capacity(items.len());
+        for item in items {
+            let one = std::slice::from_ref(item);
+            let result = match self.commit_retrying(one, 0).await {
+                Committed::Refused(e) => {
+                    tracing::warn!(task = %item.0.id, error = %e, "completion refused; the task fails");
+                    let failed = refused::as_failure(item, &e);
+                    self.commit_retrying(std::slice::from_ref(&failed), 0).await
+                }
+                other => other,
+            };
+            applied.push(match result {
+                Committed::Done((mut a, _)) if a.len() == 1 => a.remove(0),
+                Committed::Refused(e) => {
+                    tracing::error!(task = %item.0.id, error = %e, "even the failure was refused; the rescuer retries the task");
+                    Applied::Stale
+                }
+                _ => Applied::Stale,
+            });
+        }
+        applied
+    }
+
+    /// Commit, retrying while the database is unreachable (see `commit`).
+    async fn commit_retrying(&self, items: &[Item], handoff: usize) -> Committed {
         let mut delay = Duration::from_millis(50);
         let give_up = Instant::now() + self.config.lease_ttl * 4;
         loop {
@@ -92,8 +141,9 @@ impl Worker {
                         }
                         self.events_written.notify_one();
                     }
-                    return Some(r);
+                    return Committed::Done(r);
                 }
+                Err(e) if refused::refused_for_its_data(&e) => return Committed::Refused(e),
                 Err(e) if Instant::now() < give_up => {
                     tracing::warn!(error = %e, count = items.len(), "completion failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -101,7 +151,7 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, count = items.len(), "completion dropped; the rescuer retries those tasks");
-                    return None;
+                    return Committed::GaveUp;
                 }
             }
         }

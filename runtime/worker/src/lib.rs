@@ -3,6 +3,7 @@
 //! records the attempt and completes the task under its lease. Stateless:
 //! more throughput is more workers against the same database.
 
+mod adapter_cells;
 mod background;
 mod completion;
 mod config;
@@ -13,6 +14,7 @@ mod leases;
 mod metrics;
 mod notices;
 mod recording;
+mod refused;
 mod run;
 mod settings_cache;
 mod shadow;

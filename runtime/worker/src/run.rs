@@ -1,3 +1,4 @@
+use crate::adapter_cells::AdapterCells;
 use crate::completion::note_applied;
 use crate::context::ServerSettings;
 use crate::leases::{Held, Leases};
@@ -10,7 +11,7 @@ use panel1_store::secret_box::SecretBox;
 use panel1_store::{setup, Applied, AttemptRecord, ClaimedTask, StoreError, TaskOutcome};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,10 +32,8 @@ pub struct Worker {
     pub(crate) sandbox: Arc<Sandbox>,
     pub(crate) secrets: Arc<SecretBox>,
     pub(crate) config: WorkerConfig,
-    /// Loaded adapters by version. A version is compiled once: tasks that
-    /// need it while it compiles wait for that load (a burst of tasks on a
-    /// new worker compiled it once per slot, on every core at once).
-    adapters: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Arc<LoadedAdapter>>>>>,
+    /// Loaded adapters by version (`adapter_cells.rs`).
+    adapters: AdapterCells,
     /// New tasks were announced (or promoted): claim.
     pub(crate) wake: Notify,
     /// The other loops' wake-ups (`notices.rs`: one LISTEN for all).
@@ -99,7 +98,7 @@ impl Worker {
             sandbox,
             secrets,
             config,
-            adapters: Mutex::new(HashMap::new()),
+            adapters: AdapterCells::default(),
             wake: Notify::new(),
             notices: Default::default(),
             freed: Notify::new(),
@@ -358,13 +357,7 @@ impl Worker {
     }
 
     pub(crate) async fn adapter(&self, version: Uuid) -> Result<Arc<LoadedAdapter>, String> {
-        let cell = self
-            .adapters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(version)
-            .or_default()
-            .clone();
+        let cell = self.adapters.cell(version);
         // A failed load leaves the cell empty: the next task tries again.
         cell.get_or_try_init(|| async {
             let bytes = setup::adapter_component(&self.pool, version)

@@ -281,3 +281,99 @@ async fn a_busy_per_task_worker_commits_on_few_connections_and_vacuums_the_queue
     let done = "SELECT count(*) FROM tasks WHERE state = 'succeeded'";
     assert_eq!(scalar(&e, done).await, 3000);
 }
+
+/// A provision of `user` on `server` whose adapter reads `params`.
+async fn provision_with(e: &Env, server: Uuid, user: &str, params: serde_json::Value) -> Uuid {
+    let mut service = spec(user);
+    service["params"] = params;
+    let svc = panel1_store::setup::add_service(&e.pool, e.tenant, server, &service)
+        .await
+        .unwrap();
+    let (task, _) = e
+        .enqueue(
+            server,
+            Some(svc),
+            "provision",
+            json!({ "service": service }),
+            None,
+        )
+        .await;
+    task
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_the_database_refuses_fails_its_own_task_and_holds_up_no_other() {
+    let e = env(1, 16).await;
+    // An adapter that names every account it provisions `big`: the second
+    // and third services to get it would share one remote account, which
+    // the unique index on live remote accounts refuses.
+    let bomb = install_builtin(&e.pool, "output-bomb").await;
+    let bomb_server = panel1_store::setup::add_server(
+        &e.pool,
+        &panel1_store::setup::NewServer {
+            tenant_id: e.tenant,
+            name: "bomb".into(),
+            adapter_version_id: bomb,
+            config: json!({}),
+            egress: json!({"rules": []}),
+            max_concurrency: 16,
+        },
+    )
+    .await
+    .unwrap();
+    let mut poison = Vec::new();
+    for i in 0..3 {
+        let params = json!({"mode": "result", "mb": "0"});
+        poison.push(provision_with(&e, bomb_server, &format!("b{i}"), params).await);
+    }
+    // A remote id longer than a service can store (the fake panel names
+    // the account after the username).
+    let long = provision_with(&e, e.servers[0], &"l".repeat(300), json!({})).await;
+    let normal = provisions(&e, 20).await;
+
+    let workers = e.workers(
+        1,
+        WorkerConfig {
+            slots: 16,
+            claim_batch: 16,
+            ..fast()
+        },
+    );
+    // Well inside the four lease lengths (20 s) a refused batch used to be
+    // retried for before it was dropped and every task in it ran again.
+    e.wait_until(
+        "SELECT count(*) = 24 FROM tasks WHERE state IN ('succeeded', 'failed')",
+        Duration::from_secs(15),
+    )
+    .await;
+    stop(workers).await;
+    for t in &normal {
+        assert_eq!(e.task_state(*t).await, "succeeded");
+    }
+    let mut states = Vec::new();
+    for t in &poison {
+        states.push(e.task_state(*t).await);
+    }
+    states.sort();
+    assert_eq!(states, ["failed", "failed", "succeeded"]);
+    let (reason, attempts): (String, i64) = sqlx::query_as(
+        "SELECT s.failure_reason, (SELECT count(*) FROM task_attempts a WHERE a.task_id = t.id)
+           FROM tasks t JOIN services s ON s.id = t.service_id
+          WHERE t.id = ANY ($1) AND t.state = 'failed' LIMIT 1",
+    )
+    .bind(&poison)
+    .fetch_one(&e.pool)
+    .await
+    .unwrap();
+    assert!(reason.contains("could not be stored"), "{reason}");
+    assert!(reason.contains("services_live_remote_account"), "{reason}");
+    assert_eq!(attempts, 1, "a refused result is not run again");
+    assert_eq!(e.task_state(long).await, "failed");
+    let error: serde_json::Value = sqlx::query_scalar("SELECT last_error FROM tasks WHERE id = $1")
+        .bind(long)
+        .fetch_one(&e.pool)
+        .await
+        .unwrap();
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`remote_id` is 300 bytes"), "{error}");
+}
