@@ -131,7 +131,8 @@ pub async fn update_endpoint(
     id: Uuid,
     patch: &EndpointPatch,
 ) -> Result<Option<WebhookEndpoint>, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    let mut tx = pool.begin().await?;
+    let endpoint: Option<WebhookEndpoint> = sqlx::query_as(&format!(
         "UPDATE webhook_endpoints SET
              url = coalesce($3, url),
              description = coalesce($4, description),
@@ -150,8 +151,26 @@ pub async fn update_endpoint(
     .bind(&patch.description)
     .bind(&patch.event_types)
     .bind(patch.enabled)
-    .fetch_optional(pool)
-    .await?)
+    .fetch_optional(&mut *tx)
+    .await?;
+    // Enabled: its parked backlog goes out again (migrations/0027). A
+    // statement of its own, after the UPDATE above: that waited for any
+    // claim parking this endpoint's deliveries, and this one sees them.
+    if endpoint.is_some() && patch.enabled == Some(true) {
+        sqlx::query(
+            "WITH unparked AS (
+                 UPDATE webhook_deliveries SET held = false
+                  WHERE endpoint_id = $1 AND held
+                 RETURNING 1
+             )
+             SELECT pg_notify('panel1_webhooks', '') WHERE EXISTS (SELECT 1 FROM unparked)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(endpoint)
 }
 
 pub async fn delete_endpoint(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<bool, StoreError> {

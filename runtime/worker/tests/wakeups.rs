@@ -250,3 +250,143 @@ async fn a_delivery_held_back_by_an_older_transaction_goes_out_when_it_ends() {
     .await;
     stop(workers).await;
 }
+
+/// Index entries read in `webhook_deliveries` so far, this connection's
+/// own reads flushed first.
+async fn delivery_entries_read(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT sum(idx_tup_read)::int8 FROM pg_stat_user_indexes
+          WHERE relname = 'webhook_deliveries'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+async fn held(pool: &PgPool, endpoint: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND held")
+        .bind(endpoint)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn set_enabled(env: &Env, endpoint: Uuid, enabled: bool) {
+    let patch = webhooks::EndpointPatch {
+        enabled: Some(enabled),
+        ..Default::default()
+    };
+    webhooks::update_endpoint(&env.pool, env.tenant, endpoint, &patch)
+        .await
+        .unwrap()
+        .expect("the endpoint exists");
+}
+
+/// `n` `service.updated` events of `tenant` in one statement.
+async fn service_events(pool: &PgPool, tenant: Uuid, n: i32) {
+    sqlx::query(
+        "INSERT INTO events (tenant_id, kind, payload)
+         SELECT $1, 'service.updated', jsonb_build_object('n', g) FROM generate_series(1, $2) g",
+    )
+    .bind(tenant)
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_endpoints_backlog_costs_no_claim_and_no_wakeup_until_it_is_enabled() {
+    let env = env(1, 4).await;
+    let url = receiver().await;
+    let hooked = endpoint(&env, &url, &["service.updated"]).await;
+    set_enabled(&env, hooked, false).await;
+    // What a disabled endpoint collects: a backlog no claim may send.
+    service_events(&env.pool, env.tenant, 3000).await;
+    let mut conn = env.pool.acquire().await.unwrap();
+    let claim = "SELECT count(*) FROM panel1_claim_webhook_deliveries(16, 30)";
+    let claimed: i64 = sqlx::query_scalar(claim)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(claimed, 0, "a disabled endpoint's delivery was claimed");
+    assert_eq!(held(&env.pool, hooked).await, 3000, "the claim parks them");
+
+    // Parked, they are out of the claim's way: before, every claim read
+    // every one of them (3 000 here) to find each queue's head.
+    let before = delivery_entries_read(&mut conn).await;
+    for _ in 0..5 {
+        sqlx::query_scalar::<_, i64>(claim)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let read = delivery_entries_read(&mut conn).await - before;
+    assert!(
+        read < 100,
+        "five claims read {read} delivery index entries with only a parked backlog"
+    );
+    // ...and out of the check after a completion: no wake-up for them.
+    let mut listener = PgListener::connect_with(&env.pool).await.unwrap();
+    listener.listen(WEBHOOKS_CHANNEL).await.unwrap();
+    panel1_store::wake_event_streams(&env.pool).await.unwrap();
+    no_wakeup(&mut listener, "a wake-up for a disabled endpoint's backlog").await;
+    // The API still shows them as waiting.
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND state = 'pending'",
+    )
+    .bind(hooked)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(pending, 3000);
+    drop(conn);
+
+    // Enabled again, the backlog goes out at once (the poll is at a minute)
+    // and in order. The test waits for the first 100 of one queue; the
+    // rest follow one at a time.
+    let workers = env.workers(1, slow_polling());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    set_enabled(&env, hooked, true).await;
+    assert_eq!(held(&env.pool, hooked).await, 0, "enabling unparks");
+    wait_delivered(&env.pool, hooked, 100, "a re-enabled endpoint's backlog").await;
+    let out_of_order: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT event_id < lag(event_id) OVER (ORDER BY finished_at, id) AS back
+               FROM webhook_deliveries WHERE endpoint_id = $1 AND state = 'succeeded') s
+          WHERE back",
+    )
+    .bind(hooked)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(out_of_order, 0, "the backlog went out of order");
+    stop(workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabling_an_endpoint_while_a_claim_parks_its_deliveries_strands_none() {
+    let env = env(1, 4).await;
+    let hooked = endpoint(&env, "http://127.0.0.1:9/", &["service.updated"]).await;
+    for round in 0..40 {
+        set_enabled(&env, hooked, false).await;
+        service_events(&env.pool, env.tenant, 50).await;
+        let claim = async {
+            sqlx::query("SELECT * FROM panel1_claim_webhook_deliveries(0, 30)")
+                .execute(&env.pool)
+                .await
+                .unwrap();
+        };
+        tokio::join!(claim, set_enabled(&env, hooked, true));
+        // Whichever went first, an enabled endpoint has nothing parked.
+        assert_eq!(
+            held(&env.pool, hooked).await,
+            0,
+            "round {round}: deliveries left parked for an enabled endpoint"
+        );
+    }
+}
