@@ -12,6 +12,7 @@ use crate::auth::{Principal, Scope};
 use crate::input::ApiQuery;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::stream_slots::StreamSlot;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -162,6 +163,8 @@ struct Cursor {
     /// again (a read that finds nothing costs the database as much).
     caught_up: bool,
     buffer: VecDeque<(i64, EventRecord)>,
+    /// This stream's place among its tenant's (`stream_slots.rs`).
+    _slot: StreamSlot,
     wake: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 }
@@ -281,6 +284,10 @@ pub async fn stream_events(
     ApiQuery(filter): ApiQuery<EventFilter>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let tenant = principal.tenant(Scope::Read)?;
+    let slot = state
+        .streams
+        .take(tenant)
+        .ok_or(ApiError::TooManyStreams(state.streams.max_per_tenant()))?;
     let resume = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -330,6 +337,7 @@ pub async fn stream_events(
         buffer: VecDeque::new(),
         wake: state.events.wake.clone(),
         stop: state.events.stop.subscribe(),
+        _slot: slot,
     };
     let stream = futures::stream::unfold(cursor, |mut c| async move {
         let e = c.next().await?;

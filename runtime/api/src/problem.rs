@@ -58,6 +58,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
+    #[error(
+        "this tenant already has {0} event streams open, the most it may; close one and retry"
+    )]
+    TooManyStreams(usize),
     #[error("{0}")]
     Unavailable(String),
     /// Logged with its source; the client sees only an id.
@@ -136,6 +140,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",
                 "Too many requests",
+            ),
+            TooManyStreams(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-streams",
+                "Too many open event streams",
             ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -243,6 +252,9 @@ impl IntoResponse for ApiError {
         if let ApiError::BodyTimeout = self {
             // The rest of the body may still be on its way: not reusable.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let ApiError::TooManyStreams(_) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(5u64));
         }
         if let ApiError::IdempotencyInProgress | ApiError::Unavailable(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));

@@ -1,6 +1,7 @@
 //! What every handler shares.
 use crate::events::EventHub;
 use crate::metrics::ApiMetrics;
+use crate::stream_slots::StreamSlots;
 use panel1_sandbox::{ArtifactStore, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use sqlx::PgPool;
@@ -24,6 +25,9 @@ pub struct ApiConfig {
     pub console_secure_cookie: bool,
     /// How long a console session lasts after sign-in.
     pub console_session_ttl: Duration,
+    /// Event streams (`GET /v1/events`) one tenant may hold open at once;
+    /// one more gets 429.
+    pub max_event_streams_per_tenant: usize,
 }
 
 impl Default for ApiConfig {
@@ -36,6 +40,7 @@ impl Default for ApiConfig {
             auth_failure_window: Duration::from_secs(60),
             console_secure_cookie: false,
             console_session_ttl: Duration::from_secs(12 * 3600),
+            max_event_streams_per_tenant: 32,
         }
     }
 }
@@ -51,6 +56,7 @@ pub struct AppState {
     pub artifacts: Option<Arc<ArtifactStore>>,
     pub config: Arc<ApiConfig>,
     pub events: EventHub,
+    pub streams: Arc<StreamSlots>,
     pub metrics: Arc<ApiMetrics>,
 }
 
@@ -66,6 +72,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             events: EventHub::start(pool.clone()),
+            streams: StreamSlots::new(config.max_event_streams_per_tenant),
             pool,
             secrets,
             sandbox,

@@ -7,6 +7,8 @@ mod common;
 
 use common::*;
 use panel1_api::server::ConnectionLimits;
+use panel1_api::ApiConfig;
+use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -171,5 +173,42 @@ async fn past_the_connection_cap_new_connections_wait_for_a_free_slot() {
         .expect("served once a slot was free")
         .unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    api.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_may_hold_only_so_many_event_streams_open() {
+    let api = Api::start_with(
+        ApiConfig {
+            max_event_streams_per_tenant: 3,
+            ..config()
+        },
+        false,
+    )
+    .await;
+    let (_, key) = api.tenant("streamer").await;
+    let open = |key: String| {
+        let http = api.http.clone();
+        let url = format!("{}/v1/events", api.base);
+        async move { http.get(url).bearer_auth(key).send().await.unwrap() }
+    };
+    // Held open (the responses are not dropped).
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let r = open(key.clone()).await;
+        assert_eq!(r.status(), 200);
+        streams.push(r);
+    }
+    let refused = open(key.clone()).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/too-many-streams", "{problem}");
+    // Another tenant's streams and everyone's other requests go on.
+    let (_, other) = api.tenant("neighbour").await;
+    assert_eq!(open(other.clone()).await.status(), 200);
+    let r = api.get(&key, "/v1/servers").await;
+    assert_eq!(r.status, StatusCode::OK);
+    drop(streams);
     api.shutdown().await;
 }

@@ -53,6 +53,9 @@ pub struct ServeConfig {
     pub auth_failure_limit: u32,
     /// PANEL1_AUTH_FAILURE_WINDOW_SECS.
     pub auth_failure_window_secs: u64,
+    /// PANEL1_MAX_EVENT_STREAMS_PER_TENANT: `GET /v1/events` streams one
+    /// tenant may hold open at once; one more gets 429.
+    pub max_event_streams_per_tenant: usize,
     /// PANEL1_WEBHOOK_ALLOW_INTERNAL: webhook URLs may reach internal
     /// addresses (development only).
     pub webhook_allow_internal: bool,
@@ -84,6 +87,7 @@ impl Default for ServeConfig {
             max_connections: 512,
             auth_failure_limit: 20,
             auth_failure_window_secs: 60,
+            max_event_streams_per_tenant: 32,
             webhook_allow_internal: false,
             webhook_allow_http: false,
             console_secure_cookie: false,
@@ -163,6 +167,10 @@ impl ServeConfig {
         if let Some(v) = env("PANEL1_AUTH_FAILURE_WINDOW_SECS") {
             cfg.auth_failure_window_secs = parse_var("PANEL1_AUTH_FAILURE_WINDOW_SECS", &v)?;
         }
+        if let Some(v) = env("PANEL1_MAX_EVENT_STREAMS_PER_TENANT") {
+            cfg.max_event_streams_per_tenant =
+                parse_var("PANEL1_MAX_EVENT_STREAMS_PER_TENANT", &v)?;
+        }
         if let Some(v) = env("PANEL1_WEBHOOK_ALLOW_INTERNAL") {
             cfg.webhook_allow_internal = parse_bool("PANEL1_WEBHOOK_ALLOW_INTERNAL", &v)?;
         }
@@ -212,6 +220,9 @@ impl ServeConfig {
         }
         if self.max_connections == 0 {
             bail!("max_connections must be at least 1");
+        }
+        if self.max_event_streams_per_tenant == 0 {
+            bail!("max_event_streams_per_tenant must be at least 1");
         }
         if self.auth_failure_limit == 0 || self.auth_failure_window_secs == 0 {
             bail!("auth_failure_limit and auth_failure_window_secs must be at least 1");

@@ -250,7 +250,8 @@ async fn read_upload(
     responses((status = 201, body = AdapterVersion), (status = 200, body = AdapterVersion, description = "Same bytes uploaded before"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 413, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")),
+              (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json", description = "The compile queue is full; retry after `Retry-After`")),
     security(("api_key" = [])))]
 async fn upload_adapter(
     State(state): State<AppState>,
@@ -285,10 +286,12 @@ async fn upload_adapter(
     })
     .await
     .map_err(|e| ApiError::internal("compiling an upload", e))?;
-    // The component's fault (structure, world, compile budget) is a 422;
-    // anything else (the compiler could not start) is ours.
+    // The component's fault (structure, world, compile budget) is a 422; a
+    // full compile queue a 503 to retry; anything else (the compiler could
+    // not start) is ours.
     let loaded = loaded.map_err(|e| match e {
         SandboxError::InvalidComponent(_) => ApiError::validation("component", e.to_string()),
+        SandboxError::Busy(why) => ApiError::Unavailable(why),
         other => ApiError::internal("compiling an upload", other),
     })?;
     let report = serde_json::to_value(&loaded.report)
