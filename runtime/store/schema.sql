@@ -1259,12 +1259,20 @@ CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_
     AS $$
 #variable_conflict use_column
 BEGIN
+    UPDATE webhook_deliveries d SET held = true
+      FROM (SELECT w.id FROM webhook_endpoints w
+             WHERE NOT w.enabled
+               AND EXISTS (SELECT 1 FROM webhook_deliveries o
+                            WHERE o.endpoint_id = w.id AND o.state = 'pending' AND NOT o.held)
+               FOR SHARE OF w) off
+     WHERE d.endpoint_id = off.id AND d.state = 'pending' AND NOT d.held;
+
     RETURN QUERY
     WITH heads AS (
         SELECT DISTINCT ON (d.endpoint_id, d.order_key)
                d.id, d.endpoint_id, d.order_key, d.state, d.next_attempt_at, d.lease_until, d.event_tx
           FROM webhook_deliveries d
-         WHERE d.state IN ('pending', 'delivering')
+         WHERE d.state IN ('pending', 'delivering') AND NOT d.held
          ORDER BY d.endpoint_id, d.order_key, d.event_tx, d.event_id, d.id
     ), ready AS (
         SELECT h.id
@@ -1276,7 +1284,7 @@ BEGIN
            AND NOT EXISTS (
                SELECT 1 FROM webhook_deliveries x
                 WHERE x.endpoint_id = h.endpoint_id AND x.order_key = h.order_key
-                  AND x.state = 'delivering' AND x.lease_until >= now())
+                  AND x.state = 'delivering' AND NOT x.held AND x.lease_until >= now())
          ORDER BY h.next_attempt_at
          LIMIT p_limit
     ), locked AS (
@@ -1291,7 +1299,9 @@ BEGIN
       FROM locked
      WHERE d.id = locked.id
        -- Checked again on the row as it is now: another worker may have
-       -- leased or settled it (with a later retry) since this snapshot.
+       -- leased or settled it (with a later retry) since this snapshot,
+       -- or parked it.
+       AND NOT d.held
        AND ((d.state = 'pending' AND d.next_attempt_at <= now())
          OR (d.state = 'delivering' AND d.lease_until < now()))
     RETURNING d.id, d.endpoint_id, d.event_id, d.attempts;
@@ -3054,6 +3064,7 @@ CREATE TABLE public.webhook_deliveries (
     last_error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
+    held boolean DEFAULT false NOT NULL,
     CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivering'::text, 'succeeded'::text, 'failed'::text])))
 );
 
@@ -3579,15 +3590,23 @@ CREATE INDEX usage_server_rollups_tenant ON public.usage_server_rollups USING bt
 
 -- Name: webhook_deliveries_due; Type: INDEX; Schema: public
 
-CREATE INDEX webhook_deliveries_due ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::text);
+CREATE INDEX webhook_deliveries_due ON public.webhook_deliveries USING btree (next_attempt_at) WHERE ((state = 'pending'::text) AND (NOT held));
 
 -- Name: webhook_deliveries_endpoint; Type: INDEX; Schema: public
 
 CREATE INDEX webhook_deliveries_endpoint ON public.webhook_deliveries USING btree (endpoint_id, id);
 
+-- Name: webhook_deliveries_held; Type: INDEX; Schema: public
+
+CREATE INDEX webhook_deliveries_held ON public.webhook_deliveries USING btree (endpoint_id) WHERE held;
+
 -- Name: webhook_deliveries_open; Type: INDEX; Schema: public
 
-CREATE INDEX webhook_deliveries_open ON public.webhook_deliveries USING btree (endpoint_id, order_key, event_tx, event_id) WHERE (state = ANY (ARRAY['pending'::text, 'delivering'::text]));
+CREATE INDEX webhook_deliveries_open ON public.webhook_deliveries USING btree (endpoint_id, order_key, event_tx, event_id) WHERE ((state = ANY (ARRAY['pending'::text, 'delivering'::text])) AND (NOT held));
+
+-- Name: webhook_endpoints_disabled; Type: INDEX; Schema: public
+
+CREATE INDEX webhook_endpoints_disabled ON public.webhook_endpoints USING btree (id) WHERE (NOT enabled);
 
 -- Name: webhook_endpoints_tenant; Type: INDEX; Schema: public
 

@@ -237,3 +237,69 @@ async fn one_completion_at_a_time_writes_what_a_batch_writes() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_id_too_long_to_store_fails_its_task_not_the_batch() {
+    let (pool, _) = testing::fresh_database().await;
+    let (tenant, server) = testing::tenant_and_server(&pool, 10).await;
+    let mut services = Vec::new();
+    for (n, name) in ["long", "fine"].into_iter().enumerate() {
+        let spec = json!({"name": name, "plan": "basic"});
+        let service = setup::add_service(&pool, tenant, server, &spec)
+            .await
+            .unwrap();
+        enqueue(
+            &pool,
+            NewTask::new(tenant, server, Some(service), "provision", json!({"n": n})),
+        )
+        .await;
+        services.push(service);
+    }
+    let mut held = claim(&pool, "w", 2, LEASE).await.unwrap();
+    held.sort_by_key(|t| t.input["n"].as_i64());
+    // 3 008 bytes of random hex: more than a btree entry of the
+    // remote-account index holds (and nothing to compress), so the
+    // statement itself would fail, and the batch with it.
+    let long: String = (0..94)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    let items = vec![
+        (
+            held[0].clone(),
+            TaskOutcome::Succeeded {
+                result: json!({"remote_id": long}),
+            },
+            AttemptRecord::default(),
+        ),
+        (
+            held[1].clone(),
+            TaskOutcome::Succeeded {
+                result: json!({"remote_id": "acct-fine"}),
+            },
+            AttemptRecord::default(),
+        ),
+    ];
+    let (applied, _) = complete_and_claim(&pool, &items, None).await.unwrap();
+    assert_eq!(
+        applied,
+        [
+            panel1_store::Applied::Failed,
+            panel1_store::Applied::Succeeded
+        ]
+    );
+    let (state, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT state::text, failure_reason FROM services WHERE id = $1")
+            .bind(services[0])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "failed");
+    let reason = reason.unwrap_or_default();
+    assert!(reason.contains("`remote_id` is 3008 bytes"), "{reason}");
+    let remote: Option<String> = sqlx::query_scalar("SELECT remote_id FROM services WHERE id = $1")
+        .bind(services[1])
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(remote.as_deref(), Some("acct-fine"));
+}
