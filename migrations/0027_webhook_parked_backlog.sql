@@ -16,12 +16,12 @@
 -- but outside the indexes the claim and the check use, so they cost nothing
 -- until the endpoint is enabled again.
 --
--- - Parking: the claim's first statement parks the pending deliveries of
---   disabled endpoints. That covers every way an endpoint is disabled (by
+-- - Parking: the claim first parks the pending deliveries of disabled
+--   endpoints. That covers every way an endpoint is disabled (by
 --   the tenant, or by `panel1_settle_webhook_delivery` giving up), a
 --   delivery the fan-out wrote while the endpoint was being disabled, and
---   one a retry put back. Only endpoints that have something to park are
---   touched (an index probe each), so a quiet claim stays cheap.
+--   one a retry put back. A disabled endpoint with nothing to park costs
+--   one probe of the open index, so a quiet claim stays cheap.
 -- - Unparking: enabling an endpoint (`update_endpoint`) unparks its
 --   deliveries in the same transaction.
 -- - The two never cross: the park locks the endpoint rows it parks for
@@ -51,14 +51,31 @@ CREATE OR REPLACE FUNCTION panel1_claim_webhook_deliveries(p_limit integer, p_le
 RETURNS TABLE (id bigint, endpoint_id uuid, event_id bigint, attempt integer)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+    v_endpoint uuid;
 BEGIN
-    UPDATE webhook_deliveries d SET held = true
-      FROM (SELECT w.id FROM webhook_endpoints w
-             WHERE NOT w.enabled
-               AND EXISTS (SELECT 1 FROM webhook_deliveries o
-                            WHERE o.endpoint_id = w.id AND o.state = 'pending' AND NOT o.held)
-               FOR SHARE OF w) off
-     WHERE d.endpoint_id = off.id AND d.state = 'pending' AND NOT d.held;
+    -- Park what disabled endpoints have open. Each probe and the park go
+    -- by the open index in its own order (ORDER BY ... LIMIT), so no plan
+    -- walks the parked backlog; with nothing to park nothing is locked.
+    FOR v_endpoint IN SELECT w.id FROM webhook_endpoints w WHERE NOT w.enabled LOOP
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM webhook_deliveries o
+             WHERE o.endpoint_id = v_endpoint AND o.state IN ('pending', 'delivering') AND NOT o.held
+               AND o.state = 'pending'
+             ORDER BY o.endpoint_id, o.order_key, o.event_tx, o.event_id
+             LIMIT 1);
+        -- Still disabled once locked (an enabling UPDATE waits for this
+        -- transaction, or this sees it and parks nothing).
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM webhook_endpoints w WHERE w.id = v_endpoint AND NOT w.enabled FOR SHARE);
+        UPDATE webhook_deliveries d SET held = true
+         WHERE d.id IN (
+             SELECT o.id FROM webhook_deliveries o
+              WHERE o.endpoint_id = v_endpoint AND o.state IN ('pending', 'delivering')
+                AND NOT o.held AND o.state = 'pending'
+              ORDER BY o.endpoint_id, o.order_key, o.event_tx, o.event_id)
+           AND d.state = 'pending' AND NOT d.held;
+    END LOOP;
 
     RETURN QUERY
     WITH heads AS (

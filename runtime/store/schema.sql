@@ -1258,14 +1258,31 @@ CREATE FUNCTION public.panel1_claim_webhook_deliveries(p_limit integer, p_lease_
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
+DECLARE
+    v_endpoint uuid;
 BEGIN
-    UPDATE webhook_deliveries d SET held = true
-      FROM (SELECT w.id FROM webhook_endpoints w
-             WHERE NOT w.enabled
-               AND EXISTS (SELECT 1 FROM webhook_deliveries o
-                            WHERE o.endpoint_id = w.id AND o.state = 'pending' AND NOT o.held)
-               FOR SHARE OF w) off
-     WHERE d.endpoint_id = off.id AND d.state = 'pending' AND NOT d.held;
+    -- Park what disabled endpoints have open. Each probe and the park go
+    -- by the open index in its own order (ORDER BY ... LIMIT), so no plan
+    -- walks the parked backlog; with nothing to park nothing is locked.
+    FOR v_endpoint IN SELECT w.id FROM webhook_endpoints w WHERE NOT w.enabled LOOP
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM webhook_deliveries o
+             WHERE o.endpoint_id = v_endpoint AND o.state IN ('pending', 'delivering') AND NOT o.held
+               AND o.state = 'pending'
+             ORDER BY o.endpoint_id, o.order_key, o.event_tx, o.event_id
+             LIMIT 1);
+        -- Still disabled once locked (an enabling UPDATE waits for this
+        -- transaction, or this sees it and parks nothing).
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM webhook_endpoints w WHERE w.id = v_endpoint AND NOT w.enabled FOR SHARE);
+        UPDATE webhook_deliveries d SET held = true
+         WHERE d.id IN (
+             SELECT o.id FROM webhook_deliveries o
+              WHERE o.endpoint_id = v_endpoint AND o.state IN ('pending', 'delivering')
+                AND NOT o.held AND o.state = 'pending'
+              ORDER BY o.endpoint_id, o.order_key, o.event_tx, o.event_id)
+           AND d.state = 'pending' AND NOT d.held;
+    END LOOP;
 
     RETURN QUERY
     WITH heads AS (
