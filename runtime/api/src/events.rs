@@ -275,7 +275,8 @@ fn is_transient(e: &sqlx::Error) -> bool {
     params(EventFilter, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
     responses(
         (status = 200, description = "text/event-stream of EventRecord", content_type = "text/event-stream", body = EventRecord),
-        (status = 401, body = crate::problem::Problem, content_type = "application/problem+json")),
+        (status = 401, body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 429, body = crate::problem::Problem, content_type = "application/problem+json", description = "Too many open streams for this tenant, or the key's rate limit")),
     security(("api_key" = [])))]
 pub async fn stream_events(
     State(state): State<AppState>,
