@@ -257,7 +257,8 @@ async fn many_concurrent_calls_each_get_a_fresh_store() {
 /// Calls run as futures on the async runtime's threads. Four guests
 /// spinning at once on a two-thread runtime (configured as `panel1`'s) must
 /// still leave those threads to other tasks: each yields once per epoch
-/// tick. Before, a 10 ms sleep beside them took their whole 1.5 s deadline.
+/// tick. Without the yield, they would hold both threads until their 1.5 s
+/// deadline.
 #[test]
 fn spinning_guests_leave_the_runtime_threads_to_other_tasks() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
