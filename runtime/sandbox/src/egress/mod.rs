@@ -3,6 +3,7 @@
 pub mod address;
 pub mod anchor;
 mod bodies;
+mod deliver;
 mod encodings;
 pub mod guard;
 mod hooks;

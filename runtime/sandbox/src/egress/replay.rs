@@ -6,7 +6,8 @@
 //!
 //! What does not match fails the guest's request and is kept as a
 //! [`ReplayMiss`]: a test names it, a shadow run reports it.
-use super::sender::{deliver, Attempt};
+use super::deliver::deliver;
+use super::sender::Attempt;
 use super::tape::{Fixture, RecordedExchange, RecordedRequest};
 use http::header::{HeaderName, HeaderValue};
 use serde::Serialize;

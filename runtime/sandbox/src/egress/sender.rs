@@ -10,14 +10,12 @@ use super::policy::EgressRule;
 use super::secrets::{self, Context, Secret};
 use super::tape::{HttpTape, RecordedExchange, RecordedRequest, RecordedResponse};
 use super::{EgressShared, HttpExchange};
-use crate::host_budget::BodyCharge;
 use crate::log_buffer::{truncated, LogLevel};
 use bytes::Bytes;
 use http::header::{
-    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_RANGE,
-    RANGE, TE,
+    HeaderValue, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_RANGE, RANGE, TE,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -35,7 +33,7 @@ pub(super) struct Attempt {
     started: Instant,
     pub(super) exchange: HttpExchange,
     /// The guest-built request, when the call records its exchanges.
-    recording: Option<RecordedRequest>,
+    pub(super) recording: Option<RecordedRequest>,
 }
 
 impl Attempt {
@@ -67,7 +65,7 @@ impl Attempt {
     }
 
     /// Keep the exchange in the call's recording, if it records.
-    fn tape(&mut self, response: Option<RecordedResponse>, error: Option<String>) {
+    pub(super) fn tape(&mut self, response: Option<RecordedResponse>, error: Option<String>) {
         if let (Some(request), Some(HttpTape::Record(rec))) =
             (self.recording.take(), &self.shared.tape)
         {
@@ -79,7 +77,7 @@ impl Attempt {
         }
     }
 
-    fn finish(mut self) {
+    pub(super) fn finish(mut self) {
         self.exchange.duration_us = self.started.elapsed().as_micros() as u64;
         self.shared.record(self.exchange);
     }
@@ -513,96 +511,13 @@ pub async fn send(
         }
     };
     driver.abort();
-    deliver(
+    super::deliver::deliver(
         attempt,
         resp_parts.status,
         &resp_parts.headers,
         body,
         charge,
     )
-}
-
-/// Hand a response to the guest: scrubbed of secrets, recorded, charged.
-pub(super) fn deliver(
-    mut attempt: Attempt,
-    status: http::StatusCode,
-    headers: &http::HeaderMap,
-    body: Vec<u8>,
-    charge: BodyCharge,
-) -> Result<http::Response<WasiBody>, Error> {
-    let shared = attempt.shared.clone();
-    // A body the scrubber cannot read never reaches the guest: a server
-    // that compressed it anyway (the request asked for `identity`).
-    if !shared.context.secrets.is_empty() {
-        let encoded = headers
-            .get_all(CONTENT_ENCODING)
-            .iter()
-            .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-        if encoded && !body.is_empty() {
-            return Err(attempt.fail(
-                "the response is content-encoded, which the host cannot scan for secrets; \
-                 the server ignored `accept-encoding: identity`"
-                    .into(),
-                Error::HttpProtocolError,
-            ));
-        }
-    }
-    // The guest never sees a secret value, even if the server echoes it.
-    let scrubbed = shared.guard.scrub_response(headers, body);
-    if scrubbed.dropped_headers > 0 {
-        shared.log.host(
-            LogLevel::Warn,
-            &format!(
-                "{} response header(s) dropped: the name carried secret(s) {}",
-                scrubbed.dropped_headers,
-                scrubbed.dropped_for.join(", ")
-            ),
-            vec![("url".into(), attempt.exchange.url.clone())],
-        );
-    }
-    if attempt.recording.is_some() {
-        let clean = shared.sanitizer();
-        let response = RecordedResponse {
-            status: status.as_u16(),
-            headers: clean.headers(&scrubbed.headers),
-            body: clean.body(&scrubbed.body),
-        };
-        attempt.tape(Some(response), None);
-    }
-    let body = Bytes::from(scrubbed.body);
-    let mut headers = scrubbed.headers;
-    if scrubbed.body_redacted {
-        // Headers that describe the body as it was would give away the
-        // secret's length or a hash of it.
-        for name in [
-            "content-length",
-            "etag",
-            "digest",
-            "content-md5",
-            "content-digest",
-            "repr-digest",
-        ] {
-            headers.remove(name);
-        }
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    }
-    let mut out = http::Response::builder().status(status);
-    if let Some(h) = out.headers_mut() {
-        *h = headers;
-    }
-    attempt.exchange.status = Some(status.as_u16());
-    attempt.exchange.bytes_received = body.len() as u64;
-    attempt.finish();
-    shared.budget.charge_bytes(body.len());
-    let full = Full::new(body)
-        .map_err(|never| match never {})
-        .map_frame(move |frame| {
-            let _held = &charge;
-            frame
-        })
-        .boxed_unsync();
-    out.body(full)
-        .map_err(|e| Error::InternalError(Some(e.to_string())))
 }
 
 fn body_context(ct: Option<&HeaderValue>) -> Context {
