@@ -12,7 +12,7 @@ use crate::auth::{Principal, Scope};
 use crate::input::ApiQuery;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::stream_slots::StreamSlot;
+use crate::tenant_slots::TenantSlot;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -163,8 +163,8 @@ struct Cursor {
     /// again (a read that finds nothing costs the database as much).
     caught_up: bool,
     buffer: VecDeque<(i64, EventRecord)>,
-    /// This stream's place among its tenant's (`stream_slots.rs`).
-    _slot: StreamSlot,
+    /// This stream's place among its tenant's (`tenant_slots.rs`).
+    _slot: TenantSlot,
     wake: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 }

@@ -16,7 +16,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod state;
-pub mod stream_slots;
+pub mod tenant_slots;
 
 pub use auth::{bootstrap_platform_key, create_key, Scope};
 pub use metrics::ApiMetrics;

@@ -62,6 +62,10 @@ pub enum ApiError {
         "this tenant already has {0} event streams open, the most it may; close one and retry"
     )]
     TooManyStreams(usize),
+    #[error(
+        "this tenant already has {0} uploads compiling, the most it may; retry when one is done"
+    )]
+    TooManyCompiles(usize),
     #[error("{0}")]
     Unavailable(String),
     /// Logged with its source; the client sees only an id.
@@ -145,6 +149,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-streams",
                 "Too many open event streams",
+            ),
+            TooManyCompiles(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-compiles",
+                "Too many uploads compiling",
             ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -256,7 +265,10 @@ impl IntoResponse for ApiError {
         if let ApiError::TooManyStreams(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(5u64));
         }
-        if let ApiError::IdempotencyInProgress | ApiError::Unavailable(_) = self {
+        if let ApiError::IdempotencyInProgress
+        | ApiError::Unavailable(_)
+        | ApiError::TooManyCompiles(_) = self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
         resp

@@ -1,7 +1,7 @@
 //! What every handler shares.
 use crate::events::EventHub;
 use crate::metrics::ApiMetrics;
-use crate::stream_slots::StreamSlots;
+use crate::tenant_slots::TenantSlots;
 use panel1_sandbox::{ArtifactStore, Sandbox};
 use panel1_store::secret_box::SecretBox;
 use sqlx::PgPool;
@@ -28,6 +28,9 @@ pub struct ApiConfig {
     /// Event streams (`GET /v1/events`) one tenant may hold open at once;
     /// one more gets 429.
     pub max_event_streams_per_tenant: usize,
+    /// Uploads one tenant may have compiling (or waiting to) at once; one
+    /// more gets 429, so one tenant cannot fill the shared compile queue.
+    pub max_compiles_per_tenant: usize,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +44,7 @@ impl Default for ApiConfig {
             console_secure_cookie: false,
             console_session_ttl: Duration::from_secs(12 * 3600),
             max_event_streams_per_tenant: 32,
+            max_compiles_per_tenant: 2,
         }
     }
 }
@@ -56,7 +60,9 @@ pub struct AppState {
     pub artifacts: Option<Arc<ArtifactStore>>,
     pub config: Arc<ApiConfig>,
     pub events: EventHub,
-    pub streams: Arc<StreamSlots>,
+    pub streams: Arc<TenantSlots>,
+    /// Uploads compiling per tenant (the platform's own count as one).
+    pub compiles: Arc<TenantSlots>,
     pub metrics: Arc<ApiMetrics>,
 }
 
@@ -72,7 +78,8 @@ impl AppState {
     ) -> AppState {
         AppState {
             events: EventHub::start(pool.clone()),
-            streams: StreamSlots::new(config.max_event_streams_per_tenant),
+            streams: TenantSlots::new(config.max_event_streams_per_tenant),
+            compiles: TenantSlots::new(config.max_compiles_per_tenant),
             pool,
             secrets,
             sandbox,

@@ -2,7 +2,9 @@
 //! idle keep-alive connection are each closed within their timeout (set
 //! small here), trickling bytes does not extend the header deadline, a
 //! streaming response is not cut, and past the connection cap new
-//! connections wait until one closes. Raw TCP on loopback.
+//! connections wait until one closes. Raw TCP on loopback. One tenant's
+//! open streams or compiling uploads are capped so it cannot take what
+//! every tenant shares.
 mod common;
 
 use common::*;
@@ -210,5 +212,60 @@ async fn a_tenant_may_hold_only_so_many_event_streams_open() {
     let r = api.get(&key, "/v1/servers").await;
     assert_eq!(r.status, StatusCode::OK);
     drop(streams);
+    api.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_may_have_only_so_many_uploads_compiling() {
+    let api = Api::start_with(
+        ApiConfig {
+            max_compiles_per_tenant: 1,
+            ..config()
+        },
+        false,
+    )
+    .await;
+    let (flooder_id, flooder) = api.tenant("flooder").await;
+    let flooder_id: uuid::Uuid = flooder_id.parse().unwrap();
+    // The JS guest takes seconds to compile: its slot is held meanwhile.
+    let slow = {
+        let (http, base, key) = (api.http.clone(), api.base.clone(), flooder.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/v1/adapters?name=js&version=1.0.0"))
+                .bearer_auth(key)
+                .header("content-type", "application/wasm")
+                .body(component("js-reference"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.state.compiles.held(flooder_id) == 0 {
+        assert!(Instant::now() < deadline, "the first upload never started compiling");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = api
+        .upload(&flooder, "reference", "1.0.0", component("reference"))
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", refused.body);
+    assert_eq!(refused.problem(), "too-many-compiles");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(api.state.compiles.held(flooder_id), 1, "the refused upload held no slot");
+    // Another tenant's upload compiles while the first is still going.
+    let (_, neighbour) = api.tenant("neighbour").await;
+    let r = api
+        .upload(&neighbour, "reference", "1.0.0", component("reference"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert!(!slow.is_finished(), "the neighbour was served while the JS guest compiled");
+    assert_eq!(slow.await.unwrap(), StatusCode::CREATED);
+    // The slot is given back: the refused upload goes through on retry.
+    assert_eq!(api.state.compiles.held(flooder_id), 0);
+    let r = api
+        .upload(&flooder, "reference", "1.0.0", component("reference"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     api.shutdown().await;
 }

@@ -56,6 +56,9 @@ pub struct ServeConfig {
     /// PANEL1_MAX_EVENT_STREAMS_PER_TENANT: `GET /v1/events` streams one
     /// tenant may hold open at once; one more gets 429.
     pub max_event_streams_per_tenant: usize,
+    /// PANEL1_MAX_COMPILES_PER_TENANT: uploads one tenant may have compiling
+    /// (or queued to) at once; one more gets 429.
+    pub max_compiles_per_tenant: usize,
     /// PANEL1_WEBHOOK_ALLOW_INTERNAL: webhook URLs may reach internal
     /// addresses (development only).
     pub webhook_allow_internal: bool,
@@ -88,6 +91,7 @@ impl Default for ServeConfig {
             auth_failure_limit: 20,
             auth_failure_window_secs: 60,
             max_event_streams_per_tenant: 32,
+            max_compiles_per_tenant: 2,
             webhook_allow_internal: false,
             webhook_allow_http: false,
             console_secure_cookie: false,
@@ -171,6 +175,9 @@ impl ServeConfig {
             cfg.max_event_streams_per_tenant =
                 parse_var("PANEL1_MAX_EVENT_STREAMS_PER_TENANT", &v)?;
         }
+        if let Some(v) = env("PANEL1_MAX_COMPILES_PER_TENANT") {
+            cfg.max_compiles_per_tenant = parse_var("PANEL1_MAX_COMPILES_PER_TENANT", &v)?;
+        }
         if let Some(v) = env("PANEL1_WEBHOOK_ALLOW_INTERNAL") {
             cfg.webhook_allow_internal = parse_bool("PANEL1_WEBHOOK_ALLOW_INTERNAL", &v)?;
         }
@@ -223,6 +230,9 @@ impl ServeConfig {
         }
         if self.max_event_streams_per_tenant == 0 {
             bail!("max_event_streams_per_tenant must be at least 1");
+        }
+        if self.max_compiles_per_tenant == 0 {
+            bail!("max_compiles_per_tenant must be at least 1");
         }
         if self.auth_failure_limit == 0 || self.auth_failure_window_secs == 0 {
             bail!("auth_failure_limit and auth_failure_window_secs must be at least 1");

@@ -4,7 +4,7 @@
 //! Postgres binaries for tests that restart the server. Never a mock; never
 //! a silent skip: without a reachable Postgres the tests fail and say why.
 use crate::embedded::PgBinaries;
-use crate::{connect, migrate};
+use crate::{connect, migrate, MIGRATOR};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::path::PathBuf;
@@ -23,10 +23,57 @@ pub async fn fresh_database() -> (PgPool, String) {
     fresh_database_on(&admin_url()).await
 }
 
+/// Copied from a template database migrated once per set of migrations
+/// (`template_for`): running the migrations costs about a second on a busy
+/// two-core machine, and hundreds of tests each make a database.
 pub async fn fresh_database_on(admin: &str) -> (PgPool, String) {
-    let (pool, url) = empty_database_on(admin).await;
+    let template = template_for(admin).await;
+    let (pool, url) = database_on(admin, Some(&template)).await;
+    // The template's migrations are these migrations: a no-op that checks it.
     migrate(&pool).await.expect("migrations");
     (pool, url)
+}
+
+/// `panel1_template_<migrations' checksum>`, made if missing: migrated
+/// under a name of its own, then renamed, so concurrent test processes
+/// never copy a half-migrated template (the loser of a race drops its own).
+async fn template_for(admin: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sum = Sha256::new();
+    for m in MIGRATOR.iter() {
+        sum.update(m.version.to_be_bytes());
+        sum.update(&m.checksum);
+    }
+    let name = format!("panel1_template_{}", &hex::encode(sum.finalize())[..16]);
+    let mut conn = admin_connection(admin).await;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .expect("look up the template database");
+    if !exists {
+        let (pool, _) = database_on(admin, None).await;
+        migrate(&pool).await.expect("migrations");
+        let building: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&pool)
+            .await
+            .expect("the new database's name");
+        pool.close().await;
+        let renamed = sqlx::query(&format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+        ))
+        .execute(&mut conn)
+        .await;
+        if renamed.is_err() {
+            // Another process made it first.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+    let _ = conn.close().await;
+    name
 }
 
 /// A new database on the admin server with no migrations applied (for
@@ -36,13 +83,23 @@ pub async fn empty_database() -> (PgPool, String) {
 }
 
 async fn empty_database_on(admin: &str) -> (PgPool, String) {
+    database_on(admin, None).await
+}
+
+async fn admin_connection(admin: &str) -> sqlx::PgConnection {
     let opts = PgConnectOptions::from_str(admin).expect("DATABASE_URL is not a postgres URL");
-    let mut conn = opts.connect().await.unwrap_or_else(|e| {
+    opts.connect().await.unwrap_or_else(|e| {
         panic!(
             "these tests need Postgres at {admin} ({e}). Start the local cluster \
              (`pg_ctlcluster 15 main start`) or set DATABASE_URL"
         )
-    });
+    })
+}
+
+/// A new database, empty or a copy of `template`.
+async fn database_on(admin: &str, template: Option<&str>) -> (PgPool, String) {
+    let opts = PgConnectOptions::from_str(admin).expect("DATABASE_URL is not a postgres URL");
+    let mut conn = admin_connection(admin).await;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -65,7 +122,10 @@ async fn empty_database_on(admin: &str) -> (PgPool, String) {
         }
     }
     let name = format!("panel1_test_{now}_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+    let from = template
+        .map(|t| format!(" TEMPLATE \"{t}\""))
+        .unwrap_or_default();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"{from}"))
         .execute(&mut conn)
         .await
         .expect("create test database");

@@ -251,6 +251,7 @@ async fn read_upload(
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 413, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json", description = "This tenant already has as many uploads compiling as it may (or the key's rate limit); retry after `Retry-After`"),
               (status = 503, body = Problem, content_type = "application/problem+json", description = "The compile queue is full; retry after `Retry-After`")),
     security(("api_key" = [])))]
 async fn upload_adapter(
@@ -273,6 +274,12 @@ async fn upload_adapter(
             "candidates are tenant adapters (built-in versions are not shadow-run)",
         ));
     }
+    // Held until the compile ends: one tenant's uploads cannot take every
+    // place in the compile queue the whole server shares.
+    let _compiling = state
+        .compiles
+        .take(tenant.unwrap_or(Uuid::nil()))
+        .ok_or(ApiError::TooManyCompiles(state.compiles.max_per_tenant()))?;
     let sandbox = state.sandbox.clone();
     let artifacts = state.artifacts.clone();
     // Off the async threads: the load checks the structure, then waits for

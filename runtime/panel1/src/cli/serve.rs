@@ -165,6 +165,7 @@ pub async fn start(cfg: &ServeConfig, url: &str, builtins: &[PathBuf]) -> Result
             auth_failure_window: std::time::Duration::from_secs(cfg.auth_failure_window_secs),
             console_secure_cookie: cfg.console_secure_cookie,
             max_event_streams_per_tenant: cfg.max_event_streams_per_tenant,
+            max_compiles_per_tenant: cfg.max_compiles_per_tenant,
             ..ApiConfig::default()
         },
         metrics,
