@@ -243,23 +243,38 @@ async fn a_tenant_may_have_only_so_many_uploads_compiling() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while api.state.compiles.held(flooder_id) == 0 {
-        assert!(Instant::now() < deadline, "the first upload never started compiling");
+        assert!(
+            Instant::now() < deadline,
+            "the first upload never started compiling"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let refused = api
         .upload(&flooder, "reference", "1.0.0", component("reference"))
         .await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        refused.body
+    );
     assert_eq!(refused.problem(), "too-many-compiles");
     assert_eq!(refused.headers["retry-after"], "1");
-    assert_eq!(api.state.compiles.held(flooder_id), 1, "the refused upload held no slot");
+    assert_eq!(
+        api.state.compiles.held(flooder_id),
+        1,
+        "the refused upload held no slot"
+    );
     // Another tenant's upload compiles while the first is still going.
     let (_, neighbour) = api.tenant("neighbour").await;
     let r = api
         .upload(&neighbour, "reference", "1.0.0", component("reference"))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    assert!(!slow.is_finished(), "the neighbour was served while the JS guest compiled");
+    assert!(
+        !slow.is_finished(),
+        "the neighbour was served while the JS guest compiled"
+    );
     assert_eq!(slow.await.unwrap(), StatusCode::CREATED);
     // The slot is given back: the refused upload goes through on retry.
     assert_eq!(api.state.compiles.held(flooder_id), 0);

@@ -60,16 +60,36 @@ async fn template_for(admin: &str) -> String {
             .await
             .expect("the new database's name");
         pool.close().await;
-        let renamed = sqlx::query(&format!(
-            "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
-        ))
-        .execute(&mut conn)
-        .await;
-        if renamed.is_err() {
-            // Another process made it first.
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
-                .execute(&mut conn)
-                .await;
+        // A closed connection's backend may take a moment to exit, and a
+        // database with a backend cannot be renamed (55006): try again.
+        for tries in 1.. {
+            let renamed = sqlx::query(&format!(
+                "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+            ))
+            .execute(&mut conn)
+            .await;
+            let code = match &renamed {
+                Ok(_) => break,
+                Err(sqlx::Error::Database(e)) => e.code().map(|c| c.to_string()),
+                Err(_) => None,
+            };
+            match code.as_deref() {
+                // Another process made it first.
+                Some("42P04") => {
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                    break;
+                }
+                Some("55006") if tries < 100 => {
+                    let _ = sqlx::query("SELECT pg_sleep(0.05)")
+                        .execute(&mut conn)
+                        .await;
+                }
+                _ => panic!("naming the template database {name}: {renamed:?}"),
+            }
         }
     }
     let _ = conn.close().await;
