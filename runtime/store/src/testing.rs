@@ -60,8 +60,9 @@ async fn template_for(admin: &str) -> String {
             .await
             .expect("the new database's name");
         pool.close().await;
-        // A closed connection's backend may take a moment to exit, and a
-        // database with a backend cannot be renamed (55006): try again.
+        // A closed connection's backend may take a moment to exit (once,
+        // on a fresh cluster, one stayed for minutes), and a database with a
+        // backend cannot be renamed (55006): end it and try again.
         for tries in 1.. {
             let renamed = sqlx::query(&format!(
                 "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
@@ -83,7 +84,16 @@ async fn template_for(admin: &str) -> String {
                     .await;
                     break;
                 }
-                Some("55006") if tries < 100 => {
+                // Nothing but this function uses the database being built:
+                // a session still on it is one of ours on its way out.
+                Some("55006") if tries < 20 => {
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                          WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    )
+                    .bind(&building)
+                    .execute(&mut conn)
+                    .await;
                     let _ = sqlx::query("SELECT pg_sleep(0.05)")
                         .execute(&mut conn)
                         .await;
