@@ -39,7 +39,7 @@ test-tools:
 
 # Schema-driven fuzz of the REST API (schemathesis, pinned, in a venv under
 # target/) against a real `panel1 serve` on 127.0.0.1 and a throwaway
-# database: no 5xx, every answer as the OpenAPI document says. ≤ 4 minutes.
+# database: no 5xx, every answer as the OpenAPI document says. ≤ 5 minutes.
 fuzz-api: build
     bash .ci/fuzz-api.sh
 
