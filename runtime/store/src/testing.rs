@@ -70,13 +70,23 @@ async fn template_for(admin: &str) -> String {
             .execute(&mut conn)
             .await;
             let code = match &renamed {
-                Ok(_) => break,
+                Ok(_) => {
+                    // Only ever copied: autovacuum then leaves it alone, so
+                    // no worker of its holds up a copy.
+                    let _ = sqlx::query(&format!(
+                        "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                    break;
+                }
                 Err(sqlx::Error::Database(e)) => e.code().map(|c| c.to_string()),
                 Err(_) => None,
             };
             match code.as_deref() {
-                // Another process made it first.
-                Some("42P04") => {
+                // Another test made it first (23505 when both renames ran
+                // at once).
+                Some("42P04" | "23505") => {
                     let _ = sqlx::query(&format!(
                         "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
                     ))
