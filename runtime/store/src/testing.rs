@@ -24,8 +24,8 @@ pub async fn fresh_database() -> (PgPool, String) {
 }
 
 /// Copied from a template database migrated once per set of migrations
-/// (`template_for`): running the migrations costs about a second on a busy
-/// two-core machine, and hundreds of tests each make a database.
+/// (`template_for`): running the migrations costs seconds on a busy
+/// two-core machine, and about a hundred tests each make a database.
 pub async fn fresh_database_on(admin: &str) -> (PgPool, String) {
     let template = template_for(admin).await;
     let (pool, url) = database_on(admin, Some(&template)).await;
@@ -60,70 +60,72 @@ async fn template_for(admin: &str) -> String {
             .await
             .expect("the new database's name");
         pool.close().await;
-        // A closed connection's backend may take a moment to exit (once,
-        // on a fresh cluster, one stayed for minutes), and a database with a
-        // backend cannot be renamed (55006): end it and try again.
-        for tries in 1.. {
-            let renamed = sqlx::query(&format!(
-                "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
-            ))
-            .execute(&mut conn)
-            .await;
-            let code = match &renamed {
-                Ok(_) => {
-                    // Only ever copied: autovacuum then leaves it alone, so
-                    // no worker of its holds up a copy.
-                    let _ = sqlx::query(&format!(
-                        "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
-                    ))
-                    .execute(&mut conn)
-                    .await;
-                    break;
-                }
-                Err(sqlx::Error::Database(e)) => e.code().map(|c| c.to_string()),
-                Err(_) => None,
-            };
-            match code.as_deref() {
-                // Another test made it first (23505 when both renames ran
-                // at once).
-                Some("42P04" | "23505") => {
-                    let _ = sqlx::query(&format!(
-                        "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut conn)
-                    .await;
-                    break;
-                }
-                // Nothing but this function uses the database being built:
-                // a session still on it is one of ours on its way out.
-                Some("55006") if tries < 20 => {
-                    let _ = sqlx::query(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                          WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    )
-                    .bind(&building)
-                    .execute(&mut conn)
-                    .await;
-                    let _ = sqlx::query("SELECT pg_sleep(0.05)")
-                        .execute(&mut conn)
-                        .await;
-                }
-                _ => panic!("naming the template database {name}: {renamed:?}"),
-            }
-        }
+        rename_into_place(&mut conn, &building, &name).await;
     }
     let _ = conn.close().await;
     name
 }
 
+/// Renames the freshly migrated `building` to `name`, or drops it when
+/// another test's copy got the name first.
+async fn rename_into_place(conn: &mut sqlx::PgConnection, building: &str, name: &str) {
+    // A closed connection's backend may take a moment to exit (once,
+    // on a fresh cluster, one stayed for minutes), and a database with a
+    // backend cannot be renamed (55006): end it and try again.
+    for tries in 1.. {
+        let renamed = sqlx::query(&format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+        ))
+        .execute(&mut *conn)
+        .await;
+        let code = match &renamed {
+            Ok(_) => {
+                // Only ever copied: autovacuum then leaves it alone, so
+                // no worker of its holds up a copy.
+                let _ = sqlx::query(&format!(
+                    "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
+                ))
+                .execute(&mut *conn)
+                .await;
+                break;
+            }
+            Err(sqlx::Error::Database(e)) => e.code().map(|c| c.to_string()),
+            Err(_) => None,
+        };
+        match code.as_deref() {
+            // Another test made it first (23505 when both renames ran
+            // at once).
+            Some("42P04" | "23505") => {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+                ))
+                .execute(&mut *conn)
+                .await;
+                break;
+            }
+            // Nothing but this function uses the database being built:
+            // a session still on it is one of ours on its way out.
+            Some("55006") if tries < 20 => {
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                      WHERE datname = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(building)
+                .execute(&mut *conn)
+                .await;
+                let _ = sqlx::query("SELECT pg_sleep(0.05)")
+                    .execute(&mut *conn)
+                    .await;
+            }
+            _ => panic!("naming the template database {name}: {renamed:?}"),
+        }
+    }
+}
+
 /// A new database on the admin server with no migrations applied (for
 /// tests of a migration over data written by the ones before it).
 pub async fn empty_database() -> (PgPool, String) {
-    empty_database_on(&admin_url()).await
-}
-
-async fn empty_database_on(admin: &str) -> (PgPool, String) {
-    database_on(admin, None).await
+    database_on(&admin_url(), None).await
 }
 
 async fn admin_connection(admin: &str) -> sqlx::PgConnection {
