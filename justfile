@@ -46,7 +46,7 @@ fuzz-api: build
 # Rewrite runtime/store/schema.sql: the schema after every migration, in one
 # file (a test fails when it is stale).
 schema:
-    PANEL1_WRITE_SCHEMA=1 cargo test --release --workspace --test schema_file
+    PANEL1_WRITE_SCHEMA=1 cargo test --release --workspace --test suite -- schema_file::
 
 # Formatting and lints, as CI runs them.
 lint:

@@ -4,7 +4,7 @@
 //! Cranelift (the default) optimizes; Winch, wasmtime's baseline compiler,
 //! compiles in one pass, several times faster, into slower code. Both
 //! instrument fuel and epoch checks, so a call's limits hold either way
-//! (`tests/winch.rs` trips them). Winch is for development loops (`panel1
+//! (`tests/suite/winch.rs` trips them). Winch is for development loops (`panel1
 //! adapter run --compiler winch`): the server and workers compile with
 //! Cranelift, the tier wasmtime hardens and fuzzes most.
 use std::fmt;

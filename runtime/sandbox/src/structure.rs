@@ -16,7 +16,7 @@ use wasmparser::{Encoding, Operator, Parser, Payload};
 
 /// Structural limits on a component, checked before compiling. Every
 /// default leaves room over the largest guests this project builds or runs,
-/// measured with [`census`] (`tests/bombs.rs` keeps the project's own guests
+/// measured with [`census`] (`tests/suite/bombs.rs` keeps the project's own guests
 /// inside them):
 ///
 /// | count | `reference.wasm` (Rust) | `js-reference.wasm` (componentize-js) | trivial componentize-py adapter | default limit |

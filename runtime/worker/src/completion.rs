@@ -35,7 +35,7 @@ pub const COMMIT_CONNECTIONS: u32 = 6;
 /// The worker's own few connections for completions, beside its pool.
 /// With 24 slots, per-task commits through the pool opened a backend per
 /// committing slot (50 connections for one worker in
-/// tests/claim_modes.rs, 13-18 now), and more backends committing at once
+/// tests/suite/claim_modes.rs, 13-18 now), and more backends committing at once
 /// than the database has cores only queue on its CPU and WAL flush. In the
 /// queue benchmark the tasks a second stayed the same within the noise. A
 /// pool of their own, not connections kept out of the worker's: workers
