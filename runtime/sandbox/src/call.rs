@@ -9,6 +9,7 @@ use crate::host_state::{HostContext, HostState};
 use crate::limiter::MemoryLimitExceeded;
 use crate::loader::{AdapterExports, LoadedAdapter};
 use crate::log_buffer::{LogBuffer, LogEntry, LogLevel};
+use crate::output_size::{self, OutputTooLarge, ReturnedSize};
 use crate::payload::{self, *};
 use panel1_types::{AdapterErrorKind, CallMetrics, Operation};
 use serde::Serialize;
@@ -163,8 +164,19 @@ pub(crate) fn typed(req: &CallRequest, deadline_ms: u64) -> Result<Typed, InputE
 
 type GuestResult = Result<Value, wit::AdapterError>;
 
-fn map_ok<T>(r: Result<T, wit::AdapterError>, f: impl Fn(&T) -> Value) -> GuestResult {
-    r.map(|v| f(&v))
+/// An answer as JSON, measured first (see [`crate::output_size`]).
+fn map_ok<T: ReturnedSize>(
+    limit: u64,
+    r: Result<T, wit::AdapterError>,
+    f: impl Fn(&T) -> Value,
+) -> Result<GuestResult, OutputTooLarge> {
+    match r {
+        Ok(v) => {
+            output_size::check(&v, limit)?;
+            Ok(Ok(f(&v)))
+        }
+        Err(e) => Ok(Err(e)),
+    }
 }
 
 /// Call one export by its resolved index.
@@ -196,11 +208,13 @@ async fn dispatch(
     call: Typed,
 ) -> wasmtime::Result<GuestResult> {
     type Status = (Result<wit::ServiceStatus, wit::AdapterError>,);
+    let limit = store.data().context.limits.max_output_bytes;
     let s = &mut *store;
     let i = instance;
     Ok(match call {
         Typed::Info => {
             let (info,) = invoke::<(), (wit::AdapterInfo,)>(s, i, e.info, ()).await?;
+            output_size::check(&info, limit)?;
             let mut json = info_json(&info);
             // A 0.2.0 adapter lists its `backups` functions beside.
             if let Some(b) = e.backups {
@@ -212,7 +226,7 @@ async fn dispatch(
             Ok(json)
         }
         Typed::Backup(c) => match e.backups {
-            Some(b) => crate::call_backups::dispatch(b, s, i, c).await?,
+            Some(b) => crate::call_backups::dispatch(b, s, i, c, limit).await?,
             None => Err(crate::call_backups::unsupported_in_v1()),
         },
         Typed::Test(r) => {
@@ -223,12 +237,13 @@ async fn dispatch(
                 (&r,),
             )
             .await?;
-            map_ok(res, connection_json)
+            map_ok(limit, res, connection_json)?
         }
         Typed::Provision(r) => map_ok(
+            limit,
             invoke::<_, Status>(s, i, e.provision, (&r,)).await?.0,
             status_json,
-        ),
+        )?,
         Typed::Service(op, r) => {
             let index = match op {
                 Operation::Suspend => e.suspend,
@@ -243,7 +258,7 @@ async fn dispatch(
                         (&r,),
                     )
                     .await?;
-                    return Ok(map_ok(res, usage_json));
+                    return Ok(map_ok(limit, res, usage_json)?);
                 }
                 _ => {
                     let (res,) = invoke::<_, (Result<wit::LoginLink, wit::AdapterError>,)>(
@@ -253,22 +268,25 @@ async fn dispatch(
                         (&r,),
                     )
                     .await?;
-                    return Ok(map_ok(res, login_json));
+                    return Ok(map_ok(limit, res, login_json)?);
                 }
             };
             map_ok(
+                limit,
                 invoke::<_, Status>(s, i, index, (&r,)).await?.0,
                 status_json,
-            )
+            )?
         }
         Typed::ChangePackage(r) => map_ok(
+            limit,
             invoke::<_, Status>(s, i, e.change_package, (&r,)).await?.0,
             status_json,
-        ),
+        )?,
         Typed::ChangePassword(r) => map_ok(
+            limit,
             invoke::<_, Status>(s, i, e.change_password, (&r,)).await?.0,
             status_json,
-        ),
+        )?,
         Typed::List(r) => {
             let (res,) = invoke::<_, (Result<wit::ServicePage, wit::AdapterError>,)>(
                 s,
@@ -277,7 +295,7 @@ async fn dispatch(
                 (&r,),
             )
             .await?;
-            map_ok(res, page_json)
+            map_ok(limit, res, page_json)?
         }
     })
 }
@@ -303,6 +321,9 @@ fn adapter_error(e: wit::AdapterError) -> Outcome {
 
 /// Map a wasmtime error from instantiation or the call to a typed kind.
 fn classify(e: &wasmtime::Error, budget: u64, timeout_ms: u64, log: &LogBuffer) -> SandboxError {
+    if let Some(too_large) = e.downcast_ref::<OutputTooLarge>() {
+        return SandboxError::InvalidOutput(too_large.to_string());
+    }
     if let Some(host) = e.downcast_ref::<HostMemoryExceeded>() {
         return SandboxError::HostMemoryLimit(host.clone());
     }

@@ -7,6 +7,7 @@ use crate::bindings::v2::wit_backups as bw;
 use crate::bindings::wit;
 use crate::call::invoke;
 use crate::host_state::HostState;
+use crate::output_size::{self, OutputTooLarge, ReturnedSize};
 use crate::payload::{self, status_json, ServiceInput};
 use panel1_types::Operation;
 use serde::Deserialize;
@@ -202,52 +203,75 @@ pub(crate) async fn dispatch(
     store: &mut Store<HostState>,
     instance: &Instance,
     call: BackupCall,
+    limit: u64,
 ) -> wasmtime::Result<GuestResult> {
     let (s, i) = (store, instance);
     Ok(match call {
-        BackupCall::Create(r) => invoke::<_, Answer<bw::BackupInfo>>(s, i, e.create_backup, (&r,))
-            .await?
-            .0
-            .map(|b| backup_json(&b)),
-        BackupCall::Status(r) => invoke::<_, Answer<bw::BackupInfo>>(s, i, e.backup_status, (&r,))
-            .await?
-            .0
-            .map(|b| backup_json(&b)),
-        BackupCall::List(r) => {
+        BackupCall::Create(r) => measured(
+            invoke::<_, Answer<bw::BackupInfo>>(s, i, e.create_backup, (&r,))
+                .await?
+                .0,
+            limit,
+        )?
+        .map(|b| backup_json(&b)),
+        BackupCall::Status(r) => measured(
+            invoke::<_, Answer<bw::BackupInfo>>(s, i, e.backup_status, (&r,))
+                .await?
+                .0,
+            limit,
+        )?
+        .map(|b| backup_json(&b)),
+        BackupCall::List(r) => measured(
             invoke::<_, Answer<Vec<bw::BackupInfo>>>(s, i, e.list_backups, (&r,))
                 .await?
-                .0
-                .map(|l| json!({ "items": l.iter().map(backup_json).collect::<Vec<_>>() }))
-        }
+                .0,
+            limit,
+        )?
+        .map(|l| json!({ "items": l.iter().map(backup_json).collect::<Vec<_>>() })),
         BackupCall::Delete(r) => invoke::<_, Answer<()>>(s, i, e.delete_backup, (&r,))
             .await?
             .0
             .map(|()| json!({ "deleted": r.backup_id })),
-        BackupCall::Restore(r) => {
+        BackupCall::Restore(r) => measured(
             invoke::<_, Answer<wit::ServiceStatus>>(s, i, e.restore_backup, (&r,))
                 .await?
-                .0
-                .map(|st| status_json(&st))
-        }
-        BackupCall::Export(r) => {
+                .0,
+            limit,
+        )?
+        .map(|st| status_json(&st)),
+        BackupCall::Export(r) => measured(
             invoke::<_, Answer<bw::TransferPackage>>(s, i, e.export_service, (&r,))
                 .await?
-                .0
-                .map(|t| {
-                    json!({
-                        "kind": t.kind,
-                        "reference": t.reference,
-                        "details": payload::kv_map(&t.details),
-                    })
-                })
-        }
-        BackupCall::Import(r) => {
+                .0,
+            limit,
+        )?
+        .map(|t| {
+            json!({
+                "kind": t.kind,
+                "reference": t.reference,
+                "details": payload::kv_map(&t.details),
+            })
+        }),
+        BackupCall::Import(r) => measured(
             invoke::<_, Answer<wit::ServiceStatus>>(s, i, e.import_service, (&r,))
                 .await?
-                .0
-                .map(|st| status_json(&st))
-        }
+                .0,
+            limit,
+        )?
+        .map(|st| status_json(&st)),
     })
+}
+
+/// The answer, if it fits the output cap as the guest returned it
+/// (measured before it becomes JSON: [`crate::output_size`]).
+fn measured<T: ReturnedSize>(
+    r: Result<T, wit::AdapterError>,
+    limit: u64,
+) -> Result<Result<T, wit::AdapterError>, OutputTooLarge> {
+    if let Ok(v) = &r {
+        output_size::check(v, limit)?;
+    }
+    Ok(r)
 }
 
 /// The `backups` functions a 0.2.0 adapter says it implements (for `info`).
@@ -258,7 +282,7 @@ pub(crate) async fn operations(
 ) -> wasmtime::Result<Vec<&'static str>> {
     let (ops,) =
         invoke::<(), (Vec<bw::BackupOperation>,)>(store, instance, exports.operations, ()).await?;
-    Ok(ops.into_iter().map(operation_name).collect())
+    Ok(payload::distinct(ops.into_iter().map(operation_name)))
 }
 
 fn operation_name(op: bw::BackupOperation) -> &'static str {

@@ -25,6 +25,7 @@ mod limiter;
 mod loader;
 mod log_buffer;
 mod operation_schema;
+mod output_size;
 mod payload;
 mod redact;
 mod structure;

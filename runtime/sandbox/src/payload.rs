@@ -156,13 +156,25 @@ pub fn info_json(i: &wit::AdapterInfo) -> Value {
         "name": i.name,
         "version": i.version,
         "description": i.description,
-        "operations": i.operations.iter().map(|o| operation_name(*o)).collect::<Vec<_>>(),
+        "operations": distinct(i.operations.iter().map(|o| operation_name(*o))),
         // Kept as the adapter's text (JSON Schema): validating it is the
         // registry's job at upload, not every call's.
         "config_schema": i.config_schema,
         "egress": i.egress,
         "secrets": i.secrets,
     })
+}
+
+/// Each name once, in first-seen order: listing an operation twice means
+/// nothing, and a list of a million costs the host one entry.
+pub(crate) fn distinct(names: impl Iterator<Item = &'static str>) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in names {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 pub fn connection_json(c: &wit::ConnectionInfo) -> Value {

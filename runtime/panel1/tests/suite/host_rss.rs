@@ -146,6 +146,34 @@ fn host_memory_attacks_stay_within_the_call_budget_in_process_rss() {
         );
     }
 
+    // `info` listing one operation 12 million times (12 MB in the guest):
+    // refused as over the output cap before any of it becomes JSON, where
+    // converting it as returned peaked at 724 MB RSS (31 MB without it).
+    let ops = run_measured(&[
+        "adapter".to_string(),
+        "run".into(),
+        component("output-bomb"),
+        "--op".into(),
+        "info".into(),
+        "--config".into(),
+        "mode=info-ops".into(),
+        "--memory-mb".into(),
+        "32".into(),
+    ]);
+    eprintln!("info-ops: peak RSS {} MiB", ops.peak_rss / MIB);
+    assert_eq!(ops.code, Some(2), "info-ops: {}", ops.stdout);
+    assert!(
+        ops.stdout.contains("invalid-output") && ops.stdout.contains("as returned"),
+        "info-ops: {}",
+        ops.stdout
+    );
+    assert!(
+        ops.peak_rss <= bound,
+        "info-ops: peak RSS {} MiB, bound {} MiB",
+        ops.peak_rss / MIB,
+        bound / MIB
+    );
+
     // 5 000 denied requests with 60 KB URLs: bounded records, small output.
     let denied = run_measured(&hoard_args(
         r#"{"mode":"denied","url":"http://127.0.0.1:9/nope/","count":"5000"}"#,

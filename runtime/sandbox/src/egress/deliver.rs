@@ -6,9 +6,21 @@ use super::tape::RecordedResponse;
 use crate::host_budget::BodyCharge;
 use crate::log_buffer::LogLevel;
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error, WasiBody};
+
+/// Whether the response names a transfer coding other than `chunked`.
+fn transfer_coded(headers: &http::HeaderMap) -> bool {
+    headers.get_all(TRANSFER_ENCODING).iter().any(|v| {
+        v.as_bytes().split(|b| *b == b',').any(|token| {
+            let token = token.trim_ascii();
+            !token.is_empty()
+                && !token.eq_ignore_ascii_case(b"chunked")
+                && !token.eq_ignore_ascii_case(b"identity")
+        })
+    })
+}
 
 /// Hand a response to the guest: scrubbed of secrets, recorded, charged.
 pub(super) fn deliver(
@@ -30,6 +42,16 @@ pub(super) fn deliver(
             return Err(attempt.fail(
                 "the response is content-encoded, which the host cannot scan for secrets; \
                  the server ignored `accept-encoding: identity`"
+                    .into(),
+                Error::HttpProtocolError,
+            ));
+        }
+        // The client undoes `chunked` framing only: a `gzip` transfer
+        // coding (`transfer-encoding: gzip, chunked`) arrives compressed.
+        if transfer_coded(headers) && !body.is_empty() {
+            return Err(attempt.fail(
+                "the response has a transfer coding other than `chunked`, which the host \
+                 cannot scan for secrets"
                     .into(),
                 Error::HttpProtocolError,
             ));

@@ -16,11 +16,13 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use std::borrow::Cow;
 use std::ops::Range;
 
-/// Secrets shorter than this (in bytes) are not scanned for: a short value
+/// Secrets shorter than this (in bytes) are not scanned for: a shorter value
 /// (`1234`, `admin`) would match ordinary text everywhere and redact it.
 /// They are still injected only toward their bound destinations, and sticky
-/// binding still confines the rest of a call that used one.
-pub const MIN_SCANNED_SECRET_BYTES: usize = 8;
+/// binding still confines the rest of a call that used one. Six keeps the
+/// passwords people do use (`hunter2`, `s3cret`) in every scan, at the
+/// price of redacting a word that happens to equal one.
+pub const MIN_SCANNED_SECRET_BYTES: usize = 6;
 
 /// What a redacted span becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +392,29 @@ mod tests {
         let s = scanner();
         assert_eq!(s.redact_str("pin 1234", Marker::Redacted), "pin 1234");
         assert!(SecretScanner::new(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_six_byte_secret_is_scanned_in_its_forms() {
+        let s = SecretScanner::new(&[Secret {
+            name: "pw".into(),
+            value: "hunter".into(),
+            destinations: vec![],
+        }]);
+        for text in ["pw=hunter", "pw=HUNTER", "pw=68756e746572", "pw=retnuh"] {
+            assert_eq!(
+                s.redact_str(text, Marker::Redacted),
+                "pw=[REDACTED:pw]",
+                "{text}"
+            );
+        }
+        // One byte less is not scanned.
+        let s = SecretScanner::new(&[Secret {
+            name: "pw".into(),
+            value: "hunte".into(),
+            destinations: vec![],
+        }]);
+        assert!(s.is_empty());
     }
 
     #[test]

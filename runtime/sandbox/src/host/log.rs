@@ -11,7 +11,9 @@ impl Host for HostState {
             Level::Warn => LogLevel::Warn,
             Level::Error => LogLevel::Error,
         };
-        let bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        // An empty field still cost the host two strings: charged as the
+        // log cap counts it (16 bytes beyond its text).
+        let bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
         self.budget.charge_bytes(message.len() + bytes);
         self.log.push(level, "adapter", &message, fields);
     }

@@ -268,11 +268,19 @@ async fn a_response_the_scrubber_cannot_read_never_reaches_the_guest() {
     let shifted: String = TOKEN.bytes().map(|b| (b + 1) as char).collect();
     assert!(!report_text(&r).contains(&shifted));
 
+    // The same body under `transfer-encoding: gzip, chunked`.
+    let r = call(&a, s.ctx.clone(), Operation::Suspend, s.params("gzip-te")).await;
+    adapter_error(&r);
+    assert_eq!(s.echo.received().len(), 2);
+    let error = r.http[0].error.clone().unwrap_or_default();
+    assert!(error.contains("transfer coding"), "{:?}", r.http);
+    assert!(!report_text(&r).contains(&shifted));
+
     // A ranged read could bring a stored secret back in pieces no scan
     // recognises: refused before connecting.
     let r = call(&a, s.ctx.clone(), Operation::Suspend, s.params("range")).await;
     adapter_error(&r);
-    assert_eq!(s.echo.received().len(), 1, "the ranged request was sent");
+    assert_eq!(s.echo.received().len(), 2, "the ranged request was sent");
     let denied = denials(&r);
     assert!(
         denied[0].contains("ranged requests are refused"),

@@ -125,6 +125,11 @@ async fn handle(
             resp = resp.header("content-encoding", "gzip");
             token.bytes().map(|b| (b + 1) as char).collect()
         }
+        // The same as a transfer coding: the client undoes `chunked` only.
+        "gzip-te" => {
+            resp = resp.header("transfer-encoding", "gzip, chunked");
+            token.bytes().map(|b| (b + 1) as char).collect()
+        }
         other => {
             let echoed = encode(other, &token);
             resp = resp.header("x-echo", echoed.as_str());
