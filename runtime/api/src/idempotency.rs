@@ -39,8 +39,9 @@ pub const RETENTION_HOURS: i64 = 24;
 /// How long a duplicate waits for the first request's transaction before
 /// it is answered 409 (retry).
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
-/// Largest answer stored (ours are small JSON documents).
-const MAX_STORED_ANSWER: usize = 16 << 20;
+/// Largest answer stored (ours are small JSON documents; one that echoes
+/// megabytes of a tenant's values is refused with 413, and rolled back).
+pub const MAX_STORED_ANSWER: usize = 16 << 20;
 /// The first key of the two-key advisory lock space used for idempotency
 /// keys (the second is a hash of owner and key).
 const LOCK_CLASS: i32 = 7_120_018;
@@ -234,13 +235,31 @@ impl Claim {
 /// The answer's body as stored (JSON, or nothing).
 async fn buffer(resp: Response) -> Result<(Response, Option<serde_json::Value>), ApiError> {
     let (parts, body) = resp.into_parts();
+    // The handler's answer is in memory already: the only failure is its
+    // length, which the request decided (e.g. megabytes of `params`).
     let bytes = to_bytes(body, MAX_STORED_ANSWER)
         .await
-        .map_err(|e| ApiError::internal("reading the answer to store", e))?;
+        .map_err(|_| ApiError::AnswerTooLarge(MAX_STORED_ANSWER))?;
     let json = if bytes.is_empty() {
         None
     } else {
         serde_json::from_slice(&bytes).ok()
     };
     Ok((Response::from_parts(parts, Body::from(bytes)), json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_too_large_to_keep_is_a_413_not_a_500() {
+        let fits = Response::new(Body::from(vec![b' '; MAX_STORED_ANSWER]));
+        assert!(buffer(fits).await.is_ok());
+        let over = Response::new(Body::from(vec![b' '; MAX_STORED_ANSWER + 1]));
+        let err = buffer(over).await.expect_err("over the limit");
+        assert!(matches!(err, ApiError::AnswerTooLarge(_)), "{err:?}");
+        let answer = err.into_response();
+        assert_eq!(answer.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
 }

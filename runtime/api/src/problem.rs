@@ -52,6 +52,11 @@ pub enum ApiError {
     IdempotencyInProgress,
     #[error("request body too large (limit {0} bytes)")]
     TooLarge(usize),
+    #[error(
+        "the answer to this request would be over {0} bytes, more than is kept to replay an \
+         Idempotency-Key; nothing was done: send smaller values, or the request without a key"
+    )]
+    AnswerTooLarge(usize),
     #[error("the request body did not arrive in time")]
     BodyTimeout,
     #[error("{0}")]
@@ -129,6 +134,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
                 "Payload too large",
+            ),
+            AnswerTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "answer-too-large",
+                "Answer too large to keep",
             ),
             BodyTimeout => (
                 StatusCode::REQUEST_TIMEOUT,

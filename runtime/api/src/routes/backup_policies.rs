@@ -377,12 +377,17 @@ async fn update_policy(
         if let Some(r) = &body.retention {
             match retention(r, spec.retention) {
                 Ok(k) => spec.retention = k,
-                Err(e) => kept_error = Some(e),
+                Err(e) => {
+                    // Nothing of the change is written.
+                    kept_error = Some(e);
+                    return Err(StoreError::Invalid("retention".into()));
+                }
             }
         }
         if let Some(e) = body.enabled {
             spec.enabled = e;
         }
+        Ok(())
     })
     .await;
     if let Some(e) = kept_error {

@@ -142,13 +142,25 @@ async fn delete_secret(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<NoContent> {
     let tenant = p.tenant(Scope::Write)?;
+    // The row's lock orders this against a server binding the secret at the
+    // same moment (`bind_secrets` takes a key-share lock on it): either the
+    // binding is seen below (409), or the binding finds no secret (422).
+    let mut tx = state.pool.begin().await?;
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM secrets WHERE tenant_id = $1 AND name = $2 FOR UPDATE")
+            .bind(tenant)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(id) = id else {
+        return Err(ApiError::NotFound(format!("secret {name:?}")));
+    };
     let users: Vec<String> = sqlx::query_scalar(
-        "SELECT s.name FROM server_secrets b JOIN secrets x ON x.id = b.secret_id JOIN servers s ON s.id = b.server_id
-         WHERE x.tenant_id = $1 AND x.name = $2 ORDER BY s.name",
+        "SELECT s.name FROM server_secrets b JOIN servers s ON s.id = b.server_id
+         WHERE b.secret_id = $1 ORDER BY s.name",
     )
-    .bind(tenant)
-    .bind(&name)
-    .fetch_all(&state.pool)
+    .bind(id)
+    .fetch_all(&mut *tx)
     .await?;
     if !users.is_empty() {
         return Err(ApiError::Conflict(format!(
@@ -156,14 +168,10 @@ async fn delete_secret(
             users.join(", ")
         )));
     }
-    let n = sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant)
-        .bind(&name)
-        .execute(&state.pool)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(ApiError::NotFound(format!("secret {name:?}")));
-    }
+    sqlx::query("DELETE FROM secrets WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(NoContent)
 }

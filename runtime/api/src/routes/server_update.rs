@@ -7,9 +7,9 @@ use crate::auth::{Principal, Scope};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::routes::adapters::visible_version_in;
 use crate::routes::servers::{
-    bind_secrets, build_egress, build_limits, check_secret_bindings, check_usable, load_server_in,
-    no_such_version, to_json, validate_config, EgressInput, LimitsInput, SecretBindingInput,
-    Server,
+    bind_secrets, build_egress, build_limits, check_config_shape, check_secret_bindings,
+    check_usable, load_server_in, no_such_version, to_json, validate_config, EgressInput,
+    LimitsInput, SecretBindingInput, Server,
 };
 use crate::routes::{is_unique_violation, validate_name, ApiJson, ApiPath};
 use crate::state::AppState;
@@ -72,8 +72,8 @@ pub(crate) async fn update_server(
             return Err(ApiError::validation("max_concurrency", "must be 1 to 256"));
         }
     }
-    if matches!(&body.config, Some(c) if !c.is_object()) {
-        return Err(ApiError::validation("config", "must be a JSON object"));
+    if let Some(config) = &body.config {
+        check_config_shape(config)?;
     }
     let egress = body.egress.as_deref().map(build_egress).transpose()?;
     let limits = body.limits.as_ref().map(build_limits).transpose()?;

@@ -211,6 +211,27 @@ pub async fn tenant_server(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResul
     load_server(state, tenant, id).await
 }
 
+/// Largest server config, as JSON: settings, not data. It reaches every
+/// call of the adapter and every answer about the server.
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// A config is a JSON object of at most [`MAX_CONFIG_BYTES`].
+pub(crate) fn check_config_shape(config: &Value) -> ApiResult<()> {
+    if !config.is_object() {
+        return Err(ApiError::validation("config", "must be a JSON object"));
+    }
+    let size = serde_json::to_vec(config)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_CONFIG_BYTES {
+        return Err(ApiError::validation(
+            "config",
+            format!("is {size} bytes as JSON, over the limit of {MAX_CONFIG_BYTES} (1 MiB)"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn validate_config(schema: &Value, config: &Value) -> ApiResult<()> {
     let validator = jsonschema::validator_for(schema)
         .map_err(|e| ApiError::Conflict(format!("the adapter's config schema is unusable: {e}")))?;
@@ -314,9 +335,7 @@ async fn create_server(
     if !(1..=256).contains(&body.max_concurrency) {
         return Err(ApiError::validation("max_concurrency", "must be 1 to 256"));
     }
-    if !body.config.is_object() {
-        return Err(ApiError::validation("config", "must be a JSON object"));
-    }
+    check_config_shape(&body.config)?;
     let version = visible_version(&state, &p, body.adapter_version_id)
         .await
         .map_err(no_such_version)?;
@@ -432,7 +451,8 @@ pub(crate) async fn bind_secrets(
     for (i, s) in secrets.iter().enumerate() {
         let n = sqlx::query(
             "INSERT INTO server_secrets (server_id, secret_id, destinations)
-             SELECT $1, x.id, $4 FROM secrets x WHERE x.tenant_id = $2 AND x.name = $3",
+             SELECT $1, x.id, $4 FROM secrets x WHERE x.tenant_id = $2 AND x.name = $3
+             FOR KEY SHARE",
         )
         .bind(server)
         .bind(tenant)

@@ -81,14 +81,20 @@ pub struct NewService {
         pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
     )]
     pub contact_email: Option<String>,
-    /// Provider-specific parameters (at most 64).
+    /// Provider-specific parameters (at most 64; keys up to 255 bytes, values
+    /// up to 64 KiB).
     #[serde(default)]
     #[schema(schema_with = params_schema)]
     pub params: BTreeMap<String, String>,
 }
 
 fn params_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    crate::openapi::string_map(64)
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    crate::openapi::string_map(64).additional_properties(Some(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_PARAM_VALUE)),
+    ))
 }
 
 /// A service and the task that acts on it.
@@ -157,6 +163,20 @@ async fn create_service(
     check_opt("contact_email", &body.contact_email, 254)?;
     if body.params.len() > 64 {
         return Err(ApiError::validation("params", "at most 64 entries"));
+    }
+    // Each value travels in the task's input and in every answer about the
+    // service: bounded, so an answer always fits what a keyed request keeps.
+    if let Some(k) = body
+        .params
+        .iter()
+        .find(|(k, v)| k.len() > MAX_PARAM_KEY || v.len() > MAX_PARAM_VALUE)
+        .map(|(k, _)| k)
+    {
+        let shown: String = k.chars().take(64).collect();
+        return Err(ApiError::validation(
+            "params",
+            format!("{shown:?}: keys are at most 255 bytes and values at most 64 KiB"),
+        ));
     }
     tenant_server(&state, tenant, body.server_id)
         .await
@@ -416,6 +436,9 @@ pub async fn refuse_after_terminate(
         None => Ok(()),
     }
 }
+
+const MAX_PARAM_KEY: usize = 255;
+const MAX_PARAM_VALUE: usize = 64 << 10;
 
 pub(crate) const LIVE: &[&str] = &["provisioning", "active", "suspended"];
 /// The states a terminate is accepted in (also cleans up after a failed provision).

@@ -260,6 +260,41 @@ async fn cancel_task(
     Ok(Json(load_task_in(&mut tx, tenant, id).await?))
 }
 
+/// A failed task of a service runs again only where it still means what it
+/// meant: on the server the service is on now (a migration moved it: the
+/// old server's account is gone, and a terminate run there would free the
+/// username on the new one for a second service), never on a service that
+/// is migrating or terminated, and nothing after an accepted terminate.
+/// Under the service row's lock, as the service actions take it.
+async fn refuse_stale_retry(
+    tx: &mut sqlx::PgConnection,
+    task: &Task,
+    service: Uuid,
+) -> ApiResult<()> {
+    let (state, server): (String, Uuid) =
+        sqlx::query_as("SELECT state::text, server_id FROM services WHERE id = $1 FOR UPDATE")
+            .bind(service)
+            .fetch_one(&mut *tx)
+            .await?;
+    let what = format!("retry {} of service {service}", task.operation);
+    if server != task.server_id {
+        return Err(ApiError::Conflict(format!(
+            "cannot {what}: the service moved to server {server} after this task ran on {}; \
+             start a new operation instead",
+            task.server_id
+        )));
+    }
+    if state == "migrating" || state == "terminated" {
+        return Err(ApiError::Conflict(format!(
+            "cannot {what}: the service is {state}"
+        )));
+    }
+    if task.operation != "terminate" {
+        refuse_after_terminate(tx, service, &what).await?;
+    }
+    Ok(())
+}
+
 /// Retry a failed task once more, now.
 #[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "tasks", params(("id" = Uuid, Path)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -274,13 +309,8 @@ async fn retry_task(
     let mut tx = effect.begin().await?;
     let task = load_task_in(&mut tx, tenant, id).await?;
     refuse_migration_step(&task, "retried")?;
-    if let (Some(service), false) = (task.service_id, task.operation == "terminate") {
-        // Under the service row's lock, as the service actions take it.
-        sqlx::query("SELECT 1 FROM services WHERE id = $1 FOR UPDATE")
-            .bind(service)
-            .execute(&mut *tx)
-            .await?;
-        refuse_after_terminate(&mut tx, service, &format!("retry {}", task.operation)).await?;
+    if let Some(service) = task.service_id {
+        refuse_stale_retry(&mut tx, &task, service).await?;
     }
     if !panel1_store::retry_failed(&mut *tx, tenant, id).await? {
         return Err(ApiError::Conflict(format!(

@@ -322,6 +322,17 @@ async fn policies_are_validated_scoped_and_changed() {
         .contains("T04:30:00"));
     let r = api.get(&key, "/v1/backup-policies").await;
     assert_eq!(r.body["items"][0]["id"], id.as_str());
+    // A change refused against the stored retention (it would keep
+    // nothing) writes none of itself: the name stays.
+    let r = patch(
+        &key,
+        json!({"name": "renamed", "cron": "0 5 * * *", "retention": {"daily": 0, "weekly": 0}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    let r = api.get(&key, &path).await;
+    assert_eq!(r.body["name"], "later", "{:?}", r.body);
+    assert_eq!(r.body["cron"], "30 4 * * *", "{:?}", r.body);
 
     assert_eq!(api.delete(&key, &path).await.status, StatusCode::NO_CONTENT);
     assert_eq!(api.get(&key, &path).await.status, StatusCode::NOT_FOUND);

@@ -7,6 +7,7 @@ mod common;
 mod auth_rate_limit;
 mod backups;
 mod bulk;
+mod consistency;
 mod contract;
 mod edge_input;
 mod exactly_once;

@@ -149,12 +149,13 @@ pub async fn list(
 /// (its scope stays). A new schedule, window or enabling starts from the
 /// schedule's next occurrence; a window in progress is left. A new
 /// retention applies at each service's next completed backup.
-/// `None`: not the tenant's policy.
+/// `None`: not the tenant's policy. A `change` that fails writes nothing
+/// (its error is returned and the transaction rolled back).
 pub async fn update(
     pool: &PgPool,
     tenant: Uuid,
     id: Uuid,
-    change: impl FnOnce(&mut PolicySpec),
+    change: impl FnOnce(&mut PolicySpec) -> Result<(), StoreError>,
 ) -> Result<Option<Policy>, StoreError> {
     let mut tx = pool.begin().await?;
     let Some(old) = sqlx::query_as::<_, Policy>(&format!(
@@ -180,7 +181,7 @@ pub async fn update(
         },
         enabled: old.enabled,
     };
-    change(&mut spec);
+    change(&mut spec)?;
     check(&spec)?;
     let restart = spec.cron != old.cron
         || spec.window_secs != old.window_secs
