@@ -170,13 +170,7 @@ fn map_ok<T: ReturnedSize>(
     r: Result<T, wit::AdapterError>,
     f: impl Fn(&T) -> Value,
 ) -> Result<GuestResult, OutputTooLarge> {
-    match r {
-        Ok(v) => {
-            output_size::check(&v, limit)?;
-            Ok(Ok(f(&v)))
-        }
-        Err(e) => Ok(Err(e)),
-    }
+    Ok(output_size::measured(r, limit)?.map(|v| f(&v)))
 }
 
 /// Call one export by its resolved index.

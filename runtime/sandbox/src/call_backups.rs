@@ -7,7 +7,7 @@ use crate::bindings::v2::wit_backups as bw;
 use crate::bindings::wit;
 use crate::call::invoke;
 use crate::host_state::HostState;
-use crate::output_size::{self, OutputTooLarge, ReturnedSize};
+use crate::output_size::measured;
 use crate::payload::{self, status_json, ServiceInput};
 use panel1_types::Operation;
 use serde::Deserialize;
@@ -260,18 +260,6 @@ pub(crate) async fn dispatch(
         )?
         .map(|st| status_json(&st)),
     })
-}
-
-/// The answer, if it fits the output cap as the guest returned it
-/// (measured before it becomes JSON: [`crate::output_size`]).
-fn measured<T: ReturnedSize>(
-    r: Result<T, wit::AdapterError>,
-    limit: u64,
-) -> Result<Result<T, wit::AdapterError>, OutputTooLarge> {
-    if let Ok(v) = &r {
-        output_size::check(v, limit)?;
-    }
-    Ok(r)
 }
 
 /// The `backups` functions a 0.2.0 adapter says it implements (for `info`).

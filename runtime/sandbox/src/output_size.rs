@@ -30,6 +30,17 @@ pub(crate) fn check<T: ReturnedSize>(value: &T, limit: u64) -> Result<(), Output
     Ok(())
 }
 
+/// The answer, if it fits `limit` as the guest returned it (errors pass).
+pub(crate) fn measured<T: ReturnedSize, E>(
+    r: Result<T, E>,
+    limit: u64,
+) -> Result<Result<T, E>, OutputTooLarge> {
+    if let Ok(v) = &r {
+        check(v, limit)?;
+    }
+    Ok(r)
+}
+
 fn text(s: &str) -> u64 {
     s.len() as u64 + 2
 }

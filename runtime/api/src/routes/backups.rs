@@ -7,7 +7,7 @@ use crate::auth::{Principal, Scope};
 use crate::idempotency::Effect;
 use crate::pagination::{Page, PageParams};
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::routes::services::refuse_after_terminate;
+use crate::routes::service_actions::refuse_after_terminate;
 use crate::routes::tasks::{enqueue_task, Task};
 use crate::routes::{Accepted, ApiPath, ApiQuery};
 use crate::state::AppState;

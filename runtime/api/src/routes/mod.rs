@@ -9,6 +9,7 @@ pub mod secrets;
 pub mod server_health;
 pub mod server_update;
 pub mod servers;
+pub mod service_actions;
 pub mod services;
 pub mod shadow_runs;
 pub mod sync;

@@ -5,7 +5,7 @@ use crate::auth::{Principal, Scope};
 use crate::idempotency::Effect;
 use crate::pagination::Page;
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::routes::services::refuse_after_terminate;
+use crate::routes::service_actions::refuse_after_terminate;
 use crate::routes::{ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::extract::State;
