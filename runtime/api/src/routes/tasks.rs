@@ -284,13 +284,13 @@ async fn refuse_stale_retry(
             task.server_id
         )));
     }
+    if task.operation != "terminate" {
+        refuse_after_terminate(tx, service, &format!("retry {}", task.operation)).await?;
+    }
     if state == "migrating" || state == "terminated" {
         return Err(ApiError::Conflict(format!(
             "cannot {what}: the service is {state}"
         )));
-    }
-    if task.operation != "terminate" {
-        refuse_after_terminate(tx, service, &what).await?;
     }
     Ok(())
 }
